@@ -1,0 +1,64 @@
+# deploybell — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER := $(PY) hack/cluster/localcluster.py
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create the virtualenv with deploybell and its dev tools
+
+.PHONY: cluster-build
+cluster-build: ## build the local-cluster binaries (cached under ~/.cache/deploybell)
+	hack/cluster/build.sh
+
+.PHONY: cluster-up
+cluster-up: ## start the local cluster (reuses a running one); last line: export KUBECONFIG=...
+	@$(PYTHON) hack/cluster/localcluster.py up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and delete its state
+	@$(PYTHON) hack/cluster/localcluster.py down
+
+.PHONY: kubeconfig
+kubeconfig: ## print the local cluster's admin kubeconfig path
+	@$(PYTHON) hack/cluster/localcluster.py kubeconfig
+
+.PHONY: lint
+lint: venv ## ruff, ruff format, mypy --strict, import-linter
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: test
+test: lint ## lint, then every test suite against the real local cluster
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: unit
+unit: venv ## only the fast tests (no cluster)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: run
+run: venv ## run the operator in the foreground ($$KUBECONFIG, or the local cluster)
+	@if [ -z "$${KUBECONFIG:-}" ]; then eval "$$($(PYTHON) hack/cluster/localcluster.py up | tail -n 1)"; fi; \
+	  $(VENV)/bin/kubectl-apply-crds 2>/dev/null || true; \
+	  exec $(PY) -m deploybell run
+
+.PHONY: demo
+demo: venv ## the main job: deploy, watch and notify on the local cluster
+	$(PY) -m deploybell.demo

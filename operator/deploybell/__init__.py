@@ -1,0 +1,1 @@
+"""deploybell: deploy manifests, watch the rollout, tell people how it went."""

@@ -1,0 +1,22 @@
+"""Names shared by the CRDs, the operator and the objects it labels."""
+
+from typing import Final
+
+GROUP: Final = "deploybell.io"
+VERSION: Final = "v1alpha1"
+
+# One list: the Notification CRD's spec.type enum must equal it (a unit test checks).
+PROVIDER_TYPES: Final[tuple[str, ...]] = ("slack", "hipchat", "irc", "email", "webhook")
+
+LABEL_JOB: Final = "deploybell.io/job"
+LABEL_JOB_NAMESPACE: Final = "deploybell.io/job-namespace"
+LABEL_RUN: Final = "deploybell.io/run"
+
+ANNOTATION_CANCEL: Final = "deploybell.io/cancel"
+ANNOTATION_REDEPLOY: Final = "deploybell.io/redeploy"
+
+FIELD_MANAGER: Final = "deploybell"
+FINALIZER: Final = "deploybell.io/finalizer"
+
+# What a run tells its subscribers: "start", then exactly one of the other three.
+EVENTS: Final[tuple[str, ...]] = ("start", "success", "failure", "cancel")

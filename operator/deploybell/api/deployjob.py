@@ -1,0 +1,200 @@
+"""DeployJob spec: what to deploy, how long to wait for it, and whom to tell."""
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from deploybell.api.constants import EVENTS
+from deploybell.api.errors import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    SpecError,
+    as_mapping,
+    check_str,
+    get_bool,
+    get_int,
+    get_list,
+    get_str,
+    reject_unknown,
+    shown,
+)
+
+# The hook fields in spec, in the order a reader meets them (Shippable's on_start ... always).
+HOOK_FIELDS: Final[tuple[str, ...]] = ("onStart", "onSuccess", "onFailure", "onCancel", "always")
+
+DEFAULT_MANIFESTS_KEY: Final = "manifests.yaml"
+
+# Limits shared with crds/deploybell.io_deployjobs.yaml (maxItems there).
+MAX_MANIFESTS: Final = 500
+MAX_MANIFEST_SOURCES: Final = 20
+MAX_HOOKS: Final = 20
+
+_CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_SPEC_FIELDS = frozenset(
+    {
+        "manifests",
+        "manifestsFrom",
+        "targetNamespace",
+        "serviceAccountName",
+        "maxWaitSeconds",
+        "stabilitySeconds",
+        "prune",
+        "rollbackOnFailure",
+        *HOOK_FIELDS,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ConfigMapSource:
+    """A ConfigMap key, in the DeployJob's namespace, holding multi-document YAML."""
+
+    name: str
+    key: str = DEFAULT_MANIFESTS_KEY
+
+
+@dataclass(frozen=True)
+class DeployJobSpec:
+    """A parsed, validated DeployJob spec; defaults are filled in as the CRD would."""
+
+    manifests: tuple[Mapping[str, Any], ...]
+    manifests_from: tuple[ConfigMapSource, ...]
+    target_namespace: str | None
+    service_account_name: str | None
+    max_wait_seconds: int = 600
+    stability_seconds: int = 0
+    prune: bool = False
+    rollback_on_failure: bool = False
+    on_start: tuple[str, ...] = ()
+    on_success: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
+    on_cancel: tuple[str, ...] = ()
+    always: tuple[str, ...] = ()
+
+    def subscribers(self, event: str) -> tuple[str, ...]:
+        """Notification names due for `event`, in spec order, each once."""
+        if event == "start":
+            names = self.on_start
+        elif event == "success":
+            names = self.on_success + self.always
+        elif event == "failure":
+            names = self.on_failure + self.always
+        elif event == "cancel":
+            names = self.on_cancel + self.always
+        else:
+            raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+        return tuple(dict.fromkeys(names))
+
+
+def parse_deployjob(spec: Mapping[str, Any]) -> DeployJobSpec:
+    """Validate a DeployJob's spec as the CRD does (objects may predate it, or be offline)."""
+    spec = as_mapping(spec, "spec")
+    reject_unknown(spec, _SPEC_FIELDS, "spec")
+    manifests = _parse_manifests(spec)
+    manifests_from = _parse_sources(spec)
+    if not manifests and not manifests_from:
+        raise SpecError("spec", "spec.manifests or spec.manifestsFrom must have at least one entry")
+    hooks = {field: _parse_hook(spec, field) for field in HOOK_FIELDS}
+    return DeployJobSpec(
+        manifests=manifests,
+        manifests_from=manifests_from,
+        target_namespace=get_str(
+            spec,
+            "targetNamespace",
+            "spec",
+            max_length=63,
+            pattern=DNS_LABEL,
+            expected="a DNS label",
+        ),
+        service_account_name=get_str(
+            spec,
+            "serviceAccountName",
+            "spec",
+            max_length=253,
+            pattern=DNS_SUBDOMAIN,
+            expected="a DNS subdomain",
+        ),
+        max_wait_seconds=get_int(
+            spec, "maxWaitSeconds", "spec", default=600, minimum=1, maximum=3600
+        ),
+        stability_seconds=get_int(
+            spec, "stabilitySeconds", "spec", default=0, minimum=0, maximum=300
+        ),
+        prune=get_bool(spec, "prune", "spec", default=False),
+        rollback_on_failure=get_bool(spec, "rollbackOnFailure", "spec", default=False),
+        on_start=hooks["onStart"],
+        on_success=hooks["onSuccess"],
+        on_failure=hooks["onFailure"],
+        on_cancel=hooks["onCancel"],
+        always=hooks["always"],
+    )
+
+
+def _parse_manifests(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    items = get_list(spec, "manifests", "spec", max_items=MAX_MANIFESTS)
+    return tuple(_parse_manifest(item, f"spec.manifests[{i}]") for i, item in enumerate(items))
+
+
+def _parse_manifest(item: object, path: str) -> Mapping[str, Any]:
+    manifest = as_mapping(item, path)
+    for key in ("apiVersion", "kind"):
+        if not isinstance(manifest.get(key), str) or not manifest[key]:
+            raise SpecError(f"{path}.{key}", f"is required, got {shown(manifest.get(key))}")
+    metadata = as_mapping(manifest.get("metadata"), f"{path}.metadata")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        # Server-side apply needs a name; generateName cannot be applied twice.
+        raise SpecError(f"{path}.metadata.name", f"is required, got {shown(name)}")
+    return copy.deepcopy(dict(manifest))
+
+
+def _parse_sources(spec: Mapping[str, Any]) -> tuple[ConfigMapSource, ...]:
+    items = get_list(spec, "manifestsFrom", "spec", max_items=MAX_MANIFEST_SOURCES)
+    return tuple(_parse_source(item, f"spec.manifestsFrom[{i}]") for i, item in enumerate(items))
+
+
+def _parse_source(item: object, path: str) -> ConfigMapSource:
+    source = as_mapping(item, path)
+    reject_unknown(source, {"configMapRef"}, path)
+    if source.get("configMapRef") is None:
+        raise SpecError(f"{path}.configMapRef", "is required")
+    ref_path = f"{path}.configMapRef"
+    ref = as_mapping(source["configMapRef"], ref_path)
+    reject_unknown(ref, {"name", "key"}, ref_path)
+    name = check_str(
+        ref.get("name"),
+        f"{ref_path}.name",
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        expected="a ConfigMap name (DNS subdomain)",
+    )
+    key = get_str(
+        ref,
+        "key",
+        ref_path,
+        max_length=253,
+        pattern=_CONFIGMAP_KEY,
+        expected="a ConfigMap key (letters, digits, '-', '_', '.')",
+    )
+    return ConfigMapSource(name=name, key=key or DEFAULT_MANIFESTS_KEY)
+
+
+def _parse_hook(spec: Mapping[str, Any], field: str) -> tuple[str, ...]:
+    items = get_list(spec, field, "spec", max_items=MAX_HOOKS)
+    names = []
+    for i, item in enumerate(items):
+        path = f"spec.{field}[{i}]"
+        hook = as_mapping(item, path)
+        reject_unknown(hook, {"notify"}, path)
+        names.append(
+            check_str(
+                hook.get("notify"),
+                f"{path}.notify",
+                max_length=63,
+                pattern=DNS_LABEL,
+                expected="a Notification name (DNS label)",
+            )
+        )
+    return tuple(names)

@@ -1,0 +1,132 @@
+"""What a run's objects look like now: watched kinds from the watch cache, others by a read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploybell.clients.errors import ApiError
+from deploybell.deploy.apply import service_account_user
+from deploybell.deploy.health import pod_is_ready, pod_problems, pod_restart_total
+from deploybell.deploy.manifests import ObjectRef
+from deploybell.deploy.ports import ClusterAPI, WatchCache
+
+# Kinds the operator watches (label-filtered), so their state is always in the cache.
+WATCHED = frozenset(
+    {
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("apps/v1", "ReplicaSet"),
+        ("batch/v1", "Job"),
+        ("v1", "Pod"),
+    }
+)
+REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass
+class Observation:
+    objects: dict[ObjectRef, dict[str, Any] | None] = field(default_factory=dict)
+    pod_problems: dict[str, str] = field(default_factory=dict)
+    """problem key (pod/container/reason) → sentence, for pods of the newest revision."""
+    restarts: int = 0
+    all_pods_ready: bool = True
+    needs_polling: bool = False
+    """Some objects are not watched and not yet ready: look again on a timer."""
+
+
+def key_of(obj: Mapping[str, Any]) -> ObjectRef:
+    meta = obj.get("metadata") or {}
+    return ObjectRef(
+        str(obj.get("apiVersion")),
+        str(obj.get("kind")),
+        meta.get("namespace"),
+        str(meta.get("name")),
+    )
+
+
+def current_pods(cached: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Pods of the newest revision of their controller; old pods may fail while being replaced."""
+    by_key = {key_of(o): o for o in cached}
+    pods = [o for o in cached if o.get("kind") == "Pod"]
+    return [
+        p for p in pods if _is_current(p, by_key) and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def _owner(obj: Mapping[str, Any], kind: str) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return str(ref.get("name"))
+    return None
+
+
+def _is_current(pod: Mapping[str, Any], by_key: Mapping[ObjectRef, Mapping[str, Any]]) -> bool:
+    meta = pod["metadata"]
+    ns = meta.get("namespace")
+    labels = meta.get("labels") or {}
+    if rs_name := _owner(pod, "ReplicaSet"):
+        rs = by_key.get(ObjectRef("apps/v1", "ReplicaSet", ns, rs_name))
+        deploy_name = _owner(rs, "Deployment") if rs else None
+        deploy = by_key.get(ObjectRef("apps/v1", "Deployment", ns, deploy_name or ""))
+        if rs is None or deploy is None:
+            return True
+        rev = (rs["metadata"].get("annotations") or {}).get(REVISION)
+        return rev == (deploy["metadata"].get("annotations") or {}).get(REVISION)
+    if sts_name := _owner(pod, "StatefulSet"):
+        sts = by_key.get(ObjectRef("apps/v1", "StatefulSet", ns, sts_name))
+        update = ((sts or {}).get("status") or {}).get("updateRevision")
+        return not update or labels.get("controller-revision-hash") == update
+    if ds_name := _owner(pod, "DaemonSet"):
+        ds = by_key.get(ObjectRef("apps/v1", "DaemonSet", ns, ds_name))
+        generation = str(((ds or {}).get("metadata") or {}).get("generation", ""))
+        return not ds or labels.get("pod-template-generation") == generation
+    return True
+
+
+def summarize_pods(pods: Iterable[Mapping[str, Any]], observation: Observation) -> None:
+    for pod in pods:
+        observation.restarts += pod_restart_total(pod)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed") and not pod_is_ready(pod):
+            observation.all_pods_ready = False
+        for problem in pod_problems(pod):
+            key = f"{problem.pod}/{problem.container}/{problem.reason}"
+            observation.pod_problems[key] = problem.sentence()
+
+
+class Observer:
+    """Reads the state of a run's objects."""
+
+    def __init__(
+        self, cluster: ClusterAPI, cache: WatchCache, default_service_account: str | None = None
+    ) -> None:
+        self.cluster = cluster
+        self.cache = cache
+        self.default_sa = default_service_account
+
+    async def observe(
+        self, job_namespace: str, job: str, refs: Sequence[ObjectRef], service_account: str | None
+    ) -> Observation:
+        cached = list(self.cache.objects(job_namespace, job))
+        by_key = {key_of(o): dict(o) for o in cached}
+        observation = Observation()
+        sa = service_account or self.default_sa
+        reader = self.cluster.impersonating(service_account_user(job_namespace, sa))
+        for ref in refs:
+            if (ref.api_version, ref.kind) in WATCHED:
+                observation.objects[ref] = by_key.get(ref)
+                continue
+            try:
+                observation.objects[ref] = await reader.get(
+                    ref.api_version, ref.kind, ref.namespace, ref.name
+                )
+            except ApiError as e:
+                if e.status in (0, 429) or e.status >= 500:
+                    raise
+                observation.objects[ref] = None
+            observation.needs_polling = True
+        summarize_pods(current_pods(cached), observation)
+        return observation

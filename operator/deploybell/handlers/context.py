@@ -1,0 +1,75 @@
+"""Operator-wide objects shared by all handlers, built once at startup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploybell.clients.kube import KubeClient
+from deploybell.deploy.apply import Applier
+from deploybell.notify.sink import LogSink
+from deploybell.settings import Settings
+
+JobKey = tuple[str, str]
+
+
+class Waker:
+    """Wakes one DeployJob's daemon when something it watches changes."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def sleep(self, delay: float | None, stopped: Any) -> None:
+        """Until woken, stopped, or `delay` seconds (None: no timer)."""
+        if self._event.is_set():
+            return
+        waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stopped.wait())}
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+
+@dataclass
+class Wakers:
+    by_job: dict[JobKey, Waker] = field(default_factory=dict)
+
+    def register(self, key: JobKey) -> Waker:
+        return self.by_job.setdefault(key, Waker())
+
+    def unregister(self, key: JobKey) -> None:
+        self.by_job.pop(key, None)
+
+    def wake(self, key: JobKey) -> None:
+        if waker := self.by_job.get(key):
+            waker.wake()
+
+
+@dataclass
+class Context:
+    settings: Settings
+    kube: KubeClient
+    applier: Applier
+    sink: LogSink
+    wakers: Wakers = field(default_factory=Wakers)
+
+
+class IndexCache:
+    """The watch cache over kopf's label-filtered indexes, keyed by (job namespace, job)."""
+
+    def __init__(self, indexes: Iterable[Mapping[JobKey, Iterable[Mapping[str, Any]]]]) -> None:
+        self.indexes = list(indexes)
+
+    def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]:
+        key = (job_namespace, job)
+        for index in self.indexes:
+            yield from index.get(key, ())
