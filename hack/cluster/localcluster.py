@@ -198,6 +198,19 @@ def start(cluster: Cluster, name: str, argv: list[str]) -> None:
     )
     (cluster.state / "pids").mkdir(exist_ok=True)
     (cluster.state / "pids" / name).write_text(str(proc.pid))
+    _started[name] = proc
+
+
+# Processes started by this process: checked with poll(), since right after fork their
+# /proc/<pid>/cmdline is still ours.
+_started: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def alive(cluster: Cluster, name: str) -> bool:
+    proc = _started.get(name)
+    if proc is not None:
+        return proc.poll() is None
+    return running_pid(cluster, name) is not None
 
 
 def running_pid(cluster: Cluster, name: str) -> int | None:
@@ -229,7 +242,7 @@ def wait_until(cluster: Cluster, what: str, component: str, check, timeout: floa
     while time.monotonic() < deadline:
         if check():
             return
-        if running_pid(cluster, component) is None:
+        if not alive(cluster, component):
             raise ClusterError(
                 f"{component} exited while waiting for {what}; last lines of "
                 f"{cluster.log(component)}:\n{tail(cluster.log(component))}"
@@ -383,7 +396,7 @@ def start_controllers(cluster: Cluster, bins: Path, ports: dict[str, int], pki: 
             f"--secure-port={ports['controller_manager']}",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
-            "--use-service-account-credentials=false",
+            "--use-service-account-credentials=true",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--controllers=*,-nodeipam",
             "--concurrent-deployment-syncs=10",
