@@ -56,8 +56,8 @@ unit: venv ## only the fast tests (no cluster)
 .PHONY: run
 run: venv ## run the operator in the foreground ($$KUBECONFIG, or the local cluster)
 	@if [ -z "$${KUBECONFIG:-}" ]; then eval "$$($(PYTHON) hack/cluster/localcluster.py up | tail -n 1)"; fi; \
-	  $(VENV)/bin/kubectl-apply-crds 2>/dev/null || true; \
-	  exec $(PY) -m deploybell run
+	  "$$(hack/cluster/build.sh | tail -n 1)/kubectl" apply -f crds/; \
+	  exec $(VENV)/bin/deploybell run
 
 .PHONY: demo
 demo: venv ## the main job: deploy, watch and notify on the local cluster

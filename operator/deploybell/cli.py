@@ -26,14 +26,14 @@ def run_operator(args: argparse.Namespace) -> int:
         metrics_port=env.metrics_port,
         log_format=args.log_format or env.log_format,
     )
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
+    if not args.verbose:
+        # kopf logs every handler invocation at INFO; with label-filtered watches on pods that is
+        # noise. Warnings and deploybell's own INFO lines still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             clusterwide=not settings.namespaces,
