@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse
+from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse, wait_for
+from tests.support.operator import ROOT, OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,37 @@ def namespace(cluster: ClusterAccess, request: pytest.FixtureRequest) -> Iterato
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: ClusterAccess) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    for crd in ("deployjobs.deploybell.io", "notifications.deploybell.io"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: ClusterAccess, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator process for the session; tests that restart it leave it running."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    proc = OperatorProcess(cluster, log, "--failfast-grace-seconds", "5")
+    proc.start()
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        code = proc.stop()
+        assert code == 0, f"operator exited {code} on SIGTERM:\n{proc.tail()}"
+
+
+@pytest.fixture
+def notification_ns(cluster: ClusterAccess, namespace: str) -> str:
+    """A namespace with the Notification `deploy-notification` every hook points at."""
+    from tests.support.deploybell import notification
+
+    cluster.apply(notification(), namespace)
+    wait_for(
+        "Notification created",
+        lambda: cluster.get("notifications.deploybell.io", "deploy-notification", namespace),
+    )
+    return namespace

@@ -28,7 +28,7 @@ def run_operator(args: argparse.Namespace) -> int:
     )
     kopf.configure(
         verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
     if not args.verbose:
         # kopf logs every handler invocation at INFO; with label-filtered watches on pods that is

@@ -21,6 +21,16 @@ POD_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Repli
 FIRST_KINDS = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Role")
 
 
+class _ManifestLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as text, as kubectl does (JSON has no date type)."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class ManifestError(ValueError):
     """A manifest cannot be applied as written; the message names the object and the problem."""
 
@@ -57,7 +67,7 @@ def ref_of(obj: Mapping[str, Any]) -> ObjectRef:
 def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     """Multi-document YAML → objects; empty documents are skipped, `List` kinds flattened."""
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_ManifestLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -115,7 +125,7 @@ def prepare(
         out = copy.deepcopy(dict(obj))
         meta = out.setdefault("metadata", {})
         if namespaced.get((out["apiVersion"], out["kind"]), True):
-            meta.setdefault("namespace", target_namespace)
+            meta["namespace"] = meta.get("namespace") or target_namespace
         else:
             meta.pop("namespace", None)
         labels = {LABEL_JOB: job, LABEL_JOB_NAMESPACE: job_namespace}

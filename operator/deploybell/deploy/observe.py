@@ -24,13 +24,14 @@ WATCHED = frozenset(
     }
 )
 REVISION = "deployment.kubernetes.io/revision"
+DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 
 @dataclass
 class Observation:
     objects: dict[ObjectRef, dict[str, Any] | None] = field(default_factory=dict)
-    pod_problems: dict[str, str] = field(default_factory=dict)
-    """problem key (pod/container/reason) → sentence, for pods of the newest revision."""
+    pod_problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """problem key (pod/container/reason) → (reason, sentence), for pods of the newest revision."""
     restarts: int = 0
     all_pods_ready: bool = True
     needs_polling: bool = False
@@ -81,8 +82,10 @@ def _is_current(pod: Mapping[str, Any], by_key: Mapping[ObjectRef, Mapping[str, 
         return not update or labels.get("controller-revision-hash") == update
     if ds_name := _owner(pod, "DaemonSet"):
         ds = by_key.get(ObjectRef("apps/v1", "DaemonSet", ns, ds_name))
-        generation = str(((ds or {}).get("metadata") or {}).get("generation", ""))
-        return not ds or labels.get("pod-template-generation") == generation
+        # Pods carry the template generation, which only moves when spec.template changes.
+        annotations = ((ds or {}).get("metadata") or {}).get("annotations") or {}
+        generation = annotations.get(DS_TEMPLATE_GENERATION)
+        return not generation or labels.get("pod-template-generation") == generation
     return True
 
 
@@ -94,7 +97,7 @@ def summarize_pods(pods: Iterable[Mapping[str, Any]], observation: Observation) 
             observation.all_pods_ready = False
         for problem in pod_problems(pod):
             key = f"{problem.pod}/{problem.container}/{problem.reason}"
-            observation.pod_problems[key] = problem.sentence()
+            observation.pod_problems[key] = (problem.reason, problem.sentence())
 
 
 class Observer:

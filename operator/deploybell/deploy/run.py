@@ -134,20 +134,19 @@ class Verdict:
 
 def judge(
     healths: Sequence[tuple[str, Health]],
-    pod_failures: Sequence[str],
+    pod_failures: Sequence[tuple[str, str]],
     elapsed: float,
     max_wait: float,
 ) -> Verdict:
     """Combine per-object health (described object, health) into one verdict for the run.
 
-    `pod_failures` are sentences for pods of the new revision stuck past the grace period.
+    `pod_failures` are (reason, sentence) for pods of the new revision stuck past the grace period.
     """
     for what, health in healths:
         if health.status == Status.FAILED:
             return Verdict(Outcome.FAILED, health.reason or "Failed", _sentence(what, health))
     if pod_failures:
-        first = pod_failures[0]
-        reason = next((r for r in _POD_REASONS if r in first), "PodFailed")
+        reason, first = pod_failures[0]
         more = f" (and {len(pod_failures) - 1} more)" if len(pod_failures) > 1 else ""
         return Verdict(Outcome.FAILED, reason, first + more)
     pending = [(what, h) for what, h in healths if h.status != Status.CURRENT]
@@ -164,19 +163,11 @@ def judge(
     return Verdict(Outcome.PROGRESSING, "Progressing", _sentence(what, health))
 
 
-_POD_REASONS = (
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "CreateContainerConfigError",
-    "InvalidImageName",
-    "CreateContainerError",
-)
-
-
 def _sentence(what: str, health: Health) -> str:
     message = health.message or health.status.value
-    return message if what in message else f"{what}: {message}"
+    # Health messages start with "Kind name"; `what` may add the namespace. Name it once.
+    kind_and_name = what.split(" in namespace ")[0]
+    return message if kind_and_name in message else f"{what}: {message}"
 
 
 def conditions(

@@ -368,18 +368,18 @@ class JobRunner:
     def subscribers(self, event: str) -> tuple[str, ...]:
         return self.spec.subscribers(event) if self.spec else ()
 
-    def stuck_pods(self, problems: Mapping[str, str]) -> list[str]:
-        """Sentences for pod problems seen for longer than the grace period."""
+    def stuck_pods(self, problems: Mapping[str, tuple[str, str]]) -> list[tuple[str, str]]:
+        """(reason, sentence) of pod problems seen for longer than the grace period."""
         now = time.monotonic()
         seen = self.timers.problem_seen
         for key in list(seen):
             if key not in problems:
                 del seen[key]
         stuck = []
-        for key, sentence in problems.items():
+        for key, problem in problems.items():
             first = seen.setdefault(key, now)
             if now - first >= self.failfast_grace:
-                stuck.append(sentence)
+                stuck.append(problem)
         return stuck
 
     def update_resources(

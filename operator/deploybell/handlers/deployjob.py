@@ -55,7 +55,7 @@ class KopfJobPorts:
         )
 
 
-@kopf.daemon(GROUP, VERSION, "deployjobs", id="runs")  # type: ignore[arg-type]
+@kopf.daemon(GROUP, VERSION, "deployjobs", id="runs", cancellation_polling=0.5)  # type: ignore[arg-type]
 async def drive_runs(
     stopped: kopf.DaemonStopped,
     body: kopf.Body,

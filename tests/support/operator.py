@@ -1,0 +1,94 @@
+"""The operator as a real process, as users run it (`python -m deploybell run`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.support.cluster import ClusterAccess
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """Start, stop, kill and restart the operator; its log is kept for failure messages."""
+
+    def __init__(self, cluster: ClusterAccess, log_path: Path, *extra_args: str) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deploybell",
+                "run",
+                "--liveness",
+                f"http://127.0.0.1:{self.port}/healthz",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.tail()}")
+            if self._healthy():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"operator not healthy within 60s:\n{self.tail()}")
+
+    def _healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as Kubernetes and Ctrl-C do; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(
+                f"operator ignored SIGTERM for {timeout}s:\n{self.tail()}"
+            ) from None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
