@@ -53,6 +53,11 @@ class Wakers:
         if waker := self.by_job.get(key):
             waker.wake()
 
+    def wake_namespace(self, namespace: str) -> None:
+        for (job_namespace, _), waker in self.by_job.items():
+            if job_namespace == namespace:
+                waker.wake()
+
 
 @dataclass
 class Context:

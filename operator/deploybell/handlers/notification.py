@@ -11,6 +11,7 @@ from deploybell.api.errors import SpecError
 from deploybell.api.notification import parse_notification, recipient_errors
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.runner import utcnow
+from deploybell.handlers.context import Context
 
 
 @kopf.index(GROUP, VERSION, "notifications", id="notifications_index")  # type: ignore[arg-type]
@@ -41,6 +42,9 @@ async def report_validity(
     type: str | None,
     **_: Any,
 ) -> None:
+    context: Context = memo["context"]
+    # Deliveries waiting for this Notification (GitOps tools apply in any order) go now.
+    context.wakers.wake_namespace(str(meta["namespace"]))
     if type == "DELETED" or meta.get("deletionTimestamp"):
         return
     generation = int(meta.get("generation") or 0)
@@ -53,7 +57,7 @@ async def report_validity(
         and current.get("message") == message
     ):
         return
-    kube: KubeClient = memo["context"].kube
+    kube: KubeClient = context.kube
     condition = {
         "type": "Ready",
         "status": wanted,
