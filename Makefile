@@ -61,4 +61,4 @@ run: venv ## run the operator in the foreground ($$KUBECONFIG, or the local clus
 
 .PHONY: demo
 demo: venv ## the main job: deploy, watch and notify on the local cluster
-	$(PY) -m deploybell.demo
+	$(PY) hack/demo.py

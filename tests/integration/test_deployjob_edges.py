@@ -62,8 +62,7 @@ def test_stability_window_resets_when_a_pod_goes_unready(
         "web",
         "Verifying again",
         lambda s: (
-            (s.get("phase") == "Verifying"
-            and "clock reset" in s.get("message", ""))
+            (s.get("phase") == "Verifying" and "clock reset" in s.get("message", ""))
             or s.get("phase") == "Succeeded"
         ),
     )

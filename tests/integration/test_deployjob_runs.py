@@ -18,7 +18,7 @@ from tests.support.deploybell import (
     subscribed,
     wait_dj,
 )
-from tests.support.operator import OperatorProcess
+from tests.support.operator import ROOT, OperatorProcess
 
 pytestmark = pytest.mark.usefixtures("operator")
 NOTE = "deploy-notification"
@@ -234,3 +234,19 @@ def test_prune_deletes_objects_removed_from_the_manifests(
     assert cluster.get("configmap", "old", ns) is None
     assert cluster.get("configmap", "new", ns) is not None
     assert cluster.get("deployment", "web", ns) is not None
+
+
+def test_seed_example_deploys_and_shows_in_kubectl_get(
+    cluster: ClusterAccess, namespace: str
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "seed"))
+    status = wait_dj(cluster, namespace, "deploy-job", "Succeeded", finished(1, "Succeeded"))[
+        "status"
+    ]
+    assert ledger(status) == [(1, "start", NOTE, "Sent"), (1, "success", NOTE, "Sent")]
+    table = cluster.kubectl("get", "dj", "-n", namespace).splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "RUN", "REASON", "AGE"]
+    assert table[1].split()[:4] == ["deploy-job", "Succeeded", "1", "RolloutComplete"]
+    table = cluster.kubectl("get", "dbn", "-n", namespace).splitlines()
+    assert table[0].split() == ["NAME", "TYPE", "READY", "AGE"]
+    assert table[1].split()[:3] == ["deploy-notification", "slack", "True"]
