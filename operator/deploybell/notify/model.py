@@ -1,0 +1,190 @@
+"""The message: one typed model per run event, rendered by every provider its own way (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+EVENT_VERBS = {
+    "start": "started",
+    "success": "succeeded",
+    "failure": "failed",
+    "cancel": "was canceled",
+}
+EVENT_SYMBOLS = {"start": "▶", "success": "✔", "failure": "✖", "cancel": "■"}
+# Hex colours shared by the providers that take one (Slack attachments, e-mail HTML).
+EVENT_COLOURS = {
+    "start": "#2f80ed",
+    "success": "#2eb67d",
+    "failure": "#e01e5a",
+    "cancel": "#9e9e9e",
+}
+
+
+@dataclass(frozen=True)
+class ObjectStatus:
+    """One applied object and how it ended up."""
+
+    kind: str
+    name: str
+    namespace: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PodDiagnosis:
+    """A failing container: the evidence a human needs to fix the deploy."""
+
+    pod: str
+    container: str
+    reason: str
+    message: str = ""
+    exit_code: int | None = None
+    restart_count: int = 0
+
+
+@dataclass(frozen=True)
+class WarningEvent:
+    """A recent Warning Event of a failing object."""
+
+    object: str  # "Deployment web"
+    reason: str
+    message: str
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Message:
+    """Everything a notification says about one event of one run."""
+
+    job: str
+    namespace: str
+    run: int
+    event: str  # start | success | failure | cancel
+    phase: str
+    reason: str
+    message: str
+    started_at: str = ""
+    finished_at: str = ""
+    duration_seconds: float | None = None
+    revision: str = ""
+    images: tuple[str, ...] = ()
+    objects: tuple[ObjectStatus, ...] = ()
+    cluster: str = ""
+    link: str = ""
+    pods: tuple[PodDiagnosis, ...] = ()
+    warnings: tuple[WarningEvent, ...] = ()
+    rolled_back_to: int | None = None
+    idempotency_key: str = ""
+    test: bool = False  # a `deploybell notify-test` message, labelled as such everywhere
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verb(self) -> str:
+        return EVENT_VERBS.get(self.event, self.event)
+
+    @property
+    def symbol(self) -> str:
+        return EVENT_SYMBOLS.get(self.event, "•")
+
+    @property
+    def colour(self) -> str:
+        return EVENT_COLOURS.get(self.event, "#9e9e9e")
+
+    @property
+    def ref(self) -> str:
+        """`team-a/web`: how a job is named in every message."""
+        return f"{self.namespace}/{self.job}"
+
+    def title(self) -> str:
+        """One line: `✔ team-a/web succeeded (run 3)`; a test message says so first."""
+        prefix = "[test] " if self.test else ""
+        where = f" on {self.cluster}" if self.cluster else ""
+        return f"{prefix}{self.symbol} {self.ref} {self.verb}{where} (run {self.run})"
+
+    def duration(self) -> str:
+        if self.duration_seconds is None:
+            return ""
+        seconds = round(self.duration_seconds)
+        minutes, seconds = divmod(seconds, 60)
+        return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+    def summary(self) -> str:
+        """The human sentence under the title: the reason and what happened."""
+        if self.event == "start":
+            images = ", ".join(self.images[:3]) + (" …" if len(self.images) > 3 else "")
+            return f"deploying {images}" if images else "deploying"
+        took = f" after {self.duration()}" if self.duration() else ""
+        return f"{self.reason}{took}: {self.message}" if self.message else f"{self.reason}{took}"
+
+    def as_data(self) -> dict[str, Any]:
+        """A JSON-ready dict (webhook bodies, template contexts); built, never string-templated."""
+        data = asdict(self)
+        data["images"] = list(self.images)
+        data["title"] = self.title()
+        data["summary"] = self.summary()
+        data["extra"] = dict(self.extra)
+        return data
+
+
+def sample(event: str = "failure") -> Message:
+    """A realistic message for previews (`deploybell render`) and provider tests."""
+    failed = event == "failure"
+    return Message(
+        job="web",
+        namespace="team-a",
+        run=3,
+        event=event,
+        phase={
+            "start": "Deploying",
+            "success": "Succeeded",
+            "failure": "Failed",
+            "cancel": "Canceled",
+        }.get(event, "Deploying"),
+        reason={
+            "start": "Deploying",
+            "success": "RolloutComplete",
+            "failure": "CrashLoopBackOff",
+            "cancel": "Canceled",
+        }.get(event, ""),
+        message=(
+            "pod web-7d9f8-x2kqp container app is in CrashLoopBackOff (exit code 1, 5 restarts)"
+            if failed
+            else "all 2 objects rolled out"
+            if event == "success"
+            else ""
+        ),
+        started_at="2026-11-27T10:00:00Z",
+        finished_at="" if event == "start" else "2026-11-27T10:01:05Z",
+        duration_seconds=None if event == "start" else 65.0,
+        revision="sha256:0123456789abcdef",
+        images=("registry.example/web:1.4.3",),
+        objects=(
+            ObjectStatus("Deployment", "web", "team-a", "Failed" if failed else "Current"),
+            ObjectStatus("Service", "web", "team-a", "Current"),
+        ),
+        cluster="prod-eu",
+        link="https://dashboard.example/team-a/web",
+        pods=(
+            PodDiagnosis(
+                "web-7d9f8-x2kqp",
+                "app",
+                "CrashLoopBackOff",
+                "back-off 40s restarting failed container",
+                1,
+                5,
+            ),
+        )
+        if failed
+        else (),
+        warnings=(
+            WarningEvent(
+                "Pod web-7d9f8-x2kqp", "BackOff", "Back-off restarting failed container app", 7
+            ),
+        )
+        if failed
+        else (),
+        idempotency_key=f"3/{event}/deploy-notification/#deploys",
+    )

@@ -1,0 +1,100 @@
+"""What every provider is: one small Protocol, its errors, and what it returns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deploybell.notify.model import Message
+
+
+class DeliveryError(Exception):
+    """A send that did not work; the message must already be masked (no secrets)."""
+
+    permanent: bool = False
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Try again later (network errors, 5xx, 429 with its Retry-After, SMTP 4xx)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A human must change something (401/403/404, invalid_auth, channel_not_found, SMTP 5xx)."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class SmtpDefaults:
+    """The operator-wide SMTP setting used by e-mail Notifications (Secret keys override it)."""
+
+    host: str = "localhost"
+    port: int = 25
+    sender: str = "deploybell@localhost"
+    tls: str = "none"  # starttls | tls | none
+    username: str = ""
+    password: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one message goes: the Notification's settings for one recipient."""
+
+    type: str
+    recipient: str  # "#deploys", "@alice", "irc.example:6697#ops", "a@b.c", "" for webhooks
+    options: Mapping[str, Any]  # the Notification's per-type block (e.g. spec.slack)
+    secret: Mapping[str, str]  # decoded Secret data; never logged, never put in errors
+    smtp: SmtpDefaults = field(default_factory=SmtpDefaults)
+    previous: Mapping[str, Any] = field(default_factory=dict)
+    """Provider references of the start message of the same run and recipient (e.g. Slack ts)."""
+
+
+@dataclass(frozen=True)
+class Title:
+    """Rendered title/text overrides from the Notification's template, when it has one."""
+
+    title: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivered message: provider references kept in the ledger (e.g. channel and ts)."""
+
+    refs: Mapping[str, str] = field(default_factory=dict)
+    detail: str = ""  # the provider's answer, for `notify-test` ("ok", "250 queued as …")
+
+
+class Provider(Protocol):
+    """Sends one message to one destination. Implementations are stateless or pool connections."""
+
+    async def send(
+        self, message: Message, destination: Destination, override: Title | None = None
+    ) -> Sent: ...
+
+    async def close(self) -> None: ...
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value (and URL credentials/paths that carry tokens) with ***."""
+    out = text
+    for value in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        out = out.replace(value, "***")
+    # URLs may carry tokens in the path (Slack webhooks) or userinfo: keep scheme and host only.
+    return _URL.sub(_mask_url, out)
+
+
+_URL = re.compile(r"(https?://)(?:[^@/\s]*@)?([^/\s:@'\"]+(?::\d+)?)(/[^\s'\"]*)?")
+
+
+def _mask_url(m: re.Match[str]) -> str:
+    hidden = m.group(0) != f"{m.group(1)}{m.group(2)}"
+    return f"{m.group(1)}{m.group(2)}/***" if hidden else m.group(0)

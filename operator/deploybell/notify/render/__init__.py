@@ -1,0 +1,1 @@
+"""Per-provider rendering of the message model (pure)."""
