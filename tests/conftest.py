@@ -8,7 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse, wait_for
+from tests.support.deploybell import notification, webhook_secret
 from tests.support.operator import ROOT, OperatorProcess
+from tests.support.peers.smtp import SmtpPeer
+from tests.support.peers.webhook import WebhookPeer
 
 
 @pytest.fixture(scope="session")
@@ -40,12 +43,26 @@ def crds(cluster: ClusterAccess) -> None:
 
 
 @pytest.fixture(scope="session")
+def smtp_peer() -> Iterator[SmtpPeer]:
+    """The SMTP server the operator's default e-mail setting points at."""
+    with SmtpPeer() as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
 def operator(
-    cluster: ClusterAccess, crds: None, tmp_path_factory: pytest.TempPathFactory
+    cluster: ClusterAccess,
+    crds: None,
+    smtp_peer: SmtpPeer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """One operator process for the session; tests that restart it leave it running."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    proc = OperatorProcess(cluster, log, "--failfast-grace-seconds", "5")
+    proc = OperatorProcess(
+        cluster, log, "--failfast-grace-seconds", "5", "--cluster-name", "local-test",
+        "--smtp-host", smtp_peer.host, "--smtp-port", str(smtp_peer.port),
+        "--smtp-from", "deploybell@local.test",
+    )  # fmt: skip
     proc.start()
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:
@@ -53,12 +70,17 @@ def operator(
         assert code == 0, f"operator exited {code} on SIGTERM:\n{proc.tail()}"
 
 
-@pytest.fixture
-def notification_ns(cluster: ClusterAccess, namespace: str) -> str:
-    """A namespace with the Notification `deploy-notification` every hook points at."""
-    from tests.support.deploybell import notification
+@pytest.fixture(scope="session")
+def webhook_peer() -> Iterator[WebhookPeer]:
+    """The webhook receiver every test Notification `deploy-notification` delivers to."""
+    with WebhookPeer() as peer:
+        yield peer
 
-    cluster.apply(notification(), namespace)
+
+@pytest.fixture
+def notification_ns(cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer) -> str:
+    """A namespace with the Notification `deploy-notification` every hook points at."""
+    cluster.apply([webhook_secret(webhook_peer), notification()], namespace)
     wait_for(
         "Notification created",
         lambda: cluster.get("notifications.deploybell.io", "deploy-notification", namespace),

@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from deploybell.settings import Settings
+
+# Flag → Settings field, for the flags that simply override the environment.
+OVERRIDES = {
+    "default_service_account": "default_service_account",
+    "failfast_grace_seconds": "failfast_grace_seconds",
+    "log_format": "log_format",
+    "cluster_name": "cluster_name",
+    "link_template": "link_template",
+    "smtp_host": "smtp_host",
+    "smtp_port": "smtp_port",
+    "smtp_from": "smtp_from",
+    "smtp_tls": "smtp_tls",
+    "metrics_port": "metrics_port",
+}
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment first (DEPLOYBELL_*), flags on top."""
+    env = Settings.from_env()
+    changes = {field: getattr(args, flag) for flag, field in OVERRIDES.items()
+               if getattr(args, flag) is not None}  # fmt: skip
+    if args.namespace:
+        changes["namespaces"] = tuple(args.namespace)
+    return dataclasses.replace(env, **changes)
 
 
 def run_operator(args: argparse.Namespace) -> int:
@@ -18,14 +43,7 @@ def run_operator(args: argparse.Namespace) -> int:
 
     import deploybell.handlers  # noqa: F401  (registers the handlers)
 
-    env = Settings.from_env()
-    settings = Settings(
-        namespaces=tuple(args.namespace) or env.namespaces,
-        default_service_account=args.default_service_account or env.default_service_account,
-        failfast_grace_seconds=args.failfast_grace_seconds or env.failfast_grace_seconds,
-        metrics_port=env.metrics_port,
-        log_format=args.log_format or env.log_format,
-    )
+    settings = settings_from(args)
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
@@ -46,10 +64,7 @@ def run_operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deploybell", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the operator")
+def add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "-n",
         "--namespace",
@@ -59,17 +74,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument(
         "--default-service-account",
-        default=None,
         help="impersonate this ServiceAccount for DeployJobs that name none",
     )
-    run.add_argument("--failfast-grace-seconds", type=int, default=0)
-    run.add_argument("--log-format", choices=("plain", "json"), default=None)
+    run.add_argument(
+        "--failfast-grace-seconds",
+        type=int,
+        help="how long new pods may crash-loop before the run fails (default 10)",
+    )
+    run.add_argument("--log-format", choices=("plain", "json"))
+    run.add_argument("--cluster-name", help="the cluster's name, shown in every message")
+    run.add_argument(
+        "--link-template",
+        help="a link in every message, e.g. https://dash/{namespace}/{job}?run={run}",
+    )
+    run.add_argument("--smtp-host")
+    run.add_argument("--smtp-port", type=int)
+    run.add_argument("--smtp-from")
+    run.add_argument("--smtp-tls", choices=("starttls", "tls", "none"))
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (0: off)")
     run.add_argument(
         "--liveness",
         default=os.environ.get("DEPLOYBELL_LIVENESS", ""),
         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
     )
     run.add_argument("-v", "--verbose", action="store_true")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deploybell", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_run_flags(sub.add_parser("run", help="run the operator"))
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_operator(args)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _env_int(name: str, default: int) -> int:
@@ -36,11 +36,28 @@ class Settings:
     metrics_port: int = 0
     """Port for Prometheus metrics; 0 disables them."""
 
+    cluster_name: str = ""
+    """Named in every message, so people know which cluster a deploy ran on."""
+
+    link_template: str = ""
+    """A link in every message, e.g. https://dash.example/{namespace}/{job}?run={run}."""
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "deploybell@localhost"
+    smtp_tls: str = "none"
+    """starttls, tls (implicit) or none."""
+    smtp_username: str = ""
+    smtp_password: str = ""
+
+    delivery_concurrency: int = 20
+    """Messages sent at once, over all DeployJobs."""
+
+    delivery_give_up_seconds: int = 3600
+    """A message that could not be delivered for this long is marked Failed."""
+
     log_format: str = "plain"
     """plain or json."""
-
-    extra: dict[str, str] = field(default_factory=dict)
-    """Reserved for provider defaults (SMTP and the like) filled by the delivery layer."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,4 +68,14 @@ class Settings:
             failfast_grace_seconds=_env_int("DEPLOYBELL_FAILFAST_GRACE_SECONDS", 10),
             metrics_port=_env_int("DEPLOYBELL_METRICS_PORT", 0),
             log_format=os.environ.get("DEPLOYBELL_LOG_FORMAT", "plain"),
+            cluster_name=os.environ.get("DEPLOYBELL_CLUSTER_NAME", ""),
+            link_template=os.environ.get("DEPLOYBELL_LINK_TEMPLATE", ""),
+            smtp_host=os.environ.get("DEPLOYBELL_SMTP_HOST", "localhost"),
+            smtp_port=_env_int("DEPLOYBELL_SMTP_PORT", 25),
+            smtp_from=os.environ.get("DEPLOYBELL_SMTP_FROM", "deploybell@localhost"),
+            smtp_tls=os.environ.get("DEPLOYBELL_SMTP_TLS", "none"),
+            smtp_username=os.environ.get("DEPLOYBELL_SMTP_USERNAME", ""),
+            smtp_password=os.environ.get("DEPLOYBELL_SMTP_PASSWORD", ""),
+            delivery_concurrency=_env_int("DEPLOYBELL_DELIVERY_CONCURRENCY", 20),
+            delivery_give_up_seconds=_env_int("DEPLOYBELL_DELIVERY_GIVE_UP_SECONDS", 3600),
         )

@@ -18,8 +18,10 @@ from tests.support.deploybell import (
     notification,
     subscribed,
     wait_dj,
+    webhook_secret,
 )
 from tests.support.operator import OperatorProcess
+from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 NOTE = "deploy-notification"
@@ -207,10 +209,13 @@ def test_crd_and_its_custom_resources_in_one_job(
 
 
 def test_a_missing_notification_is_waited_for_not_fatal(
-    cluster: ClusterAccess, namespace: str
+    cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
 ) -> None:
+    cluster.apply(webhook_secret(webhook_peer), namespace)
     cluster.apply(subscribed("web", [deployment("web")], notification="later"), namespace)
-    status = wait_dj(cluster, namespace, "web", "Succeeded", finished(1, "Succeeded"))["status"]
+    status = wait_dj(
+        cluster, namespace, "web", "Succeeded", lambda s: s.get("phase") == "Succeeded"
+    )["status"]
     assert [e["state"] for e in status["notifications"]] == ["Pending", "Pending"]
     assert "Notification later not found" in status["notifications"][0]["lastError"]
     wait_for(

@@ -77,6 +77,25 @@ def subscribed(
     return deployjob(name, manifests, **hooks, **spec)
 
 
+def webhook_secret(peer: Any, name: str = "webhook-integration") -> dict[str, Any]:
+    """The Secret of the test Notifications: the URL of a local webhook receiver."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"url": peer.url},
+    }
+
+
+def webhook_events(peer: Any, namespace: str, job: str) -> list[dict[str, Any]]:
+    """CloudEvents a webhook peer received about one DeployJob, oldest first."""
+    return [
+        r.json
+        for r in peer.received
+        if isinstance(r.json, dict) and r.json.get("subject") == f"{namespace}/{job}"
+    ]
+
+
 def notification(name: str = "deploy-notification", type_: str = "webhook") -> dict[str, Any]:
     spec: dict[str, Any] = {"type": type_}
     if type_ == "webhook":
@@ -118,8 +137,19 @@ def wait_dj(
         raise AssertionError(f"{e}\nlast status: {json.dumps(last, indent=1)[:3000]}") from None
 
 
+TERMINAL = ("Succeeded", "Failed", "Canceled")
+
+
 def finished(run: int, phase: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda s: s.get("run") == run and s.get("phase") == phase
+    """Run `run` is in `phase`; for an outcome, its messages are also settled (none Pending)."""
+
+    def check(status: dict[str, Any]) -> bool:
+        if status.get("run") != run or status.get("phase") != phase:
+            return False
+        entries = [e for e in status.get("notifications") or [] if e.get("run") == run]
+        return phase not in TERMINAL or all(e.get("state") != "Pending" for e in entries)
+
+    return check
 
 
 def ledger(status: dict[str, Any], run: int | None = None) -> list[tuple[int, str, str, str]]:

@@ -468,8 +468,8 @@ def test_summarize_pods(
     observation = Observation()
     summarize_pods(pods, observation)
     assert (observation.restarts, observation.all_pods_ready) == (restarts, ready)
-    assert {key: sentence for key, (_, sentence) in observation.pod_problems.items()} == problems
-    assert all(key.endswith(f"/{reason}") for key, (reason, _) in observation.pod_problems.items())
+    assert {key: p.sentence() for key, p in observation.pod_problems.items()} == problems
+    assert all(key.endswith(f"/{p.reason}") for key, p in observation.pod_problems.items())
     assert (observation.objects, observation.needs_polling) == ({}, False)
 
 

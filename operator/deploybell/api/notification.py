@@ -2,7 +2,7 @@
 
 import copy
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -19,6 +19,25 @@ from deploybell.api.errors import (
 
 # Shippable needed no integration for irc and email; the others cannot work without one.
 NEEDS_SECRET: Final = frozenset({"slack", "hipchat", "webhook"})
+
+# Keys the Secret must hold per type: each inner tuple is "one of these".
+REQUIRED_SECRET_KEYS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
+    "slack": (("token", "webhookUrl"),),
+    "hipchat": (("token",),),
+    "webhook": (("url",),),
+}
+
+
+def secret_problem(type_: str, secret_name: str, keys: Collection[str] | None) -> str | None:
+    """Why the Secret cannot serve this Notification type (None when it can)."""
+    if keys is None:
+        return f"Secret {secret_name} not found"
+    for choices in REQUIRED_SECRET_KEYS.get(type_, ()):
+        if not any(key in keys for key in choices):
+            wanted = " or ".join(choices)
+            return f"Secret {secret_name} has no key {wanted} (needed by {type_})"
+    return None
+
 
 # Limits shared with crds/deploybell.io_notifications.yaml.
 MAX_RECIPIENTS: Final = 50

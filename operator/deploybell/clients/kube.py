@@ -183,6 +183,15 @@ class KubeClient:
                 return None
             raise
 
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        info = await self.resource(api_version, kind)
+        query = {"fieldSelector": field_selector} if field_selector else None
+        return list(
+            (await self.request("GET", info.path(namespace), query=query)).get("items") or []
+        )
+
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete in the background (dependents by the garbage collector); False if absent."""
         info = await self.resource(api_version, kind)

@@ -23,6 +23,7 @@ from deploybell.deploy.manifests import (
     ref_of,
 )
 from deploybell.deploy.ports import ClusterAPI
+from deploybell.deploy.report import images_of
 
 CRD_WAIT_SECONDS = 60.0
 
@@ -40,6 +41,7 @@ class ApplyFailure(Exception):
 class ApplyResult:
     refs: list[ObjectRef]
     revision: str
+    images: list[str]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class Applier:
             raise ApplyFailure("InvalidManifest", str(e)) from None
         await self.check_service_account(namespace, spec)
         refs = await self.apply_objects(namespace, job, spec, run, objects)
-        return ApplyResult(refs, digest(objects))
+        return ApplyResult(refs, digest(objects), images_of(objects))
 
     async def check_service_account(self, namespace: str, spec: DeployJobSpec) -> None:
         sa = self.service_account(spec)

@@ -8,9 +8,10 @@ from typing import Any
 
 from deploybell.clients.errors import ApiError
 from deploybell.deploy.apply import service_account_user
-from deploybell.deploy.health import pod_is_ready, pod_problems, pod_restart_total
+from deploybell.deploy.health import PodProblem, pod_is_ready, pod_problems, pod_restart_total
 from deploybell.deploy.manifests import ObjectRef
 from deploybell.deploy.ports import ClusterAPI, WatchCache
+from deploybell.notify.model import WarningEvent
 
 # Kinds the operator watches (label-filtered), so their state is always in the cache.
 WATCHED = frozenset(
@@ -30,8 +31,8 @@ DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 @dataclass
 class Observation:
     objects: dict[ObjectRef, dict[str, Any] | None] = field(default_factory=dict)
-    pod_problems: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """problem key (pod/container/reason) → (reason, sentence), for pods of the newest revision."""
+    pod_problems: dict[str, PodProblem] = field(default_factory=dict)
+    """problem key (pod/container/reason) → the problem, for pods of the newest revision."""
     restarts: int = 0
     all_pods_ready: bool = True
     needs_polling: bool = False
@@ -97,7 +98,7 @@ def summarize_pods(pods: Iterable[Mapping[str, Any]], observation: Observation) 
             observation.all_pods_ready = False
         for problem in pod_problems(pod):
             key = f"{problem.pod}/{problem.container}/{problem.reason}"
-            observation.pod_problems[key] = (problem.reason, problem.sentence())
+            observation.pod_problems[key] = problem
 
 
 class Observer:
@@ -133,3 +134,28 @@ class Observer:
             observation.needs_polling = True
         summarize_pods(current_pods(cached), observation)
         return observation
+
+    async def warnings(self, namespace: str, names: set[str], limit: int = 5) -> list[WarningEvent]:
+        """The latest Warning Events about the named objects (and their pods) in a namespace."""
+        try:
+            items = await self.cluster.list("v1", "Event", namespace, "type=Warning")
+        except ApiError:
+            return []  # a diagnosis without events is still a diagnosis
+        relevant = [e for e in items if _about(e, names)]
+        relevant.sort(
+            key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", reverse=True
+        )
+        return [
+            WarningEvent(
+                f"{e['involvedObject'].get('kind')} {e['involvedObject'].get('name')}",
+                str(e.get("reason") or ""),
+                str(e.get("message") or "")[:300],
+                int(e.get("count") or 1),
+            )
+            for e in relevant[:limit]
+        ]
+
+
+def _about(event: Mapping[str, Any], names: set[str]) -> bool:
+    name = str((event.get("involvedObject") or {}).get("name") or "")
+    return name in names or any(name.startswith(f"{n}-") for n in names)

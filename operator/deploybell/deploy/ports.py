@@ -26,6 +26,9 @@ class ClusterAPI(Protocol):
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None: ...
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, field_selector: str = ""
+    ) -> list[dict[str, Any]]: ...
     async def delete(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> bool: ...

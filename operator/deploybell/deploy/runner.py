@@ -1,86 +1,41 @@
-"""One DeployJob's runs: apply, observe, judge, persist — I/O through injected ports.
+"""One DeployJob's runs: apply, observe, judge, persist, notify — I/O through injected ports.
 
-The decisions live in `run` (pure); this module sequences them and keeps the few in-memory
-timers (grace periods, stability window) that need not survive a restart: after a restart they
-start again, which only ever makes the operator more patient, never wrong.
+The decisions live in `run` (pure); this module sequences them. It is the only writer of the
+DeployJob's status: the outbox delivers in the background and hands results back through
+`sync_notifications`, which persists them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any, Protocol
 
-from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY
+from deploybell.api.constants import ANNOTATION_CANCEL
 from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
 from deploybell.api.errors import SpecError
+from deploybell.deploy import report
 from deploybell.deploy import run as runs
-from deploybell.deploy.apply import Applier, ApplyFailure
-from deploybell.deploy.health import Status, evaluate
-from deploybell.deploy.manifests import ObjectRef, digest
-from deploybell.deploy.observe import Observer
-from deploybell.deploy.run import Action, Phase, RunState, Trigger
+from deploybell.deploy.apply import Applier, ApplyFailure, Snapshot
+from deploybell.deploy.health import Health, PodProblem, Status, evaluate
+from deploybell.deploy.live import LiveJob, Timers, monotonic_since, utcnow
+from deploybell.deploy.manifests import ObjectRef
+from deploybell.deploy.observe import Observation, Observer
+from deploybell.deploy.run import Action, Phase, RunState
 from deploybell.notify import ledger
+from deploybell.notify.model import Message
+from deploybell.notify.outbox import Outbox
 
-
-def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+__all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
 
 
 class JobPorts(Protocol):
-    """What a runner needs from the outside world, for one DeployJob."""
+    """What a runner needs from the outside world besides the cluster, for one DeployJob."""
 
     async def patch_status(self, status: Mapping[str, Any]) -> None: ...
     async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
-    async def deliver(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
-
-
-@dataclass(frozen=True)
-class LiveJob:
-    """The DeployJob as last seen by the watch."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    annotations: Mapping[str, str]
-    spec: Mapping[str, Any]
-    status: Mapping[str, Any]
-    deleting: bool
-
-    @property
-    def desired(self) -> Trigger:
-        return Trigger(
-            self.generation,
-            self.annotations.get(ANNOTATION_REDEPLOY, ""),
-            self.annotations.get(ANNOTATION_CANCEL, ""),
-        )
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> LiveJob:
-        meta = body.get("metadata") or {}
-        return cls(
-            namespace=meta["namespace"],
-            name=meta["name"],
-            uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 0),
-            annotations=dict(meta.get("annotations") or {}),
-            spec=dict(body.get("spec") or {}),
-            status=dict(body.get("status") or {}),
-            deleting=bool(meta.get("deletionTimestamp")),
-        )
-
-
-@dataclass
-class Timers:
-    """In-memory clocks of the run in flight."""
-
-    started: float = field(default_factory=time.monotonic)
-    verifying_since: float | None = None
-    restart_baseline: int = 0
-    problem_seen: dict[str, float] = field(default_factory=dict)
+    def run_finished(self, phase: str, seconds: float | None) -> None: ...
 
 
 class JobRunner:
@@ -92,26 +47,30 @@ class JobRunner:
         ports: JobPorts,
         applier: Applier,
         observer: Observer,
+        outbox: Outbox,
         *,
+        presentation: report.Presentation | None = None,
         failfast_grace: float = 10.0,
         history_limit: int = 10,
     ) -> None:
-        self.ports = ports
-        self.applier = applier
-        self.observer = observer
+        self.ports, self.applier, self.observer, self.outbox = ports, applier, observer, outbox
+        self.presentation = presentation or report.Presentation()
         self.failfast_grace = failfast_grace
         self.history_limit = history_limit
         status = live.status
+        self.live = live
         self.state = RunState.from_status(status)
         self.resources: list[dict[str, Any]] = [dict(r) for r in status.get("resources") or []]
         self.history: list[dict[str, Any]] = [dict(h) for h in status.get("history") or []]
-        self.notifications: list[dict[str, Any]] = [
-            dict(n) for n in status.get("notifications") or []
-        ]
+        self.notifications = [dict(n) for n in status.get("notifications") or []]
         self.conditions: list[dict[str, Any]] = [dict(c) for c in status.get("conditions") or []]
         self.rollback: dict[str, Any] = dict(status.get("rollback") or {})
+        self.images: list[str] = list(status.get("images") or [])
+        self.diagnosis: dict[str, Any] = dict(status.get("diagnosis") or {})
         self.canceled_by = str(status.get("canceledBy") or "")
         self.timers = Timers()
+        if self.state.in_flight:  # resumed: maxWaitSeconds counts from the run's real start
+            self.timers.started = monotonic_since(self.state.started_at)
         self.applied = False  # applied in this process: a resumed run re-applies (idempotent)
         self.spec: DeployJobSpec | None = None
 
@@ -119,21 +78,29 @@ class JobRunner:
 
     async def step(self, live: LiveJob) -> float | None:
         """Do what the job needs now; return seconds until a timer needs a look (None: never)."""
+        self.live = live
+        await self.sync_notifications()
+        delay = await self.act(live)
+        await self.sync_notifications()
+        retry = self.outbox.next_wake(self.notifications)
+        waits = [w for w in (delay, retry) if w is not None]
+        return min(waits) if waits else None
+
+    async def act(self, live: LiveJob) -> float | None:
         action = runs.decide(self.state, live.desired, live.deleting)
         if action == Action.DELETE:
             await self.on_delete(live)
             return None
         if action == Action.IDLE:
-            await self.flush_notifications()
-            return self.retry_delay()
+            return None
         if action in (Action.CANCEL, Action.SUPERSEDE):
             await self.cancel(live, action)
             if action == Action.CANCEL:
-                return self.retry_delay()
+                return None
         if action in (Action.START, Action.SUPERSEDE):
             await self.start(live)
             if not self.state.in_flight:
-                return self.retry_delay()
+                return None
         return await self.watch(live)
 
     # --- transitions --------------------------------------------------------------------------
@@ -146,20 +113,16 @@ class JobRunner:
             await self.begin(live, revision="")
             await self.fail("InvalidSpec", str(e), live)
             return
-        await self.begin(live, revision=digest(self.spec.manifests))
+        await self.begin(live, revision="")
         await self.apply(live)
 
     async def begin(self, live: LiveJob, revision: str) -> None:
         self.state = runs.start(self.state, live.desired, utcnow(), revision)
         self.timers = Timers()
-        self.rollback = {}
-        self.canceled_by = ""
-        self.notifications = ledger.add_event(
-            self.notifications, self.state.run, "start", self.subscribers("start"), utcnow()
-        )
+        self.rollback, self.diagnosis, self.canceled_by = {}, {}, ""
+        self.add_event("start")
         await self.persist(live)
         await self.ports.record_event(False, "RunStarted", f"run {self.state.run} started")
-        await self.flush_notifications()
 
     async def apply(self, live: LiveJob) -> None:
         assert self.spec is not None
@@ -169,18 +132,17 @@ class JobRunner:
             await self.fail(e.reason, e.message, live)
             return
         self.applied = True
-        old = {ObjectRef.from_status(r) for r in self.resources}
         if self.spec.prune:
+            old = {ObjectRef.from_status(r) for r in self.resources}
             await self.applier.prune(live.namespace, self.spec, old - set(result.refs))
-        self.state = replace(self.state, revision=result.revision)
+        self.images = result.images
         self.resources = [
             {**ref.as_status(), "status": Status.IN_PROGRESS.value, "message": "applied"}
             for ref in result.refs
         ]
+        message = f"applied {len(result.refs)} objects, waiting for the rollout"
         self.state = replace(
-            self.state,
-            reason="Progressing",
-            message=f"applied {len(result.refs)} objects, waiting for rollout",
+            self.state, revision=result.revision, reason="Progressing", message=message
         )
         await self.persist(live)
 
@@ -194,19 +156,22 @@ class JobRunner:
         if not self.applied and not self.rollback:
             await self.apply(live)  # resumed after a restart: SSA is idempotent
             if not self.state.in_flight:
-                return self.retry_delay()
+                return None
         refs = [ObjectRef.from_status(r) for r in self.resources]
         observation = await self.observer.observe(
             live.namespace, live.name, refs, self.spec.service_account_name
         )
         healths = [(ref.describe(), evaluate(observation.objects.get(ref))) for ref in refs]
-        failures = self.stuck_pods(observation.pod_problems)
+        stuck = self.stuck_pods(observation.pod_problems)
         elapsed = time.monotonic() - self.timers.started
-        verdict = runs.judge(healths, failures, elapsed, self.spec.max_wait_seconds)
-        changed = self.update_resources(refs, healths)
+        verdict = runs.judge(
+            healths, [(p.reason, p.sentence()) for p in stuck], elapsed, self.spec.max_wait_seconds
+        )
+        changed = self.update_resources(refs, [h for _, h in healths])
         if verdict.outcome == runs.Outcome.FAILED:
+            await self.diagnose(live, refs, healths, stuck, observation)
             await self.fail(verdict.reason, verdict.message, live)
-            return self.retry_delay()
+            return None
         if verdict.outcome == runs.Outcome.HEALTHY:
             return await self.healthy(live, observation.restarts, observation.all_pods_ready)
         if self.state.phase == Phase.VERIFYING:
@@ -220,11 +185,11 @@ class JobRunner:
 
     async def healthy(self, live: LiveJob, restarts: int, pods_ready: bool) -> float | None:
         assert self.spec is not None
-        window = self.spec.stability_seconds
-        now = time.monotonic()
         if self.rollback:
             await self.rolled_back(live)
-            return self.retry_delay()
+            return None
+        window = self.spec.stability_seconds
+        now = time.monotonic()
         if window > 0:
             since = self.timers.verifying_since
             reset = since is not None and (
@@ -233,12 +198,12 @@ class JobRunner:
             if since is None or reset:
                 self.timers.verifying_since = now
                 self.timers.restart_baseline = restarts
+                note = " (clock reset: a pod restarted or went unready)" if reset else ""
                 self.state = replace(
                     self.state,
                     phase=Phase.VERIFYING,
                     reason="Verifying",
-                    message=f"rolled out; must stay healthy for {window}s"
-                    + (" (clock reset: a pod restarted or went unready)" if reset else ""),
+                    message=f"rolled out; must stay healthy for {window}s{note}",
                 )
                 await self.persist(live)
                 return float(window)
@@ -250,7 +215,26 @@ class JobRunner:
         await self.applier.save_last_good(
             live.namespace, live.name, live.uid, self.spec, self.state.run, self.state.revision
         )
-        return self.retry_delay()
+        return None
+
+    async def diagnose(
+        self,
+        live: LiveJob,
+        refs: Sequence[ObjectRef],
+        healths: Sequence[tuple[str, Health]],
+        stuck: Sequence[PodProblem],
+        observation: Observation,
+    ) -> None:
+        """Record the failing pods and the latest Warning Events of the failing objects."""
+        failing = {
+            ref.name
+            for ref, (_, h) in zip(refs, healths, strict=True)
+            if h.status != Status.CURRENT
+        }
+        problems = list(stuck) or list(observation.pod_problems.values())
+        failing |= {p.pod for p in problems}
+        warnings = await self.observer.warnings(live.namespace, failing)
+        self.diagnosis = report.diagnosis(problems, warnings)
 
     async def fail(self, reason: str, message: str, live: LiveJob) -> None:
         spec = self.spec
@@ -261,7 +245,7 @@ class JobRunner:
                 return
         await self.conclude(live, Phase.FAILED, reason, message, "failure")
 
-    async def roll_back(self, live: LiveJob, snapshot: Any, reason: str, message: str) -> None:
+    async def roll_back(self, live: LiveJob, snapshot: Snapshot, reason: str, message: str) -> None:
         assert self.spec is not None
         self.rollback = {
             "toRun": snapshot.run,
@@ -281,6 +265,7 @@ class JobRunner:
                 live.namespace, live.name, snapshot, self.spec, self.state.run
             )
         except ApplyFailure as e:
+            self.rollback["phase"] = "RollbackFailed"
             await self.conclude(
                 live,
                 Phase.FAILED,
@@ -309,24 +294,17 @@ class JobRunner:
 
     async def cancel(self, live: LiveJob, action: Action) -> None:
         if action == Action.SUPERSEDE:
-            reason, message = (
-                "Superseded",
-                (
-                    f"superseded by a new run for generation {live.generation}"
-                    if live.generation != self.state.trigger.generation
-                    else "superseded by a redeploy request"
-                ),
+            reason = "Superseded"
+            message = (
+                f"superseded by a new run for generation {live.generation}"
+                if live.generation != self.state.trigger.generation
+                else "superseded by a redeploy request"
             )
         else:
-            cancel_value = live.desired.cancel
-            reason, message = (
-                "Canceled",
-                f"canceled by annotation {ANNOTATION_CANCEL}={cancel_value!r}",
-            )
-            self.canceled_by = cancel_value
-            self.state = replace(
-                self.state, trigger=replace(self.state.trigger, cancel=cancel_value)
-            )
+            value = live.desired.cancel
+            reason, message = "Canceled", f"canceled by annotation {ANNOTATION_CANCEL}={value!r}"
+            self.canceled_by = value
+            self.state = replace(self.state, trigger=replace(self.state.trigger, cancel=value))
         await self.conclude(live, Phase.CANCELED, reason, message, "cancel")
 
     async def on_delete(self, live: LiveJob) -> None:
@@ -345,50 +323,80 @@ class JobRunner:
             except SpecError:
                 spec = None
         if spec is not None and spec.prune:
-            await self.applier.prune(
-                live.namespace, spec, {ObjectRef.from_status(r) for r in self.resources}
-            )
+            refs = {ObjectRef.from_status(r) for r in self.resources}
+            await self.applier.prune(live.namespace, spec, refs)
 
     async def conclude(
         self, live: LiveJob, phase: Phase, reason: str, message: str, event: str
     ) -> None:
         self.state = runs.finish(self.state, phase, reason, message, utcnow())
         self.history = runs.push_history(self.history, self.state, self.history_limit)
-        self.notifications = ledger.add_event(
-            self.notifications, self.state.run, event, self.subscribers(event), utcnow()
-        )
+        self.add_event(event)
         await self.persist(live)
         await self.ports.record_event(
             phase != Phase.SUCCEEDED, f"Run{phase.value}", f"run {self.state.run}: {message}"
         )
-        await self.flush_notifications()
+        started = monotonic_since(self.state.started_at) if self.state.started_at else None
+        self.ports.run_finished(phase.value, time.monotonic() - started if started else None)
+
+    # --- notifications ------------------------------------------------------------------------
+
+    def add_event(self, event: str) -> None:
+        subscribers = self.spec.subscribers(event) if self.spec else ()
+        self.notifications = ledger.add_event(
+            self.notifications, self.state.run, event, subscribers, utcnow()
+        )
+
+    def message_for(self, entry: Mapping[str, Any]) -> Message:
+        facts = report.RunFacts(
+            self.live.namespace,
+            self.live.name,
+            self.state,
+            self.history,
+            self.resources,
+            self.images,
+            self.diagnosis,
+            self.rollback,
+        )
+        return report.message_for(entry, facts, self.presentation)
+
+    async def sync_notifications(self) -> None:
+        """Hand due entries to the outbox, record what it finished, persist if anything moved."""
+        before = self.notifications
+        self.notifications, reports = self.outbox.pump(self.notifications, self.message_for)
+        for item in reports:
+            await self.ports.record_event(item.warning, item.reason, item.message)
+        if self.notifications != before:
+            self.conditions = self.all_conditions(utcnow())
+            await self.ports.patch_status(
+                {"notifications": self.notifications, "conditions": self.conditions}
+            )
+
+    async def drain_notifications(self, seconds: float) -> None:
+        """Give sends in flight a bounded time to finish, then record them."""
+        await self.sync_notifications()
+        await self.outbox.drain(seconds)
+        await self.sync_notifications()
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def subscribers(self, event: str) -> tuple[str, ...]:
-        return self.spec.subscribers(event) if self.spec else ()
-
-    def stuck_pods(self, problems: Mapping[str, tuple[str, str]]) -> list[tuple[str, str]]:
-        """(reason, sentence) of pod problems seen for longer than the grace period."""
+    def stuck_pods(self, problems: Mapping[str, PodProblem]) -> list[PodProblem]:
+        """Pod problems seen for longer than the grace period."""
         now = time.monotonic()
         seen = self.timers.problem_seen
-        for key in list(seen):
-            if key not in problems:
-                del seen[key]
-        stuck = []
-        for key, problem in problems.items():
-            first = seen.setdefault(key, now)
-            if now - first >= self.failfast_grace:
-                stuck.append(problem)
-        return stuck
+        for key in [k for k in seen if k not in problems]:
+            del seen[key]
+        return [
+            p
+            for key, p in problems.items()
+            if now - seen.setdefault(key, now) >= self.failfast_grace
+        ]
 
-    def update_resources(
-        self, refs: Sequence[ObjectRef], healths: Sequence[tuple[str, Any]]
-    ) -> bool:
+    def update_resources(self, refs: Sequence[ObjectRef], healths: Sequence[Health]) -> bool:
         """Refresh status.resources; True when an object's status (not just its message) moved."""
         fresh = [
             {**ref.as_status(), "status": h.status.value, "message": h.message[:300]}
-            for ref, (_, h) in zip(refs, healths, strict=True)
+            for ref, h in zip(refs, healths, strict=True)
         ]
         moved = [r["status"] for r in fresh] != [r.get("status") for r in self.resources]
         self.resources = fresh
@@ -401,26 +409,33 @@ class JobRunner:
         if self.timers.problem_seen:
             oldest = min(self.timers.problem_seen.values())
             wake = min(wake, max(self.failfast_grace - (time.monotonic() - oldest), 0.2) + 0.1)
-        if polling:
-            wake = min(wake, 2.0)
-        return wake
+        return min(wake, 2.0) if polling else wake
 
-    def retry_delay(self) -> float | None:
-        """Pending notifications (e.g. a Notification not created yet) are retried on a timer."""
-        return 10.0 if ledger.pending(self.notifications) else None
-
-    async def flush_notifications(self) -> None:
-        if not ledger.pending(self.notifications):
-            return
-        before = self.notifications
-        self.notifications = await self.ports.deliver(self.notifications)
-        if self.notifications != before:
-            await self.ports.patch_status({"notifications": self.notifications})
+    def all_conditions(self, now: str) -> list[dict[str, Any]]:
+        conditions = runs.conditions(self.state, self.live.generation, now, self.conditions)
+        ok, reason, message = report.delivered_condition(self.notifications, self.state.run)
+        previous = next(
+            (c for c in self.conditions if c.get("type") == "NotificationsDelivered"), {}
+        )
+        status = "True" if ok else "False"
+        conditions.append(
+            {
+                "type": "NotificationsDelivered",
+                "status": status,
+                "reason": reason,
+                "message": message[:1000],
+                "observedGeneration": self.live.generation,
+                "lastTransitionTime": previous.get("lastTransitionTime")
+                if previous.get("status") == status
+                else now,
+            }
+        )
+        return conditions
 
     async def persist(self, live: LiveJob) -> None:
-        """The one place a DeployJob's status is written."""
-        now = utcnow()
-        self.conditions = runs.conditions(self.state, live.generation, now, self.conditions)
+        """The one place a DeployJob's status is written in full."""
+        self.live = live
+        self.conditions = self.all_conditions(utcnow())
         s = self.state
         await self.ports.patch_status(
             {
@@ -439,5 +454,7 @@ class JobRunner:
                 "history": self.history,
                 "notifications": self.notifications,
                 "rollback": self.rollback or None,
+                "images": self.images,
+                "diagnosis": self.diagnosis or None,
             }
         )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.apply import Applier
-from deploybell.notify.sink import LogSink
+from deploybell.deploy.report import Presentation
+from deploybell.notify.dispatch import Dispatcher
 from deploybell.settings import Settings
 
 JobKey = tuple[str, str]
@@ -59,12 +61,38 @@ class Wakers:
                 waker.wake()
 
 
+class NotificationCache:
+    """Notifications from kopf's index, Secrets read through the API (never cached)."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self.index: Mapping[JobKey, Iterable[Mapping[str, Any]]] = {}
+
+    def spec(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        for spec in self.index.get((namespace, name), ()):
+            return spec
+        return None
+
+    async def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        body = await self.kube.get("v1", "Secret", namespace, name)
+        if body is None:
+            return None
+        data = {
+            k: base64.b64decode(v).decode(errors="replace")
+            for k, v in (body.get("data") or {}).items()
+        }
+        return {**data, **(body.get("stringData") or {})}
+
+
 @dataclass
 class Context:
     settings: Settings
     kube: KubeClient
     applier: Applier
-    sink: LogSink
+    dispatcher: Dispatcher
+    notifications: NotificationCache
+    limiter: asyncio.Semaphore
+    presentation: Presentation
     wakers: Wakers = field(default_factory=Wakers)
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import kopf
 
+from deploybell import metrics
 from deploybell.api.constants import GROUP, VERSION
 from deploybell.clients.errors import ApiError
 from deploybell.deploy.observe import Observer
 from deploybell.deploy.runner import JobRunner, LiveJob
-from deploybell.handlers.context import Context, IndexCache
+from deploybell.handlers.context import Context, IndexCache, Waker
 from deploybell.handlers.watches import INDEX_IDS
+from deploybell.notify.outbox import Outbox
 
 TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -21,38 +25,59 @@ TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 class KopfJobPorts:
     """JobPorts for one DeployJob, over the Kubernetes client and kopf's event poster."""
 
-    def __init__(
-        self, context: Context, body: kopf.Body, notifications: kopf.Index[Any, Any]
-    ) -> None:
+    def __init__(self, context: Context, body: kopf.Body) -> None:
         self.context = context
         self.body = body
-        self.notifications = notifications
         meta = body["metadata"]
-        self.namespace, self.name = meta["namespace"], meta["name"]
+        self.path = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/deployjobs/{meta['name']}"
+        )
 
     async def patch_status(self, status: Mapping[str, Any]) -> None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/deployjobs/{self.name}"
-        await self.context.kube.merge_patch(path, {"status": dict(status)}, "status")
+        await self.context.kube.merge_patch(self.path, {"status": dict(status)}, "status")
 
     async def record_event(self, warning: bool, reason: str, message: str) -> None:
         kopf.event(
             self.body, type="Warning" if warning else "Normal", reason=reason, message=message
         )
 
-    def lookup(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        for spec in self.notifications.get((namespace, name), ()):
-            return dict(spec)
-        return None
+    def run_finished(self, phase: str, seconds: float | None) -> None:
+        metrics.RUNS.labels(phase).inc()
+        if seconds is not None:
+            metrics.RUN_SECONDS.observe(seconds)
 
-    def report(self, warning: bool, reason: str, message: str) -> None:
-        kopf.event(
-            self.body, type="Warning" if warning else "Normal", reason=reason, message=message
-        )
 
-    async def deliver(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return await self.context.sink.deliver(
-            self.namespace, self.name, entries, self.lookup, self.report
-        )
+class _Never:
+    """A stop flag that never fires: a deleted DeployJob's daemon finishes its cancel first."""
+
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+
+def build_runner(
+    context: Context, body: kopf.Body, waker: Waker, indexes: Mapping[str, Any]
+) -> JobRunner:
+    live = LiveJob.from_body(body)
+    settings = context.settings
+    outbox = Outbox(
+        live.namespace,
+        live.name,
+        context.dispatcher,
+        waker.wake,
+        context.limiter,
+        timedelta(seconds=settings.delivery_give_up_seconds),
+    )
+    cache = IndexCache(indexes[index_id] for index_id in INDEX_IDS)
+    return JobRunner(
+        live,
+        KopfJobPorts(context, body),
+        context.applier,
+        Observer(context.kube, cache, settings.default_service_account),
+        outbox,
+        presentation=context.presentation,
+        failfast_grace=settings.failfast_grace_seconds,
+        history_limit=settings.history_limit,
+    )
 
 
 @kopf.daemon(GROUP, VERSION, "deployjobs", id="runs", cancellation_polling=0.5)  # type: ignore[arg-type]
@@ -65,19 +90,11 @@ async def drive_runs(
     **kwargs: Any,
 ) -> None:
     context: Context = memo["context"]
+    context.notifications.index = notifications_index
     live = LiveJob.from_body(body)
     key = (live.namespace, live.name)
-    cache = IndexCache(kwargs[index_id] for index_id in INDEX_IDS)
-    settings = context.settings
-    runner = JobRunner(
-        live,
-        KopfJobPorts(context, body, notifications_index),
-        context.applier,
-        Observer(context.kube, cache, settings.default_service_account),
-        failfast_grace=settings.failfast_grace_seconds,
-        history_limit=settings.history_limit,
-    )
     waker = context.wakers.register(key)
+    runner = build_runner(context, body, waker, kwargs)
     failures = 0
     try:
         while True:
@@ -99,19 +116,12 @@ async def drive_runs(
                 await waker.sleep(delay, stopped if not live.deleting else _Never())
                 continue
             if live.deleting:
+                await runner.drain_notifications(context.settings.deletion_grace_seconds)
                 return
             await waker.sleep(delay, stopped)
     finally:
+        runner.outbox.close()
         context.wakers.unregister(key)
-
-
-class _Never:
-    """A stop flag that never fires: a deleted DeployJob's daemon finishes its cancel first."""
-
-    async def wait(self) -> None:
-        import asyncio
-
-        await asyncio.Event().wait()
 
 
 @kopf.on.event(GROUP, VERSION, "deployjobs", id="wake")  # type: ignore[arg-type]

@@ -1,17 +1,23 @@
-"""kopf glue for Notifications: index them for delivery, report their validity in status."""
+"""kopf glue for Notifications: index them for delivery, report their readiness in status.
+
+Ready=True once the spec is valid, its template compiles and its Secret holds the keys the type
+needs. Secrets are watched, so fixing a Secret fixes Ready; no message is sent to check.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import kopf
 
 from deploybell.api.constants import GROUP, VERSION
 from deploybell.api.errors import SpecError
-from deploybell.api.notification import parse_notification, recipient_errors
+from deploybell.api.notification import parse_notification, recipient_errors, secret_problem
 from deploybell.clients.kube import KubeClient
-from deploybell.deploy.runner import utcnow
+from deploybell.deploy.live import utcnow
 from deploybell.handlers.context import Context
+from deploybell.notify.template import TemplateError, compile_template
 
 
 @kopf.index(GROUP, VERSION, "notifications", id="notifications_index")  # type: ignore[arg-type]
@@ -21,43 +27,40 @@ def index_notifications(
     return {(namespace, name): dict(spec)}
 
 
-def validity(spec: kopf.Spec) -> tuple[bool, str, str]:
+async def readiness(
+    kube: KubeClient, namespace: str, spec: Mapping[str, Any]
+) -> tuple[bool, str, str]:
+    """(ready, reason, message) of a Notification."""
     try:
         parsed = parse_notification(spec)
-    except SpecError as e:
+        compile_template(parsed.template)
+    except (SpecError, TemplateError) as e:
         return False, "InvalidSpec", str(e)
     problems = recipient_errors(parsed.type, parsed.recipients)
     if problems:
         return False, "InvalidRecipients", "; ".join(problems)
-    return True, "Valid", f"{parsed.type} notification with {len(parsed.recipients)} recipients"
+    if parsed.secret_name:
+        secret = await kube.get("v1", "Secret", namespace, parsed.secret_name)
+        keys = (
+            set((secret.get("data") or {}) | (secret.get("stringData") or {})) if secret else None
+        )
+        problem = secret_problem(parsed.type, parsed.secret_name, keys)
+        if problem:
+            return False, "SecretNotReady", problem
+    count = len(parsed.recipients)
+    return True, "Valid", f"{parsed.type} notification, {count} recipient{'s' * (count != 1)}"
 
 
-@kopf.on.event(GROUP, VERSION, "notifications", id="validate")
-async def report_validity(
-    body: kopf.Body,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    meta: kopf.Meta,
-    memo: kopf.Memo,
-    type: str | None,
-    **_: Any,
-) -> None:
-    context: Context = memo["context"]
-    # Deliveries waiting for this Notification (GitOps tools apply in any order) go now.
-    context.wakers.wake_namespace(str(meta["namespace"]))
-    if type == "DELETED" or meta.get("deletionTimestamp"):
-        return
+async def report_readiness(kube: KubeClient, body: Mapping[str, Any]) -> None:
+    """Patch status.conditions[Ready] when it changed; a Warning Event when it is not ready."""
+    meta, status = body["metadata"], body.get("status") or {}
     generation = int(meta.get("generation") or 0)
-    ok, reason, message = validity(spec)
+    ok, reason, message = await readiness(kube, meta["namespace"], body.get("spec") or {})
     current = {c.get("type"): c for c in status.get("conditions") or []}.get("Ready") or {}
     wanted = "True" if ok else "False"
-    if (
-        status.get("observedGeneration") == generation
-        and current.get("status") == wanted
-        and current.get("message") == message
-    ):
+    unchanged = current.get("status") == wanted and current.get("message") == message
+    if status.get("observedGeneration") == generation and unchanged:
         return
-    kube: KubeClient = context.kube
     condition = {
         "type": "Ready",
         "status": wanted,
@@ -69,8 +72,50 @@ async def report_validity(
         else utcnow(),
     }
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/notifications/{meta['name']}"
-    await kube.merge_patch(
-        path, {"status": {"observedGeneration": generation, "conditions": [condition]}}, "status"
-    )
+    patch = {"status": {"observedGeneration": generation, "conditions": [condition]}}
+    await kube.merge_patch(path, patch, "status")
     if not ok:
-        kopf.event(body, type="Warning", reason=reason, message=message)
+        kopf.event(cast(kopf.Body, body), type="Warning", reason=reason, message=message)
+
+
+@kopf.on.event(GROUP, VERSION, "notifications", id="readiness")  # type: ignore[arg-type]
+async def on_notification(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    type: str | None,
+    notifications_index: kopf.Index[Any, Any],
+    **_: Any,
+) -> None:
+    context: Context = memo["context"]
+    context.notifications.index = notifications_index
+    # Deliveries waiting for this Notification (GitOps tools apply in any order) go now.
+    context.wakers.wake_namespace(str(meta["namespace"]))
+    if type == "DELETED" or meta.get("deletionTimestamp"):
+        return
+    await report_readiness(context.kube, body)
+
+
+def _is_referenced(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> bool:
+    context: Context | None = memo.get("context")
+    if context is None:
+        return False
+    return any(
+        ns == namespace and (spec.get("secretRef") or {}).get("name") == name
+        for (ns, _), specs in context.notifications.index.items()
+        for spec in specs
+    )
+
+
+@kopf.on.event("", "v1", "secrets", id="secret-readiness", when=_is_referenced)  # type: ignore[arg-type]
+async def on_secret(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    context: Context = memo["context"]
+    for (ns, notification), specs in list(context.notifications.index.items()):
+        if ns != namespace or not any(
+            (s.get("secretRef") or {}).get("name") == name for s in specs
+        ):
+            continue
+        body = await context.kube.get(f"{GROUP}/{VERSION}", "Notification", ns, notification)
+        if body is not None:
+            await report_readiness(context.kube, body)
+    context.wakers.wake_namespace(namespace)

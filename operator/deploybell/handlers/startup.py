@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
+from deploybell import metrics
 from deploybell.api.constants import FINALIZER
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.apply import Applier
-from deploybell.handlers.context import Context
-from deploybell.notify.sink import LogSink
+from deploybell.deploy.report import Presentation
+from deploybell.handlers.context import Context, NotificationCache
+from deploybell.notify import providers
+from deploybell.notify.dispatch import Dispatcher
+from deploybell.notify.providers.base import SmtpDefaults
 from deploybell.settings import Settings
 
 
@@ -29,9 +34,30 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     kube = KubeClient.from_environment()
+    cache = NotificationCache(kube)
+    smtp = SmtpDefaults(
+        host=ours.smtp_host,
+        port=ours.smtp_port,
+        sender=ours.smtp_from,
+        tls=ours.smtp_tls,
+        username=ours.smtp_username,
+        password=ours.smtp_password,
+    )
     memo["context"] = Context(
         settings=ours,
         kube=kube,
         applier=Applier(kube, ours.default_service_account),
-        sink=LogSink(),
+        dispatcher=Dispatcher(providers.build(), cache, smtp),
+        notifications=cache,
+        limiter=asyncio.Semaphore(ours.delivery_concurrency),
+        presentation=Presentation(ours.cluster_name, ours.link_template),
     )
+    metrics.serve(ours.metrics_port)
+
+
+@kopf.on.cleanup()
+async def close_providers(memo: kopf.Memo, **_: Any) -> None:
+    context: Context | None = memo.get("context")
+    if context is not None:
+        for provider in context.dispatcher.providers.values():
+            await provider.close()

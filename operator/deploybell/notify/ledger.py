@@ -1,15 +1,20 @@
 """The notification ledger in status.notifications (pure).
 
-One entry per (run, event, notification). An entry is written as Pending in the same status
-patch that records the run transition, so an event can neither be lost nor emitted twice across
-restarts; the outbox then delivers Pending entries and marks them Sent or Failed.
+One entry per (run, event, notification) when the run transition is recorded — in the same status
+patch, so an event can neither be lost nor emitted twice across restarts. When its Notification
+is known the entry is expanded into one entry per recipient. The outbox then delivers Pending
+entries and marks them Sent (with provider references) or, after retries, Failed.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class Delivery(StrEnum):
@@ -18,9 +23,25 @@ class Delivery(StrEnum):
     FAILED = "Failed"
 
 
-def entry_id(run: int, event: str, notification: str) -> str:
+def entry_id(run: int, event: str, notification: str, recipient: str = "") -> str:
     """The idempotency key of one message: stable across restarts and retries."""
-    return f"{run}/{event}/{notification}"
+    base = f"{run}/{event}/{notification}"
+    return f"{base}/{recipient}" if recipient else base
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def stamp_after(moment: datetime) -> str:
+    """Rounded up to the next second: a retry is never scheduled before its interval."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return stamp(moment)
+
+
+def parse_stamp(raw: str) -> datetime:
+    return datetime.strptime(raw, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def add_event(
@@ -33,14 +54,13 @@ def add_event(
 ) -> list[dict[str, Any]]:
     """The ledger with Pending entries for `event` of `run`; entries of old runs are dropped."""
     entries = [dict(e) for e in ledger if int(e.get("run", 0)) > run - keep_runs]
-    known = {e.get("id") for e in entries}
+    known = {(e.get("run"), e.get("event"), e.get("notification")) for e in entries}
     for name in subscribers:
-        key = entry_id(run, event, name)
-        if key in known:
+        if (run, event, name) in known:
             continue
         entries.append(
             {
-                "id": key,
+                "id": entry_id(run, event, name),
                 "run": run,
                 "event": event,
                 "notification": name,
@@ -49,7 +69,7 @@ def add_event(
                 "queuedAt": now,
             }
         )
-        known.add(key)
+        known.add((run, event, name))
     return entries
 
 
@@ -59,3 +79,105 @@ def pending(ledger: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def update(ledger: Sequence[Mapping[str, Any]], key: str, **changes: Any) -> list[dict[str, Any]]:
     return [{**e, **changes} if e.get("id") == key else dict(e) for e in ledger]
+
+
+def expand(
+    ledger: Sequence[Mapping[str, Any]], key: str, recipients: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Replace a notification-level entry by one entry per recipient ("" for webhooks)."""
+    out: list[dict[str, Any]] = []
+    for entry in ledger:
+        if entry.get("id") != key or "recipient" in entry:
+            out.append(dict(entry))
+            continue
+        for recipient in recipients or [""]:
+            child = {**entry, "recipient": recipient}
+            child["id"] = entry_id(entry["run"], entry["event"], entry["notification"], recipient)
+            out.append(child)
+    return out
+
+
+def start_entry(
+    ledger: Sequence[Mapping[str, Any]], entry: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """The start entry of the same run and destination as `entry` (for threading, ordering)."""
+    for other in ledger:
+        if (
+            other.get("event") == "start"
+            and other.get("run") == entry.get("run")
+            and other.get("notification") == entry.get("notification")
+            and other.get("recipient", "") == entry.get("recipient", "")
+        ):
+            return other
+    return None
+
+
+def due(ledger: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Pending entries whose retry time has come, `start` before the outcome per destination."""
+    out = []
+    for entry in ledger:
+        if entry.get("state") != Delivery.PENDING.value or "recipient" not in entry:
+            continue
+        if entry.get("nextAttemptAt") and parse_stamp(entry["nextAttemptAt"]) > now:
+            continue
+        if entry.get("event") != "start":
+            start = start_entry(ledger, entry)
+            if start is not None and start.get("state") == Delivery.PENDING.value:
+                continue
+        out.append(dict(entry))
+    return out
+
+
+def next_attempt_in(ledger: Sequence[Mapping[str, Any]], now: datetime) -> float | None:
+    """Seconds until the earliest scheduled retry, None when none is scheduled."""
+    waits = [
+        (parse_stamp(e["nextAttemptAt"]) - now).total_seconds()
+        for e in ledger
+        if e.get("state") == Delivery.PENDING.value and e.get("nextAttemptAt")
+    ]
+    return max(min(waits), 0.0) if waits else None
+
+
+def backoff(
+    attempts: int, base: float = 1.0, cap: float = 300.0, jitter: float | None = None
+) -> float:
+    """Exponential backoff with full jitter: `attempts` failures so far → seconds to wait."""
+    ceiling = min(cap, base * (2 ** min(max(attempts - 1, 0), 30)))
+    spread = random.random() if jitter is None else jitter  # noqa: S311 (not cryptographic)
+    return float(max(base, ceiling * (0.5 + spread / 2)))
+
+
+def sent(entry: Mapping[str, Any], now: datetime, refs: Mapping[str, str]) -> dict[str, Any]:
+    out = {
+        **entry,
+        "state": Delivery.SENT.value,
+        "sentAt": stamp(now),
+        "attempts": int(entry.get("attempts", 0)) + 1,
+    }
+    out.pop("lastError", None)
+    out.pop("nextAttemptAt", None)
+    if refs:
+        out["refs"] = dict(refs)
+    return out
+
+
+def failed_attempt(
+    entry: Mapping[str, Any],
+    now: datetime,
+    error: str,
+    *,
+    permanent: bool,
+    retry_after: float | None,
+    give_up_after: timedelta,
+) -> dict[str, Any]:
+    """The entry after a failed send: rescheduled, or Failed when permanent or too old."""
+    attempts = int(entry.get("attempts", 0)) + 1
+    out = {**entry, "attempts": attempts, "lastError": error[:500]}
+    queued = parse_stamp(str(entry.get("queuedAt") or stamp(now)))
+    delay = max(retry_after or 0.0, backoff(attempts))
+    if permanent or now + timedelta(seconds=delay) - queued > give_up_after:
+        out["state"] = Delivery.FAILED.value
+        out.pop("nextAttemptAt", None)
+        return out
+    out["nextAttemptAt"] = stamp_after(now + timedelta(seconds=delay))
+    return out

@@ -1,0 +1,29 @@
+"""Prometheus metrics (prometheus_client); served on the operator's metrics port when set."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+NOTIFICATIONS = Counter(
+    "deploybell_notifications_total",
+    "Notification delivery attempts by provider type, run event and result.",
+    ["type", "event", "result"],
+)
+DELIVERY_SECONDS = Histogram(
+    "deploybell_notification_delivery_seconds",
+    "Time to deliver one message to one recipient, by provider type.",
+    ["type"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RUNS = Counter("deploybell_deployjob_runs_total", "Finished DeployJob runs by result.", ["result"])
+RUN_SECONDS = Histogram(
+    "deploybell_deployjob_run_duration_seconds",
+    "Duration of finished DeployJob runs.",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 3600),
+)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (a pod's metrics port)
+    """Expose /metrics; 0 disables it."""
+    if port:
+        start_http_server(port, addr=address)

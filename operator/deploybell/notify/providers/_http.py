@@ -1,0 +1,191 @@
+"""The HTTP plumbing shared by the plain-HTTP providers (webhook, hipchat): one lazily created
+aiohttp session per provider instance and one way of turning an answer into Sent or an error."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from deploybell.notify.providers.base import (
+    DeliveryError,
+    PermanentDeliveryError,
+    Sent,
+    TemporaryDeliveryError,
+    mask,
+)
+
+TIMEOUT_SECONDS = 30.0
+USER_AGENT = "deploybell"
+# Enough of an error body to say what went wrong; a peer may answer with megabytes.
+_EXCERPT_BYTES = 4096
+_EXCERPT_CHARS = 200
+# Statuses worth retrying besides 5xx: request timeout, too early, rate limited.
+_TEMPORARY_4XX = frozenset({408, 425, 429})
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the peer answered: the status, its headers and the start of its body."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    body: str
+
+
+def secrets_of(secret: Mapping[str, str], *more: str) -> list[str]:
+    """The values to mask: each Secret value as given and stripped (`echo` adds a newline)."""
+    values = [*secret.values(), *more]
+    return [*values, *(v.strip() for v in values)]
+
+
+def http_url(raw: str, where: str) -> URL:
+    """An absolute http(s) URL, or a permanent error naming `where` (never showing the value)."""
+    try:
+        url = URL(raw.strip())
+    except (TypeError, ValueError):
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise PermanentDeliveryError(f"{where} must be an absolute http:// or https:// URL")
+    return url
+
+
+class HttpSession:
+    """One aiohttp session per provider instance, created on first use (inside the loop)."""
+
+    def __init__(self, kind: str, timeout: float = TIMEOUT_SECONDS) -> None:
+        self.kind = kind
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    async def post(
+        self,
+        url: URL,
+        secrets: Iterable[str],
+        *,
+        headers: Mapping[str, str],
+        data: bytes | None = None,
+        json: Any = None,
+    ) -> Reply:
+        """POST once; network failures become masked delivery errors."""
+        try:
+            # Redirects are not followed: they would carry the credentials and the signed body to
+            # a host nobody configured, and turn the POST into a GET on 301/302.
+            async with self._client().post(
+                url, data=data, json=json, headers=dict(headers), allow_redirects=False
+            ) as response:
+                raw = await response.content.read(_EXCERPT_BYTES)
+                return Reply(
+                    response.status,
+                    response.reason or "",
+                    dict(response.headers),
+                    _decode(raw, response.charset),
+                )
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise self._error(PermanentDeliveryError, "TLS certificate rejected", e, secrets) from e
+        except aiohttp.InvalidURL as e:
+            raise PermanentDeliveryError(f"{self.kind}: the URL is not valid") from e
+        except TimeoutError as e:
+            raise TemporaryDeliveryError(
+                f"{self.kind}: no answer within {self.timeout:.0f}s"
+            ) from e
+        except aiohttp.ClientError as e:
+            raise self._error(TemporaryDeliveryError, "request failed", e, secrets) from e
+
+    def _error(
+        self,
+        kind: type[DeliveryError],
+        what: str,
+        error: Exception,
+        secrets: Iterable[str],
+    ) -> DeliveryError:
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return kind(mask(f"{self.kind}: {what} ({detail})", secrets))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def outcome(
+    reply: Reply,
+    kind: str,
+    secrets: Iterable[str],
+    *,
+    context: str = "",
+    explain: str = "",
+    default_delay: float | None = None,
+    now: datetime | None = None,
+) -> Sent:
+    """2xx → Sent; 5xx, 408, 425 and 429 → temporary (honouring Retry-After); else permanent.
+
+    `context` names what was addressed (e.g. "room 'ops'"); `explain` replaces the body excerpt
+    when the caller understood the body (e.g. a JSON error message); `default_delay` is the
+    retry delay when the answer has no Retry-After.
+    """
+    if 200 <= reply.status < 300:
+        return Sent(detail=f"HTTP {reply.status}")
+    where = f" for {context}" if context else ""
+    said = explain or excerpt(reply.body)
+    text = f"{kind}: HTTP {reply.status} {reply.reason}{where}".rstrip()
+    if said:
+        text = f"{text}: {said}"
+    if 300 <= reply.status < 400:
+        text += " (redirects are not followed; configure the final URL)"
+    text = mask(text, secrets)
+    if reply.status >= 500 or reply.status in _TEMPORARY_4XX:
+        delay = retry_after(header(reply.headers, "Retry-After"), now or datetime.now(UTC))
+        raise TemporaryDeliveryError(text, retry_after=default_delay if delay is None else delay)
+    raise PermanentDeliveryError(text)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by case-insensitive name."""
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:
+    """The body on one line, cut to `limit` characters (callers mask it)."""
+    flat = re.sub(r"\s+", " ", body).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")

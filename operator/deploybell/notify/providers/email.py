@@ -1,0 +1,199 @@
+"""E-mail over SMTP (aiosmtplib): the operator's SMTP defaults, overridden by the Notification's
+Secret (keys `host`, `port`, `username`, `password`, `from`; optional `caFile`)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import aiosmtplib
+
+from deploybell.notify.model import Message
+from deploybell.notify.providers.base import (
+    DeliveryError,
+    Destination,
+    PermanentDeliveryError,
+    Sent,
+    TemporaryDeliveryError,
+    Title,
+    mask,
+)
+from deploybell.notify.render.email import (
+    SUBJECT_PREFIX,
+    AddressError,
+    parse_sender,
+    render_email,
+)
+
+TLS_MODES = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how one mail is sent, after the Secret's overrides."""
+
+    host: str
+    port: int
+    sender: str
+    tls: str  # starttls | tls | none
+    username: str
+    password: str
+    timeout: float
+    ca_file: str | None
+    """A CA bundle trusted for the server's certificate (private CAs, tests); None: the system's."""
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def smtp_settings(destination: Destination) -> SmtpSettings:
+    """Merge the operator defaults with the Secret; a bad value is permanent and names its key."""
+    defaults, secret, options = destination.smtp, destination.secret, destination.options
+    tls = defaults.tls
+    if tls not in TLS_MODES:
+        raise PermanentDeliveryError(
+            f"email: the operator's SMTP tls mode must be one of {', '.join(TLS_MODES)}, "
+            f"got {tls!r}"
+        )
+    host = secret.get("host") or defaults.host
+    if not host or any(c.isspace() for c in host):
+        raise PermanentDeliveryError(f"email: Secret key 'host' must be a host name, got {host!r}")
+    ca_file = secret.get("caFile") or options.get("caFile") or None
+    if ca_file is not None and not isinstance(ca_file, str):
+        raise PermanentDeliveryError("email: option 'caFile' must be a file path")
+    return SmtpSettings(
+        host=host,
+        port=_port(secret.get("port"), defaults.port),
+        sender=secret.get("from") or defaults.sender,
+        tls=tls,
+        username=secret.get("username") or defaults.username,
+        password=secret.get("password") or defaults.password,
+        timeout=defaults.timeout,
+        ca_file=ca_file,
+    )
+
+
+def _port(raw: str | None, default: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        port = int(raw.strip())
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise PermanentDeliveryError(
+            f"email: Secret key 'port' must be a port number (1-65535), got {raw!r}"
+        )
+    return port
+
+
+class EmailProvider:
+    """Sends one mail per recipient; a fresh SMTP connection per send (mail is rare and bursty)."""
+
+    async def send(
+        self, message: Message, destination: Destination, override: Title | None = None
+    ) -> Sent:
+        hidden = [*destination.secret.values(), destination.smtp.password]
+        try:
+            sent = await self._send(message, destination, override)
+        except DeliveryError as e:
+            raise type(e)(mask(e.message, hidden), e.retry_after) from None
+        return replace(sent, detail=mask(sent.detail, hidden))
+
+    async def close(self) -> None:
+        """Nothing pooled: each send opens and closes its own connection."""
+
+    async def _send(
+        self, message: Message, destination: Destination, override: Title | None
+    ) -> Sent:
+        smtp = smtp_settings(destination)
+        prefix = destination.options.get("subjectPrefix", SUBJECT_PREFIX)
+        if not isinstance(prefix, str):
+            raise PermanentDeliveryError("email: option 'subjectPrefix' must be a string")
+        try:
+            envelope_from = parse_sender(smtp.sender).addr_spec
+            mail = render_email(
+                message,
+                sender=smtp.sender,
+                recipient=destination.recipient,
+                date=datetime.now(UTC),
+                subject_prefix=prefix,
+                override=override,
+            )
+        except AddressError as e:
+            raise PermanentDeliveryError(f"email: {e}") from None
+        tls_context = _tls_context(smtp)
+        try:
+            _, reply = await aiosmtplib.send(
+                mail,
+                sender=envelope_from,
+                recipients=[destination.recipient],
+                hostname=smtp.host,
+                port=smtp.port,
+                username=smtp.username or None,
+                password=smtp.password or None,
+                timeout=smtp.timeout,
+                use_tls=smtp.tls == "tls",
+                start_tls=smtp.tls == "starttls",  # False, not None: "none" means no upgrade
+                tls_context=tls_context,
+            )
+        except (aiosmtplib.SMTPException, OSError, ValueError) as e:
+            raise _delivery_error(e, smtp, destination.recipient) from None
+        # aiosmtplib raises unless DATA was answered 250, and returns the text after the code.
+        return Sent(refs={"messageId": str(mail["Message-ID"])}, detail=f"250 {reply}")
+
+
+def _tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
+    if smtp.tls == "none" or smtp.ca_file is None:
+        return None  # aiosmtplib's default: the system trust store, hostname checked
+    try:
+        return ssl.create_default_context(cafile=smtp.ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise PermanentDeliveryError(f"email: cannot load caFile {smtp.ca_file!r}: {e}") from None
+
+
+def _delivery_error(error: Exception, smtp: SmtpSettings, recipient: str) -> DeliveryError:
+    """SMTP 5xx and configuration problems are permanent; 4xx and the network are temporary."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
+        refused = error.recipients[0]
+        return _by_code(
+            refused.code,
+            f"email: {smtp.server} refused recipient {recipient}: {refused.code} {refused.message}",
+        )
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        return _by_code(
+            error.code,
+            f"email: {smtp.server} refused the login as {smtp.username!r}: "
+            f"{error.code} {error.message}",
+        )
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return _by_code(error.code, f"email: {smtp.server} answered {error.code} {error.message}")
+    if _caused_by(error, ssl.SSLCertVerificationError):
+        return PermanentDeliveryError(
+            f"email: the TLS certificate of {smtp.server} is not trusted ({error}); "
+            "set caFile to the CA that signed it"
+        )
+    if isinstance(error, aiosmtplib.SMTPNotSupported | ValueError):
+        return PermanentDeliveryError(f"email: {smtp.server}: {error}")
+    if isinstance(error, aiosmtplib.SMTPException) and "not supported" in str(error):
+        # aiosmtplib's plain SMTPException for "STARTTLS/AUTH extension not supported": the
+        # tls mode or the username does not match the server, a setting a human must fix.
+        return PermanentDeliveryError(f"email: {smtp.server}: {error}")
+    return TemporaryDeliveryError(f"email: cannot deliver through {smtp.server}: {error}")
+
+
+def _by_code(code: int, text: str) -> DeliveryError:
+    return PermanentDeliveryError(text) if 500 <= code <= 599 else TemporaryDeliveryError(text)
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,225 @@
+"""Slack: a bot token (post, then update in place + thread reply) or an incoming webhook."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from deploybell.notify.model import Message
+from deploybell.notify.providers.base import (
+    DeliveryError,
+    Destination,
+    PermanentDeliveryError,
+    Sent,
+    TemporaryDeliveryError,
+    Title,
+    mask,
+)
+from deploybell.notify.render.slack import render, thread_reply
+
+DEFAULT_API_URL = "https://slack.com/api/"
+TIMEOUT_SECONDS = 30.0
+
+# Slack errors that will not go away by retrying: a human must fix the token, channel or app.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "channel_not_found",
+        "users_not_found",
+        "user_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "invalid_blocks",
+        "msg_too_long",
+    }
+)
+# Slack errors that say "not now"; together with 429 and 5xx they are retried.
+TEMPORARY_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# chat.update answers these when the start message is gone or frozen: post a new one instead.
+UPDATE_IMPOSSIBLE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")  # names are lowercase, IDs upper
+_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+
+
+class SlackProvider:
+    """Sends run events to Slack with slack_sdk; one aiohttp session shared by all calls."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(
+        self, message: Message, destination: Destination, override: Title | None = None
+    ) -> Sent:
+        secrets = [value for value in destination.secret.values() if value]
+        try:
+            token, webhook_url, api_url, threads = _settings(destination)
+            if token:
+                return await self._send_with_token(
+                    message, destination, override, token, api_url, threads
+                )
+            return await self._send_to_webhook(message, override, webhook_url)
+        except DeliveryError as e:
+            raise type(e)(mask(e.message, secrets), e.retry_after) from None
+        except SlackApiError as e:
+            raise _api_error(e, secrets) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            text = mask(f"slack: cannot reach Slack: {type(e).__name__}: {e}", secrets)
+            raise TemporaryDeliveryError(text) from None
+        except SlackClientError as e:
+            text = mask(f"slack: client error: {type(e).__name__}: {e}", secrets)
+            raise PermanentDeliveryError(text) from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def _send_with_token(
+        self,
+        message: Message,
+        destination: Destination,
+        override: Title | None,
+        token: str,
+        api_url: str,
+        threads: bool,
+    ) -> Sent:
+        # retry_handlers=[]: the outbox schedules retries (and honours Retry-After) itself.
+        client = AsyncWebClient(
+            token=token, base_url=api_url, session=self._http(), retry_handlers=[]
+        )
+        payload = render(message, override).as_payload()
+        channel, parent = destination.previous.get("channel"), destination.previous.get("ts")
+        follow_up = message.event != "start" and threads and channel and parent
+        if follow_up and await _update_in_place(client, str(channel), str(parent), payload):
+            reply = await client.chat_postMessage(
+                channel=str(channel), thread_ts=str(parent), text=thread_reply(message, override)
+            )
+            refs = {"channel": str(channel), "ts": str(parent), "reply_ts": str(reply["ts"])}
+            return Sent(refs=refs, detail=f"updated {channel} {parent} and replied in thread")
+        target = await _resolve(client, destination.recipient)
+        posted = await client.chat_postMessage(
+            channel=target, unfurl_links=False, unfurl_media=False, **payload
+        )
+        refs = {"channel": str(posted["channel"]), "ts": str(posted["ts"])}
+        return Sent(refs=refs, detail=f"posted to {refs['channel']} at {refs['ts']}")
+
+    async def _send_to_webhook(
+        self, message: Message, override: Title | None, webhook_url: str
+    ) -> Sent:
+        client = AsyncWebhookClient(url=webhook_url, session=self._http(), retry_handlers=[])
+        response = await client.send_dict(render(message, override).as_payload())
+        if response.status_code == 200:
+            return Sent(detail=response.body or "ok")
+        error = (
+            f"slack: incoming webhook answered HTTP {response.status_code}: {response.body[:200]}"
+        )
+        if response.status_code == 429 or response.status_code >= 500:
+            retry_after = _retry_after(response.headers)
+            raise TemporaryDeliveryError(error, retry_after)
+        raise PermanentDeliveryError(error)
+
+
+def _settings(destination: Destination) -> tuple[str, str, str, bool]:
+    """Validate the Secret and `slack` options: (token, webhookUrl, apiUrl, threads)."""
+    secret = destination.secret
+    token = secret.get("token", "").strip()
+    webhook_url = secret.get("webhookUrl", "").strip()
+    api_url = secret.get("apiUrl", "").strip() or DEFAULT_API_URL
+    if not token and not webhook_url:
+        raise PermanentDeliveryError("slack: the Secret needs the key `token` or `webhookUrl`")
+    if not token and not webhook_url.startswith(("https://", "http://")):
+        raise PermanentDeliveryError("slack: Secret key `webhookUrl` must be an http(s) URL")
+    if not api_url.startswith(("https://", "http://")):
+        raise PermanentDeliveryError("slack: Secret key `apiUrl` must be an http(s) URL")
+    threads = destination.options.get("threads", True)
+    if not isinstance(threads, bool):
+        raise PermanentDeliveryError("slack: option `slack.threads` must be true or false")
+    # slack_sdk joins method names onto the base URL, which must end with a slash.
+    return token, webhook_url, api_url if api_url.endswith("/") else api_url + "/", threads
+
+
+async def _resolve(client: AsyncWebClient, recipient: str) -> str:
+    """`#name`/`#C123` → a channel for chat.postMessage; `@U123`/`@a@b.c` → a user ID."""
+    kind, name = recipient[:1], recipient[1:].strip()
+    if kind == "#" and name:
+        return name if _CHANNEL_ID.match(name) else f"#{name}"
+    if kind == "@" and _USER_ID.match(name):
+        return name
+    if kind == "@" and "@" in name:
+        found = await client.users_lookupByEmail(email=name)
+        user = found.get("user") or {}
+        if not user.get("id"):
+            raise PermanentDeliveryError(f"slack: no user id for {recipient}")
+        return str(user["id"])
+    if kind == "@" and name:
+        raise PermanentDeliveryError(
+            f"slack: recipient {recipient!r} must be a user ID (@U…) or an e-mail address"
+        )
+    raise PermanentDeliveryError(f"slack: recipient {recipient!r} must be #channel or @user")
+
+
+async def _update_in_place(
+    client: AsyncWebClient, channel: str, ts: str, payload: Mapping[str, Any]
+) -> bool:
+    """Rewrite the start message with the outcome; False when that message cannot be edited."""
+    try:
+        await client.chat_update(channel=channel, ts=ts, **payload)
+    except SlackApiError as e:
+        if _error_code(e) in UPDATE_IMPOSSIBLE:
+            return False
+        raise
+    return True
+
+
+def _error_code(error: SlackApiError) -> str:
+    data = error.response.data if error.response is not None else None
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _api_error(error: SlackApiError, secrets: list[str]) -> DeliveryError:
+    """Classify a Web API failure; the message names the method and Slack's error code only."""
+    response = error.response
+    status = int(getattr(response, "status_code", 0) or 0)
+    code = _error_code(error) or "no error code"
+    url = str(getattr(response, "api_url", ""))
+    method = url.rstrip("/").rsplit("/", 1)[-1] or "call"
+    text = mask(f"slack: {method} failed: {code} (HTTP {status})", secrets)
+    if status == 429 or code == "ratelimited":
+        return TemporaryDeliveryError(text, _retry_after(getattr(response, "headers", None)))
+    if code in PERMANENT_ERRORS:
+        return PermanentDeliveryError(text)
+    if status >= 500 or code in TEMPORARY_ERRORS or status == 0:
+        return TemporaryDeliveryError(text)
+    return PermanentDeliveryError(text)

@@ -1,0 +1,175 @@
+"""Slack rendering: Block Kit blocks, a coloured attachment and a thread reply (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
+from deploybell.notify.providers.base import Title
+
+# Slack's own limits (https://docs.slack.dev/reference/block-kit/blocks/section-block).
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+FALLBACK_LIMIT = 3000
+MAX_PODS = 10
+MAX_WARNINGS = 5
+
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def escape(text: str) -> str:
+    """Escape `&`, `<`, `>` as Slack requires, so `<!channel>` or `<@U1>` in a value never pings."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(escaped: str, limit: int) -> str:
+    """Cut already-escaped text to Slack's limit without leaving half an `&amp;`."""
+    if len(escaped) <= limit:
+        return escaped
+    return _PARTIAL_ENTITY.sub("", escaped[: limit - 1]) + "…"
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One Slack message body: `text` is the notification fallback, blocks carry the content."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON body for `chat.postMessage`/`chat.update`/an incoming webhook."""
+        return {"text": self.text, "blocks": self.blocks, "attachments": self.attachments}
+
+
+def render(message: Message, override: Title | None = None) -> SlackMessage:
+    """The default Slack message; a template's title/text replace the headline and summary."""
+    title = override.title if override and override.title is not None else message.title()
+    text = override.text if override and override.text is not None else message.summary()
+    headline = _section(f"*{escape(title)}*" + (f"\n{escape(text)}" if text else ""))
+    details = [
+        block
+        for block in (
+            _facts(message),
+            _objects(message),
+            _pods(message.pods),
+            _warnings(message.warnings),
+            _link(message.link),
+            _context(message),
+        )
+        if block is not None
+    ]
+    attachment: dict[str, Any] = {
+        "color": message.colour,
+        "fallback": _clip(escape(title), FALLBACK_LIMIT),
+        "blocks": details,
+    }
+    return SlackMessage(
+        text=_clip(escape(title), FALLBACK_LIMIT), blocks=[headline], attachments=[attachment]
+    )
+
+
+def thread_reply(message: Message, override: Title | None = None) -> str:
+    """The outcome posted under the start message: title, summary and the first failing pod."""
+    title = override.title if override and override.title is not None else message.title()
+    text = override.text if override and override.text is not None else message.summary()
+    lines = [f"*{escape(title)}*"]
+    if text:
+        lines.append(escape(text))
+    if message.pods:
+        lines.append(_pod_line(message.pods[0]))
+        if len(message.pods) > 1:
+            lines.append(f"…and {len(message.pods) - 1} more failing container(s)")
+    if message.link:
+        lines.append(escape(message.link))
+    return _clip("\n".join(lines), SECTION_LIMIT)
+
+
+def _section(mrkdwn: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(mrkdwn, SECTION_LIMIT)}}
+
+
+def _facts(message: Message) -> dict[str, Any]:
+    facts = [("Job", message.ref), ("Run", str(message.run)), ("Phase", message.phase)]
+    if message.cluster:
+        facts.append(("Cluster", message.cluster))
+    if message.duration():
+        facts.append(("Duration", message.duration()))
+    if message.rolled_back_to is not None:
+        facts.append(("Rolled back to", f"run {message.rolled_back_to}"))
+    if message.images:
+        facts.append(("Images", "\n".join(message.images)))
+    if message.revision:
+        facts.append(("Revision", message.revision))
+    fields = [
+        {"type": "mrkdwn", "text": _clip(f"*{name}*\n{escape(value)}", FIELD_LIMIT)}
+        for name, value in facts[:10]  # Slack allows at most 10 fields
+    ]
+    return {"type": "section", "fields": fields}
+
+
+def _objects(message: Message) -> dict[str, Any] | None:
+    if not message.objects:
+        return None
+    lines = ["*Objects*"]
+    for obj in message.objects:
+        detail = f": {obj.message}" if obj.message else ""
+        lines.append(escape(f"• {obj.kind} {obj.namespace}/{obj.name} — {obj.status}{detail}"))
+    return _section("\n".join(lines))
+
+
+def _pod_line(pod: PodDiagnosis) -> str:
+    facts = [pod.reason]
+    if pod.exit_code is not None:
+        facts.append(f"exit code {pod.exit_code}")
+    facts.append(f"{pod.restart_count} restart{'' if pod.restart_count == 1 else 's'}")
+    detail = f" — {pod.message}" if pod.message else ""
+    return escape(f"• pod {pod.pod} container {pod.container}: {', '.join(facts)}{detail}")
+
+
+def _pods(pods: tuple[PodDiagnosis, ...]) -> dict[str, Any] | None:
+    if not pods:
+        return None
+    lines = ["*Failing pods*", *(_pod_line(pod) for pod in pods[:MAX_PODS])]
+    if len(pods) > MAX_PODS:
+        lines.append(f"…and {len(pods) - MAX_PODS} more")
+    return _section("\n".join(lines))
+
+
+def _warnings(warnings: tuple[WarningEvent, ...]) -> dict[str, Any] | None:
+    if not warnings:
+        return None
+    lines = ["*Recent warnings*"]
+    for warning in warnings[:MAX_WARNINGS]:
+        times = f" ({warning.count} times)" if warning.count > 1 else ""
+        lines.append(escape(f"• {warning.object} {warning.reason}{times}: {warning.message}"))
+    return _section("\n".join(lines))
+
+
+def _link(link: str) -> dict[str, Any] | None:
+    if not link:
+        return None
+    if not link.startswith(("https://", "http://")) or len(link) > 3000:
+        # Slack rejects a button whose url is not an http(s) URL; show it as text instead.
+        return _section(f"*Link*\n{escape(link)}")
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "Open"},
+        "url": link,
+        "action_id": "deploybell-open",
+    }
+    return {"type": "actions", "elements": [button]}
+
+
+def _context(message: Message) -> dict[str, Any]:
+    parts = ["deploybell"]
+    if message.test:
+        parts.append("test message")
+    if message.started_at:
+        parts.append(f"started {message.started_at}")
+    if message.finished_at:
+        parts.append(f"finished {message.finished_at}")
+    text = escape(" · ".join(parts))
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
