@@ -137,9 +137,12 @@ class Demo:
             "crd/notifications.deploybell.io",
             "--timeout=60s",
         )
+
+    def clean_previous(self) -> None:
+        """A previous run's namespace goes first; the operator must run to release its jobs."""
         if self.kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name"):
             say(f"removing the previous demo namespace {NAMESPACE}")
-            self.kubectl("delete", "namespace", NAMESPACE, "--timeout=120s")
+            self.kubectl("delete", "namespace", NAMESPACE, "--timeout=110s")
 
     def start_operator(self, sinks: Sinks) -> None:
         say(f"starting the operator (log: {self.log.relative_to(ROOT)})")
@@ -220,6 +223,7 @@ class Demo:
             sinks = Sinks(stack)
             stack.callback(self.stop_operator)
             self.start_operator(sinks)
+            self.clean_previous()
             self.apply_examples(sinks.placeholders())
             ok = self.watch(sinks)
             print(self.kubectl("get", "dj,dbn", "-n", NAMESPACE), flush=True)
