@@ -56,7 +56,9 @@ def run_operator(args: argparse.Namespace) -> int:
         kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            standalone=True,
+            standalone=not args.peering,
+            peering_name=args.peering or None,
+            priority=args.priority,
             memo=kopf.Memo(settings=settings),
             liveness_endpoint=args.liveness or None,
         )
@@ -96,6 +98,18 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "--liveness",
         default=os.environ.get("DEPLOYBELL_LIVENESS", ""),
         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument(
+        "--peering",
+        default=os.environ.get("DEPLOYBELL_PEERING", ""),
+        help="kopf peering object name: with several replicas only the one with the "
+        "highest priority acts (needs kopf's peering CRDs); default: standalone",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=int(os.environ.get("DEPLOYBELL_PRIORITY", "0")),
+        help="peering priority of this instance",
     )
     run.add_argument("-v", "--verbose", action="store_true")
 
