@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse, wait_for
 from tests.support.deploybell import notification, webhook_secret
-from tests.support.operator import ROOT, OperatorProcess
+from tests.support.operator import ROOT, OperatorProcess, free_port
 from tests.support.peers.smtp import SmtpPeer
 from tests.support.peers.webhook import WebhookPeer
 
@@ -58,11 +58,24 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """One operator process for the session; tests that restart it leave it running."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
+    metrics_port = free_port()
     proc = OperatorProcess(
-        cluster, log, "--failfast-grace-seconds", "5", "--cluster-name", "local-test",
-        "--smtp-host", smtp_peer.host, "--smtp-port", str(smtp_peer.port),
-        "--smtp-from", "deploybell@local.test",
-    )  # fmt: skip
+        cluster,
+        log,
+        "--failfast-grace-seconds",
+        "5",
+        "--cluster-name",
+        "local-test",
+        "--smtp-host",
+        smtp_peer.host,
+        "--smtp-port",
+        str(smtp_peer.port),
+        "--smtp-from",
+        "deploybell@local.test",
+        "--metrics-port",
+        str(metrics_port),
+    )
+    proc.metrics_port = metrics_port
     proc.start()
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:

@@ -16,7 +16,7 @@ from tests.support.cluster import ClusterAccess
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -31,9 +31,10 @@ class OperatorProcess:
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.metrics_port = 0  # set by whoever passes --metrics-port
 
     def start(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -1,0 +1,130 @@
+"""Notification readiness (spec, template, Secret), template fallback, and the metrics."""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import ClusterAccess, wait_for
+from tests.support.deploybell import (
+    deployment,
+    events,
+    finished,
+    subscribed,
+    wait_dj,
+    webhook_events,
+    webhook_secret,
+)
+from tests.support.operator import OperatorProcess
+from tests.support.peers.webhook import WebhookPeer
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def ready(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = cluster.get("notifications.deploybell.io", name, namespace) or {}
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Ready"), None)
+
+
+def wait_ready(cluster: ClusterAccess, namespace: str, name: str, status: str,
+               fragment: str = "") -> dict[str, Any]:  # fmt: skip
+    def probe() -> dict[str, Any] | None:
+        cond = ready(cluster, namespace, name)
+        ok = cond and cond["status"] == status and fragment in cond.get("message", "")
+        return cond if ok else None
+
+    return wait_for(f"Notification {name} Ready={status} ({fragment})", probe)  # type: ignore[no-any-return]
+
+
+def slack_notification(name: str, secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "deploybell.io/v1alpha1",
+        "kind": "Notification",
+        "metadata": {"name": name},
+        "spec": {"type": "slack", "recipients": ["#deploys"], "secretRef": {"name": secret}},
+    }
+
+
+def test_fixing_the_secret_fixes_ready(cluster: ClusterAccess, namespace: str) -> None:
+    cluster.apply(slack_notification("chat", "slack-creds"), namespace)
+    wait_ready(cluster, namespace, "chat", "False", "Secret slack-creds not found")
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "slack-creds"},
+            "stringData": {"channel": "oops"},
+        },
+        namespace,
+    )
+    wait_ready(cluster, namespace, "chat", "False", "has no key token or webhookUrl")
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "slack-creds"},
+            "stringData": {"token": "xoxb-1"},
+        },
+        namespace,
+    )
+    cond = wait_ready(cluster, namespace, "chat", "True")
+    assert cond["reason"] == "Valid"
+
+
+def test_a_template_that_does_not_compile_is_not_ready(
+    cluster: ClusterAccess, namespace: str
+) -> None:
+    broken = {
+        "apiVersion": "deploybell.io/v1alpha1",
+        "kind": "Notification",
+        "metadata": {"name": "mail"},
+        "spec": {
+            "type": "email",
+            "recipients": ["a@example.test"],
+            "template": {"text": "deployed {{ job }\n"},
+        },
+    }
+    cluster.apply(broken, namespace)
+    cond = wait_ready(cluster, namespace, "mail", "False", "spec.template.text: line 1")
+    assert cond["reason"] == "InvalidSpec"
+
+
+def test_a_template_failing_at_render_time_falls_back_to_the_default(
+    cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
+) -> None:
+    hook = {
+        "apiVersion": "deploybell.io/v1alpha1",
+        "kind": "Notification",
+        "metadata": {"name": "deploy-notification"},
+        "spec": {
+            "type": "webhook",
+            "secretRef": {"name": "webhook-integration"},
+            "template": {"title": "{{ no_such_field }} deployed"},
+        },
+    }
+    cluster.apply([webhook_secret(webhook_peer), hook], namespace)
+    cluster.apply(subscribed("web", [deployment("web")]), namespace)
+    wait_dj(cluster, namespace, "web", "Succeeded", finished(1, "Succeeded"))
+    received = webhook_events(webhook_peer, namespace, "web")
+    assert [e["data"]["title"] for e in received] == [
+        f"▶ {namespace}/web started on local-test (run 1)",
+        f"✔ {namespace}/web succeeded on local-test (run 1)",
+    ]
+    reasons = [r for r, _ in events(cluster, namespace, "web")]
+    assert "NotificationTemplateFailed" in reasons
+
+
+def test_metrics_count_runs_and_notifications(
+    cluster: ClusterAccess, notification_ns: str, operator: OperatorProcess
+) -> None:
+    cluster.apply(subscribed("web", [deployment("web")]), notification_ns)
+    wait_dj(cluster, notification_ns, "web", "Succeeded", finished(1, "Succeeded"))
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    assert 'deploybell_notifications_total{event="success",result="sent",type="webhook"}' in text
+    assert 'deploybell_deployjob_runs_total{result="Succeeded"}' in text
+    assert "deploybell_notification_delivery_seconds_bucket" in text
