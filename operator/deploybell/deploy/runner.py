@@ -79,6 +79,7 @@ class JobRunner:
     async def step(self, live: LiveJob) -> float | None:
         """Do what the job needs now; return seconds until a timer needs a look (None: never)."""
         self.live = live
+        await self.outbox.settle()  # sends of one event finish together: one status write
         await self.sync_notifications()
         delay = await self.act(live)
         await self.sync_notifications()

@@ -174,6 +174,11 @@ class Outbox:
     def busy(self) -> bool:
         return bool(self.tasks)
 
+    async def settle(self, seconds: float = 0.25) -> None:
+        """Let sends that are nearly done finish, so their results are written in one patch."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=seconds)
+
     async def drain(self, seconds: float) -> None:
         """Wait for sends in flight (e.g. before a deleted DeployJob lets go)."""
         if self.tasks:
