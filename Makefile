@@ -49,6 +49,10 @@ lint: venv ## ruff, ruff format, mypy --strict, import-linter
 test: lint ## lint, then every test suite against the real local cluster
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+.PHONY: reliability
+reliability: venv ## the long fault-injection variants (50 jobs x 5 kills, 60 s outage)
+	RELIABILITY_LONG=1 $(VENV)/bin/pytest tests/reliability -s $(PYTEST_ARGS)
+
 .PHONY: unit
 unit: venv ## only the fast tests (no cluster)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+"""The one-shot tools behind `deploybell validate|render|notify-test` and `kubectl deploybell`."""
