@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse, wait_for
 from tests.support.deploybell import notification, webhook_secret
+from tests.support import operator as operator_support
 from tests.support.operator import ROOT, OperatorProcess, free_port
 from tests.support.peers.smtp import SmtpPeer
 from tests.support.peers.webhook import WebhookPeer
@@ -77,7 +78,9 @@ def operator(
     )
     proc.metrics_port = metrics_port
     proc.start()
+    operator_support.SESSION = proc
     yield proc
+    operator_support.SESSION = None
     if proc.proc is not None and proc.proc.poll() is None:
         code = proc.stop()
         assert code == 0, f"operator exited {code} on SIGTERM:\n{proc.tail()}"

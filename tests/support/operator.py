@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support.cluster import ClusterAccess
 
 ROOT = Path(__file__).resolve().parents[2]
+COMMAND = (sys.executable, "-m", "deploybell", "run")
 
 
 def free_port() -> int:
@@ -23,26 +25,40 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    """Start, stop, kill and restart the operator; its log is kept for failure messages."""
+    """Start, stop, kill and restart the operator; its log is kept for failure messages.
 
-    def __init__(self, cluster: ClusterAccess, log_path: Path, *extra_args: str) -> None:
+    `command` and `env` (over this process's environment and the cluster's KUBECONFIG) let a
+    test run the operator as a pod would, e.g. with a ServiceAccount's own kubeconfig.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterAccess,
+        log_path: Path,
+        *extra_args: str,
+        command: Sequence[str] = COMMAND,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.log_path = log_path
         self.extra_args = extra_args
+        self.command = tuple(command)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.metrics_port = 0  # set by whoever passes --metrics-port
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self) -> None:
         self.port = free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), **self.env}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "deploybell",
-                "run",
+                *self.command,
                 "--liveness",
                 f"http://127.0.0.1:{self.port}/healthz",
                 *self.extra_args,
@@ -93,3 +109,8 @@ class OperatorProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+SESSION: OperatorProcess | None = None
+"""The session-wide operator (tests/conftest.py's `operator` fixture), once started: tests that
+run operators of their own stop it meanwhile, so that no two standalone operators act at once."""
