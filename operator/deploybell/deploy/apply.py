@@ -191,7 +191,9 @@ class Applier:
                 self.cluster.forget_kinds(ref.api_version)
                 await asyncio.sleep(0.5)
             except ApiError as e:
-                if e.status == 0 or e.status >= 500 or e.status == 429:
+                # Server-side apply answers 500 for a field of the wrong type: not transient.
+                typed = e.status == 500 and "failed to create typed patch object" in e.message
+                if not typed and (e.status == 0 or e.status >= 500 or e.status == 429):
                     raise  # transient: the caller retries the whole step
                 reason = "Forbidden" if e.status == 403 else "ApplyFailed"
                 who = f" as {client.user}" if client.user else ""

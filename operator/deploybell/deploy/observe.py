@@ -157,5 +157,9 @@ class Observer:
 
 
 def _about(event: Mapping[str, Any], names: set[str]) -> bool:
-    name = str((event.get("involvedObject") or {}).get("name") or "")
+    """About one of the failing objects or their pods; never deploybell's own run Events."""
+    involved = event.get("involvedObject") or {}
+    if involved.get("kind") == "DeployJob":
+        return False
+    name = str(involved.get("name") or "")
     return name in names or any(name.startswith(f"{n}-") for n in names)

@@ -327,6 +327,13 @@ class JobRunner:
             refs = {ObjectRef.from_status(r) for r in self.resources}
             await self.applier.prune(live.namespace, spec, refs)
 
+    async def internal_error(self, live: LiveJob, detail: str) -> float | None:
+        """An unexpected error: end the run in flight as Failed, saying so; no hot loop."""
+        if self.state.in_flight:
+            message = f"deploybell hit an unexpected error: {detail[:300]}"
+            await self.conclude(live, Phase.FAILED, "InternalError", message, "failure")
+        return 60.0
+
     async def conclude(
         self, live: LiveJob, phase: Phase, reason: str, message: str, event: str
     ) -> None:

@@ -115,6 +115,9 @@ async def drive_runs(
                     return
                 await waker.sleep(delay, stopped if not live.deleting else _Never())
                 continue
+            except Exception as e:  # a bug must end the run with an answer, not loop or crash
+                logger.exception("unexpected error in the DeployJob's run")
+                delay = await runner.internal_error(live, f"{type(e).__name__}: {e}")
             if live.deleting:
                 await runner.drain_notifications(context.settings.deletion_grace_seconds)
                 return

@@ -1,0 +1,325 @@
+# ruff: noqa: E501  (a table of cases reads better one per line)
+"""Write tests/reliability/corpus/: malformed resources, each with its expected answer.
+
+Each file's first line says what must happen:
+  # expect: rejected <text in kubectl's error>        (admission: schema or CEL)
+  # expect: failed <Reason> <text in status.message>  (the run fails, naming the problem)
+  # expect: notready <text in the Ready condition>    (a Notification the operator refuses)
+Run: python hack/gen-corpus.py   (the files are committed; rerun after changing the cases)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "reliability" / "corpus"
+DJ = {"apiVersion": "deploybell.io/v1alpha1", "kind": "DeployJob"}
+NOTE = {"apiVersion": "deploybell.io/v1alpha1", "kind": "Notification"}
+CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+DEPLOY = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web"},
+    "spec": {
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+        },
+    },
+}
+UNSCHEDULABLE = {
+    **DEPLOY,
+    "spec": {
+        **DEPLOY["spec"],
+        "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"nodeSelector": {"none": "x"}, "containers": [{"name": "c", "image": "x"}]},
+        },
+    },
+}
+
+
+def dj(name: str, **spec: Any) -> dict[str, Any]:
+    spec.setdefault("manifests", [CM])
+    return {**DJ, "metadata": {"name": name}, "spec": spec}
+
+
+def note(name: str, **spec: Any) -> dict[str, Any]:
+    return {**NOTE, "metadata": {"name": name}, "spec": spec}
+
+
+def source(name: str, text: str) -> list[dict[str, Any]]:
+    """A DeployJob reading `text` from a ConfigMap."""
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-src"},
+        "data": {"manifests.yaml": text},
+    }
+    job = {
+        **DJ,
+        "metadata": {"name": name},
+        "spec": {"manifestsFrom": [{"configMapRef": {"name": f"{name}-src"}}]},
+    }
+    return [cm, job]
+
+
+CASES: list[tuple[str, str, Any]] = [
+    # --- DeployJob: rejected at admission -------------------------------------------------------
+    (
+        "dj-no-manifests",
+        "rejected spec.manifests or spec.manifestsFrom",
+        {**DJ, "metadata": {"name": "a"}, "spec": {}},
+    ),
+    ("dj-empty-manifests", "rejected spec.manifests or spec.manifestsFrom", dj("a", manifests=[])),
+    ("dj-max-wait-zero", "rejected maxWaitSeconds", dj("a", maxWaitSeconds=0)),
+    ("dj-max-wait-huge", "rejected maxWaitSeconds", dj("a", maxWaitSeconds=99999)),
+    ("dj-max-wait-string", "rejected maxWaitSeconds", dj("a", maxWaitSeconds="ten")),
+    ("dj-stability-negative", "rejected stabilitySeconds", dj("a", stabilitySeconds=-1)),
+    ("dj-stability-huge", "rejected stabilitySeconds", dj("a", stabilitySeconds=301)),
+    ("dj-prune-string", "rejected prune", dj("a", prune="yes")),
+    ("dj-rollback-number", "rejected rollbackOnFailure", dj("a", rollbackOnFailure=1)),
+    ("dj-notify-uppercase", "rejected notify", dj("a", onStart=[{"notify": "Team_Chat"}])),
+    ("dj-notify-missing", "rejected notify", dj("a", onSuccess=[{}])),
+    ("dj-notify-too-long", "rejected notify", dj("a", always=[{"notify": "n" * 64}])),
+    ("dj-hooks-not-a-list", "rejected onFailure", dj("a", onFailure={"notify": "x"})),
+    ("dj-target-namespace-bad", "rejected targetNamespace", dj("a", targetNamespace="Not_A_Label")),
+    (
+        "dj-configmap-no-name",
+        "rejected name",
+        dj("a", manifests=None, manifestsFrom=[{"configMapRef": {}}]),
+    ),
+    (
+        "dj-manifest-no-kind",
+        "rejected kind",
+        dj("a", manifests=[{"apiVersion": "v1", "metadata": {"name": "x"}}]),
+    ),
+    (
+        "dj-manifest-no-name",
+        "rejected name",
+        dj("a", manifests=[{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}]),
+    ),
+    ("dj-manifest-not-object", "rejected manifests", dj("a", manifests=["kind: ConfigMap"])),
+    ("dj-unknown-field", "rejected unknown field", dj("a", maxWaitTime=600)),
+    (
+        "dj-name-unicode",
+        "rejected",
+        {**DJ, "metadata": {"name": "déploiement"}, "spec": {"manifests": [CM]}},
+    ),
+    (
+        "dj-name-control-chars",
+        "rejected",
+        {**DJ, "metadata": {"name": "web\u0007"}, "spec": {"manifests": [CM]}},
+    ),
+    # --- DeployJob: the run fails with a message naming the problem -------------------------
+    (
+        "dj-missing-configmap",
+        "failed ConfigMapNotFound ConfigMap ghost not found",
+        dj("a", manifests=None, manifestsFrom=[{"configMapRef": {"name": "ghost"}}]),
+    ),
+    (
+        "dj-configmap-missing-key",
+        "failed ConfigMapKeyNotFound no such key",
+        [
+            {**CM, "metadata": {"name": "k-src"}, "data": {"other.yaml": "x: 1"}},
+            dj("a", manifests=None, manifestsFrom=[{"configMapRef": {"name": "k-src"}}]),
+        ],
+    ),
+    (
+        "dj-invalid-yaml",
+        "failed InvalidManifest invalid YAML at line 2",
+        source("a", "kind: ConfigMap\n  bad: [oops\n"),
+    ),
+    (
+        "dj-yaml-scalar",
+        "failed InvalidManifest not a Kubernetes object",
+        source("a", "just a string\n"),
+    ),
+    (
+        "dj-yaml-no-apiversion",
+        "failed InvalidManifest has no apiVersion",
+        source("a", "kind: ConfigMap\nmetadata: {name: x}\n"),
+    ),
+    (
+        "dj-yaml-no-name",
+        "failed InvalidManifest has no metadata.name",
+        source("a", "apiVersion: v1\nkind: ConfigMap\n"),
+    ),
+    (
+        "dj-yaml-tabs",
+        "failed InvalidManifest invalid YAML",
+        source("a", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: x\n"),
+    ),
+    (
+        "dj-yaml-duplicate-object",
+        "failed InvalidManifest appears twice",
+        source(
+            "a",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        ),
+    ),
+    (
+        "dj-unknown-kind",
+        "failed UnknownKind does not know kind Gizmo",
+        dj(
+            "a",
+            manifests=[
+                {"apiVersion": "example.invalid/v1", "kind": "Gizmo", "metadata": {"name": "g"}}
+            ],
+        ),
+    ),
+    (
+        "dj-unknown-version",
+        "failed UnknownKind",
+        dj(
+            "a",
+            manifests=[{"apiVersion": "apps/v9", "kind": "Deployment", "metadata": {"name": "g"}}],
+        ),
+    ),
+    (
+        "dj-self-reference",
+        "failed InvalidManifest cannot deploy another DeployJob",
+        source("a", json.dumps(dj("inner"))),
+    ),
+    (
+        "dj-missing-service-account",
+        "failed ServiceAccountNotFound ServiceAccount ghost-sa",
+        dj("a", serviceAccountName="ghost-sa"),
+    ),
+    (
+        "dj-invalid-deployment",
+        "failed ApplyFailed expected numeric",
+        dj("a", manifests=[{**DEPLOY, "spec": {"replicas": "three"}}]),
+    ),
+    (
+        "dj-deployment-no-selector",
+        "failed ApplyFailed selector",
+        dj("a", manifests=[{**DEPLOY, "spec": {"template": DEPLOY["spec"]["template"]}}]),
+    ),
+    (
+        "dj-bad-label-value",
+        "rejected labels",
+        dj("a", manifests=[{**CM, "metadata": {"name": "x", "labels": {"k": "not valid!"}}}]),
+    ),
+    (
+        "dj-namespace-missing",
+        "failed ApplyFailed",
+        dj(
+            "a",
+            manifests=[
+                {**CM, "metadata": {"name": "x", "namespace": "no-such-namespace-anywhere"}}
+            ],
+        ),
+    ),
+    (
+        "dj-max-wait-short",
+        "failed MaxWaitExceeded maxWaitSeconds=1",
+        dj(
+            "a",
+            maxWaitSeconds=1,
+            manifests=[
+                {
+                    **DEPLOY,
+                    "spec": {
+                        **DEPLOY["spec"],
+                        "template": {
+                            "metadata": {"labels": {"a": "b"}},
+                            "spec": {
+                                "nodeSelector": {"none": "x"},
+                                "containers": [{"name": "c", "image": "x"}],
+                            },
+                        },
+                    },
+                }
+            ],
+        ),
+    ),
+    # Near the 1.5 MB object limit: the DeployJob is accepted, the 1.1 MB ConfigMap it holds is not.
+    (
+        "dj-huge-manifest",
+        "rejected Too long",
+        dj("a", manifests=[{**CM, "metadata": {"name": "big"}, "data": {"blob": "x" * 1_100_000}}]),
+    ),
+    (
+        "dj-unicode-configmap-name",
+        "rejected configMapRef.name",
+        dj("a", manifests=None, manifestsFrom=[{"configMapRef": {"name": "ghost-ü"}}]),
+    ),
+    # --- Notification: rejected at admission --------------------------------------------------
+    ("n-unknown-type", "rejected type", note("a", type="teams", recipients=["x"])),
+    ("n-no-type", "rejected type", note("a", recipients=["#x"])),
+    (
+        "n-slack-no-recipients",
+        "rejected recipients",
+        note("a", type="slack", secretRef={"name": "s"}),
+    ),
+    ("n-slack-no-secret", "rejected secretRef", note("a", type="slack", recipients=["#x"])),
+    (
+        "n-slack-bare-recipient",
+        "rejected",
+        note("a", type="slack", recipients=["deploys"], secretRef={"name": "s"}),
+    ),
+    ("n-irc-no-channel", "rejected", note("a", type="irc", recipients=["irc.example.test"])),
+    ("n-email-no-at", "rejected", note("a", type="email", recipients=["team-a"])),
+    ("n-webhook-no-secret", "rejected secretRef", note("a", type="webhook")),
+    ("n-recipients-not-list", "rejected recipients", note("a", type="email", recipients="a@b.c")),
+    ("n-duplicate-recipients", "rejected", note("a", type="email", recipients=["a@b.c", "a@b.c"])),
+    (
+        "n-wrong-options-block",
+        "rejected",
+        note("a", type="email", recipients=["a@b.c"], slack={"threads": True}),
+    ),
+    ("n-recipient-too-long", "rejected", note("a", type="email", recipients=["a" * 400 + "@b.c"])),
+    # --- Notification: the operator says why it is not Ready ----------------------------------
+    (
+        "n-irc-port-range",
+        "notready 99999",
+        note("a", type="irc", recipients=["irc.example.test:99999#ops"]),
+    ),
+    (
+        "n-template-syntax",
+        "notready spec.template.text: line 1",
+        note("a", type="email", recipients=["a@b.c"], template={"text": "{{ job }"}),
+    ),
+    (
+        "n-template-loop",
+        "notready",
+        note("a", type="email", recipients=["a@b.c"], template={"title": "{% for %}"}),
+    ),
+    (
+        "n-secret-missing",
+        "notready Secret ghost not found",
+        note("a", type="webhook", secretRef={"name": "ghost"}),
+    ),
+    (
+        "n-secret-missing-key",
+        "notready has no key url",
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "nokey"},
+                "stringData": {"uri": "x"},
+            },
+            note("a", type="webhook", secretRef={"name": "nokey"}),
+        ],
+    ),
+]
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.yaml"):
+        old.unlink()
+    for name, expect, docs in CASES:
+        docs = docs if isinstance(docs, list) else [docs]
+        text = "\n---\n".join(json.dumps(d, ensure_ascii=False, indent=1) for d in docs)
+        (OUT / f"{name}.yaml").write_text(f"# expect: {expect}\n{text}\n", encoding="utf-8")
+    print(f"wrote {len(CASES)} files to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
