@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) hack/cluster/localcluster.py
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help
 help: ## list the targets
@@ -66,3 +67,12 @@ run: venv ## run the operator in the foreground ($$KUBECONFIG, or the local clus
 .PHONY: demo
 demo: venv ## the main job: deploy, watch and notify on the local cluster
 	$(PY) hack/demo.py
+
+.PHONY: bench
+bench: venv ## measure latency, kubectl comparison, RSS/CPU, API load, restart (~15 min)
+	$(PY) -m bench $(BENCH_ARGS)
+
+.PHONY: sync-crds
+sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test checks they match)
+	cp crds/*.yaml manifests/helm/deploybell/crds/
+	cp crds/*.yaml manifests/install/crds/

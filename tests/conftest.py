@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import operator as operator_support
 from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse, wait_for
 from tests.support.deploybell import notification, webhook_secret
-from tests.support import operator as operator_support
 from tests.support.operator import ROOT, OperatorProcess, free_port
 from tests.support.peers.smtp import SmtpPeer
 from tests.support.peers.webhook import WebhookPeer

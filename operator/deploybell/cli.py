@@ -1,4 +1,4 @@
-"""The `deploybell` command."""
+"""The `deploybell` command: the operator, and tools for files and Notifications."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from deploybell.settings import Settings
+from deploybell.tools import commands
+from deploybell.tools.status import EXIT_CODES_HELP
 
 # Flag → Settings field, for the flags that simply override the environment.
 OVERRIDES = {
@@ -118,10 +120,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploybell", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_flags(sub.add_parser("run", help="run the operator"))
+    commands.add_validate(
+        sub.add_parser(
+            "validate",
+            help="check DeployJob/Notification files offline (exit 1 on any error)",
+            description="Check DeployJob and Notification YAML against the CRD schemas and the "
+            "operator's own rules, offline. Prints `file:line: error|warning: ...`; exits 1 on "
+            "any error, 0 otherwise (warnings alone: 0).",
+        )
+    )
+    commands.add_render(
+        sub.add_parser(
+            "render",
+            help="print what each provider would send for a sample run (no network)",
+            description="Print what each Notification in the files would send for a sample run "
+            "of team-a/web, per recipient, using its template if it has one. No network.",
+        )
+    )
+    commands.add_notify_test(
+        sub.add_parser(
+            "notify-test",
+            help="send a test message through an existing Notification",
+            description="Send a message labelled as a test through an existing Notification, "
+            "reading it and its Secret from the cluster ($KUBECONFIG), and report each "
+            "recipient's answer.",
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_operator(args)
-    return 2
+    return int(args.command_fn(args))
 
 
 if __name__ == "__main__":

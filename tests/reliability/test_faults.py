@@ -7,6 +7,7 @@ Short variants run under `make test`; `make reliability` (RELIABILITY_LONG=1) ru
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import time
 from typing import Any
@@ -149,3 +150,61 @@ def test_receiver_outage_delivers_everything_afterwards(
         f"lost={lost}, duplicates={duplicates}"
     )
     assert (lost, duplicates) == (0, 0)
+
+
+def test_slack_rate_limit_is_honoured(cluster: ClusterAccess, namespace: str) -> None:
+    """Slack answers 429 with Retry-After: 3 twice: no request comes before the interval."""
+    import threading
+
+    from tests.support.peers.slack import TEST_TOKEN, SlackPeer
+
+    with SlackPeer() as slack:
+        slack.rate_limit(calls=2, retry_after=3)
+        arrivals: list[float] = []
+        stop = threading.Event()
+
+        def clock() -> None:  # timestamps each request as it shows up at the peer
+            while not stop.is_set():
+                while len(arrivals) < len(slack.calls):
+                    arrivals.append(time.monotonic())
+                stop.wait(0.02)
+
+        ticker = threading.Thread(target=clock, daemon=True)
+        ticker.start()
+        cluster.apply(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "slack"},
+                    "stringData": {"token": TEST_TOKEN, "apiUrl": slack.base_url},
+                },
+                {
+                    "apiVersion": "deploybell.io/v1alpha1",
+                    "kind": "Notification",
+                    "metadata": {"name": "chat"},
+                    "spec": {
+                        "type": "slack",
+                        "recipients": ["#deploys"],
+                        "secretRef": {"name": "slack"},
+                    },
+                },
+                subscribed("web", [deployment("web")], notification="chat"),
+            ],
+            namespace,
+        )
+        wait_dj(
+            cluster,
+            namespace,
+            "web",
+            "delivered after the rate limit",
+            finished(1, "Succeeded"),
+            timeout=120,
+        )
+        stop.set()
+        ticker.join(5)
+    statuses_ = [call.status for call in slack.calls]
+    assert statuses_[:3] == [429, 429, 200], statuses_
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals[:3])]
+    print(f"\nrate limit: gaps after each 429: {[f'{g:.2f}s' for g in gaps]}")
+    assert all(gap >= 3.0 - 0.1 for gap in gaps), gaps

@@ -239,10 +239,14 @@ class Applier:
             },
             "data": {"snapshot.json": base64.b64encode(payload.encode()).decode()},
         }
-        await self.cluster.apply(secret)
+        # Written as the job's identity: in lockdown mode the operator itself writes no Secrets.
+        await self.as_job(namespace, spec).apply(secret)
 
-    async def load_last_good(self, namespace: str, job: str) -> Snapshot | None:
-        secret = await self.cluster.get("v1", "Secret", namespace, snapshot_name(job))
+    async def load_last_good(
+        self, namespace: str, job: str, spec: DeployJobSpec
+    ) -> Snapshot | None:
+        reader = self.as_job(namespace, spec)
+        secret = await reader.get("v1", "Secret", namespace, snapshot_name(job))
         raw = ((secret or {}).get("data") or {}).get("snapshot.json")
         if not raw:
             return None

@@ -240,7 +240,7 @@ class JobRunner:
     async def fail(self, reason: str, message: str, live: LiveJob) -> None:
         spec = self.spec
         if spec is not None and spec.rollback_on_failure and not self.rollback:
-            snapshot = await self.applier.load_last_good(live.namespace, live.name)
+            snapshot = await self.applier.load_last_good(live.namespace, live.name, spec)
             if snapshot is not None:
                 await self.roll_back(live, snapshot, reason, message)
                 return

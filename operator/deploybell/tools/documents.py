@@ -74,8 +74,12 @@ class Document:
     @property
     def title(self) -> str:
         """`DeployJob team-a/web`: how findings name the object."""
-        name = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind or 'object'} {name}".strip()
+        name = self.name or "(unnamed)"
+        return (
+            f"{self.kind or 'object'} {self.namespace}/{name}"
+            if self.namespace and self.name
+            else f"{self.kind or 'object'} {name}"
+        )
 
     def node_at(self, field: str) -> yaml.Node | None:
         """The node of a field path such as `spec.recipients[2]`, None when it is not written."""
@@ -135,13 +139,15 @@ def load(path: str, text: str) -> tuple[list[Document], list[Finding]]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            body = loader.construct_document(node)
-            if body is not None:
+            body = loader.construct_document(node) if node is not None else None
+            if node is not None and body is not None:
                 documents.extend(_objects(Document(path, node, body)))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
-        problem = " ".join(str(part) for part in (e.context, e.problem) if part)
+        problem = e.problem or e.context or "cannot parse"
+        if e.context and e.problem and e.context_mark:
+            problem += f" ({e.context} at line {e.context_mark.line + 1})"
         return documents, [Finding("error", path, line, f"invalid YAML: {problem}")]
     except yaml.YAMLError as e:
         return documents, [Finding("error", path, 1, f"invalid YAML: {e}")]
@@ -155,6 +161,8 @@ def _objects(document: Document) -> Iterator[Document]:
     items = document.node_at("items")
     if document.kind == "List" and isinstance(items, yaml.SequenceNode):
         for i, item_node in enumerate(items.value):
+            if item_node is None:
+                continue
             yield from _objects(Document(document.path, item_node, document.body["items"][i]))
         return
     yield document

@@ -112,13 +112,13 @@ def field_path(parts: Iterator[str | int] | Any) -> str:
 
 def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[str, str]]:
     where = field_path(error.absolute_path)
-    instance, rule, value = error.instance, error.validator, error.validator_value
+    instance, rule, value = _parts(error)
     if rule == "required":
         for name in value:
             if isinstance(instance, Mapping) and name not in instance:
                 yield _join(where, name), "is required"
     elif rule == "additionalProperties":
-        known = set(error.schema.get("properties") or {})
+        known = set(_schema(error).get("properties") or {})
         for name in instance:
             if name not in known:
                 yield _join(where, name), "unknown field"
@@ -127,10 +127,13 @@ def _explain(error: jsonschema.ValidationError) -> Iterator[tuple[str, str]]:
 
 
 def _message(error: jsonschema.ValidationError) -> str:
-    instance, rule, value, schema = error.instance, error.validator, error.validator_value, error.schema
+    instance, rule, value = _parts(error)
+    schema = _schema(error)
     got = _shown(instance)
     if rule == "type":
-        wanted = " or ".join(_TYPES.get(t, t) for t in ([value] if isinstance(value, str) else value))
+        wanted = " or ".join(
+            _TYPES.get(t, t) for t in ([value] if isinstance(value, str) else value)
+        )
         return f"must be {wanted}, got {got}"
     if rule == "enum":
         return f"must be one of {', '.join(str(v) for v in value)}, got {got}"
@@ -144,12 +147,25 @@ def _message(error: jsonschema.ValidationError) -> str:
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
             return f"must be between {low} and {high}, got {got}"
-        return f"must be at least {low}, got {got}" if low is not None else f"must be at most {high}, got {got}"
+        return (
+            f"must be at least {low}, got {got}"
+            if low is not None
+            else f"must be at most {high}, got {got}"
+        )
     if rule == "maxItems":
         return f"must have at most {value} items, got {len(instance)}"
     if rule == "maxProperties":
         return f"must have at most {value} entries, got {len(instance)}"
     return str(error.message)
+
+
+def _parts(error: jsonschema.ValidationError) -> tuple[Any, str, Any]:
+    """The value, the rule it broke and the rule's argument (typed loosely by the stubs)."""
+    return error.instance, str(error.validator), error.validator_value
+
+
+def _schema(error: jsonschema.ValidationError) -> Mapping[str, Any]:
+    return error.schema if isinstance(error.schema, Mapping) else {}
 
 
 def _join(where: str, name: str) -> str:

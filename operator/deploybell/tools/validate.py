@@ -8,6 +8,7 @@ exist in the cluster already.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -16,13 +17,15 @@ import yaml
 from deploybell.api.constants import EVENTS, GROUP, VERSION
 from deploybell.api.deployjob import HOOK_FIELDS, parse_deployjob
 from deploybell.api.errors import DNS_SUBDOMAIN, SpecError, shown
-from deploybell.api.notification import parse_notification, recipient_errors
+from deploybell.api.notification import NotificationSpec, parse_notification, recipient_errors
 from deploybell.notify.model import sample
-from deploybell.notify.template import TemplateError, compile_template, render
+from deploybell.notify.render.irc import irc_settings, parse_recipient
+from deploybell.notify.template import CompiledTemplate, TemplateError, compile_template, render
 from deploybell.tools import schema
 from deploybell.tools.documents import OUR_KINDS, Document, Finding, duplicate_keys, load
 
 API_VERSION = f"{GROUP}/{VERSION}"
+_IRC_OPTION = re.compile(r"option '(irc\.\w+)' (.*)", re.DOTALL)
 
 
 def validate_files(paths: Sequence[str]) -> tuple[list[Finding], int]:
@@ -39,9 +42,14 @@ def validate_files(paths: Sequence[str]) -> tuple[list[Finding], int]:
         loaded, problems = load(path, text)
         findings.extend(problems)
         documents.extend(d for d in loaded if d.ours)
+    clean = []
     for document in documents:
-        findings.extend(check_document(document))
-    findings.extend(_cross_checks(documents))
+        problems = check_document(document)
+        findings.extend(problems)
+        if not any(p.severity == "error" for p in problems):
+            clean.append(document)
+    # Only valid objects are cross-checked: a warning about a name that is itself an error is noise.
+    findings.extend(_cross_checks(clean))
     order = {path: i for i, path in enumerate(paths)}
     findings.sort(key=lambda f: (order.get(f.path, 0), f.line, f.severity, f.message))
     return findings, len(documents)
@@ -81,7 +89,9 @@ def _header_problems(document: Document) -> Iterator[Finding]:
         yield _error(document, "metadata.name", "is required")
     elif not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name):
         yield _error(
-            document, "metadata.name", f"must be a DNS subdomain of at most 253, got {shown(name)}"
+            document,
+            "metadata.name",
+            f"must be a DNS subdomain (at most 253 characters), got {shown(name)}",
         )
 
 
@@ -101,11 +111,34 @@ def _notification_problems(document: Document, spec: Mapping[str, Any]) -> Itera
         reported.add(field)
         yield _error(document, field, why)
     try:
-        parse_notification(spec)
+        notification = parse_notification(spec)
     except SpecError as e:
         if e.field not in reported:
             yield _error(document, e.field, e.message)
+    else:
+        if notification.type == "irc" and not reported:
+            yield from _irc_problems(document, notification)
     yield from _template_problems(document, spec.get("template"))
+
+
+def _irc_problems(document: Document, notification: NotificationSpec) -> Iterator[Finding]:
+    """What the IRC provider would refuse that the schema lets through (a bad nick, say)."""
+    valid = []
+    for i, recipient in enumerate(notification.recipients):
+        try:
+            parse_recipient(recipient)
+        except ValueError as e:
+            yield _error(document, f"spec.recipients[{i}]", str(e))
+        else:
+            valid.append(recipient)
+    try:
+        irc_settings(valid[0] if valid else "localhost#x", notification.options, {})
+    except ValueError as e:
+        option = _IRC_OPTION.fullmatch(str(e))
+        field, why = (
+            (f"spec.{option.group(1)}", option.group(2)) if option else ("spec.irc", str(e))
+        )
+        yield _error(document, field, why)
 
 
 def _template_problems(document: Document, template: Any) -> Iterator[Finding]:
@@ -118,16 +151,17 @@ def _template_problems(document: Document, template: Any) -> Iterator[Finding]:
         return
     # A template that compiles may still fail on real messages (a misspelt name, say): the
     # operator then sends the default message, so this is a warning, once per field.
-    seen: set[str] = set()
-    for event in EVENTS:
-        try:
-            render(compiled, sample(event).as_data())
-        except TemplateError as e:
-            field, _, why = str(e).partition(": ")
-            if field not in seen:
-                seen.add(field)
+    for field, source in compiled.sources.items():
+        for event in EVENTS:
+            try:
+                render(CompiledTemplate({field: source}), sample(event).as_data())
+            except TemplateError as e:
+                why = str(e).partition(": ")[2]
                 message = f"fails to render for a sample {event} message ({why}); the operator "
-                yield _warning(document, field, message + "would send the default message")
+                yield _warning(
+                    document, f"spec.template.{field}", message + "would send the default message"
+                )
+                break
 
 
 def _template_error(document: Document, text: str) -> Finding:
@@ -142,8 +176,8 @@ def _template_error(document: Document, text: str) -> Finding:
         and head.startswith("line ")
         and head[5:].isdigit()
     ):
-        line = node.start_mark.line + int(head[5:])
-    return Finding("error", document.path, line, f"{document.title}: {field}: {why}")
+        line = node.start_mark.line + 1 + int(head[5:])
+    return Finding("error", document.path, line, _text(document, field, why))
 
 
 def _cross_checks(documents: Sequence[Document]) -> Iterator[Finding]:
@@ -168,9 +202,7 @@ def _duplicates(documents: Iterable[Document]) -> Iterator[Finding]:
             first[key] = document
 
 
-def _undefined_notifications(
-    job: Document, notifications: Sequence[Document]
-) -> Iterator[Finding]:
+def _undefined_notifications(job: Document, notifications: Sequence[Document]) -> Iterator[Finding]:
     spec = job.body.get("spec")
     if not isinstance(spec, Mapping):
         return
@@ -187,27 +219,33 @@ def _undefined_notifications(
                     job,
                     f"spec.{hook}[{i}].notify",
                     f"Notification {name} is not defined in the given files "
-                    "(it must exist in the DeployJob's namespace when a run notifies it)",
+                    "(it must exist in the cluster)",
                 )
 
 
 def _same_namespace(job: Document, notification: Document) -> bool:
     """Files often leave the namespace to `kubectl -n`: an unset one matches any."""
-    return not job.namespace or not notification.namespace or job.namespace == notification.namespace
+    return (
+        not job.namespace or not notification.namespace or job.namespace == notification.namespace
+    )
 
 
 def _with_hint(field: str, why: str) -> str:
     if field.startswith("spec.recipients[") and why.endswith("got null"):
-        return f"{why} (an unquoted #channel starts a YAML comment: quote it, \"#deploys\")"
+        return f'{why} (an unquoted #channel starts a YAML comment: quote it, "#deploys")'
     return why
 
 
 def _error(document: Document, field: str, why: str, line: int | None = None) -> Finding:
     where = document.line_of(field) if line is None else line
-    return Finding("error", document.path, where, f"{document.title}: {field}: {why}")
+    return Finding("error", document.path, where, _text(document, field, why))
 
 
 def _warning(document: Document, field: str, why: str) -> Finding:
-    return Finding(
-        "warning", document.path, document.line_of(field), f"{document.title}: {field}: {why}"
-    )
+    return Finding("warning", document.path, document.line_of(field), _text(document, field, why))
+
+
+def _text(document: Document, field: str, why: str) -> str:
+    """`DeployJob web: spec.x: why`; a reason that already names its field is not prefixed."""
+    said = why if why.startswith(f"{field}.") else f"{field}: {why}"
+    return f"{document.title}: {said}"
