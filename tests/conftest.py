@@ -102,3 +102,19 @@ def notification_ns(cluster: ClusterAccess, namespace: str, webhook_peer: Webhoo
         lambda: cluster.get("notifications.deploybell.io", "deploy-notification", namespace),
     )
     return namespace
+
+
+@pytest.fixture(scope="module")
+def no_session_operator() -> Iterator[None]:
+    """Stop the session-wide operator (if a test before started it) while this module runs its
+    own operators, so that no DeployJob is driven by two operators at once; restart it after."""
+    session = operator_support.SESSION
+    paused = session is not None and session.running
+    if paused:
+        assert session is not None
+        code = session.stop()
+        assert code == 0, f"the session operator exited {code} on SIGTERM:\n{session.tail()}"
+    yield
+    if paused:
+        assert session is not None
+        session.start()

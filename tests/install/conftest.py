@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tests.install.helpers import CHART, Helm
-from tests.support import operator as operator_support
 from tests.support.cluster import ClusterAccess
 
 
@@ -31,22 +30,6 @@ def chart_crds(cluster: ClusterAccess) -> None:
         "kopfpeerings.kopf.dev",
     ):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-
-
-@pytest.fixture(scope="module")
-def no_session_operator() -> Iterator[None]:
-    """Stop the session-wide operator (if a test before started it) while this module runs its
-    own operators, so that no DeployJob is driven by two operators at once; restart it after."""
-    session = operator_support.SESSION
-    paused = session is not None and session.running
-    if paused:
-        assert session is not None
-        code = session.stop()
-        assert code == 0, f"the session operator exited {code} on SIGTERM:\n{session.tail()}"
-    yield
-    if paused:
-        assert session is not None
-        session.start()
 
 
 @pytest.fixture

@@ -42,6 +42,8 @@ class ApplyResult:
     refs: list[ObjectRef]
     revision: str
     images: list[str]
+    generations: dict[ObjectRef, int]
+    """metadata.generation of each object as applied: an older one in a watch cache is stale."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ class Applier:
         except ManifestError as e:
             raise ApplyFailure("InvalidManifest", str(e)) from None
         await self.check_service_account(namespace, spec)
-        refs = await self.apply_objects(namespace, job, spec, run, objects)
-        return ApplyResult(refs, digest(objects), images_of(objects))
+        generations = await self.apply_objects(namespace, job, spec, run, objects)
+        return ApplyResult(list(generations), digest(objects), images_of(objects), generations)
 
     async def check_service_account(self, namespace: str, spec: DeployJobSpec) -> None:
         sa = self.service_account(spec)
@@ -129,7 +131,7 @@ class Applier:
         spec: DeployJobSpec,
         run: int,
         objects: Sequence[Mapping[str, Any]],
-    ) -> list[ObjectRef]:
+    ) -> dict[ObjectRef, int]:
         scopes = await self.scopes(objects)
         try:
             prepared = prepare(
@@ -143,11 +145,10 @@ class Applier:
         except ManifestError as e:
             raise ApplyFailure("InvalidManifest", str(e)) from None
         client = self.as_job(namespace, spec)
-        refs = []
+        generations: dict[ObjectRef, int] = {}
         for obj in prepared:
-            await self.apply_one(client, obj, prepared)
-            refs.append(ref_of(obj))
-        return refs
+            generations[ref_of(obj)] = await self.apply_one(client, obj, prepared)
+        return generations
 
     async def scopes(self, objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], bool]:
         """(apiVersion, kind) → namespaced, from discovery or from a CRD in the same manifests."""
@@ -172,13 +173,14 @@ class Applier:
 
     async def apply_one(
         self, client: ClusterAPI, obj: Mapping[str, Any], everything: Sequence[Mapping[str, Any]]
-    ) -> None:
+    ) -> int:
+        """Apply one object; returns its metadata.generation as the API server stored it."""
         ref = ref_of(obj)
         deadline = time.monotonic() + CRD_WAIT_SECONDS
         while True:
             try:
-                await client.apply(obj)
-                return
+                applied = await client.apply(obj)
+                return int((applied.get("metadata") or {}).get("generation") or 0)
             except UnknownKind:
                 # Its CRD is in the same manifests and was just applied: wait until Established.
                 if time.monotonic() > deadline:
@@ -255,7 +257,7 @@ class Applier:
 
     async def apply_snapshot(
         self, namespace: str, job: str, snapshot: Snapshot, spec: DeployJobSpec, run: int
-    ) -> list[ObjectRef]:
+    ) -> dict[ObjectRef, int]:
         return await self.apply_objects(namespace, job, spec, run, snapshot.objects)
 
 

@@ -72,6 +72,7 @@ class JobRunner:
         if self.state.in_flight:  # resumed: maxWaitSeconds counts from the run's real start
             self.timers.started = monotonic_since(self.state.started_at)
         self.applied = False  # applied in this process: a resumed run re-applies (idempotent)
+        self.generations: dict[ObjectRef, int] = {}  # as applied; older cached copies are stale
         self.spec: DeployJobSpec | None = None
 
     # --- the loop body ------------------------------------------------------------------------
@@ -133,6 +134,7 @@ class JobRunner:
             await self.fail(e.reason, e.message, live)
             return
         self.applied = True
+        self.generations = result.generations
         if self.spec.prune:
             old = {ObjectRef.from_status(r) for r in self.resources}
             await self.applier.prune(live.namespace, self.spec, old - set(result.refs))
@@ -162,7 +164,7 @@ class JobRunner:
         observation = await self.observer.observe(
             live.namespace, live.name, refs, self.spec.service_account_name
         )
-        healths = [(ref.describe(), evaluate(observation.objects.get(ref))) for ref in refs]
+        healths = [(ref.describe(), self.health_of(ref, observation)) for ref in refs]
         stuck = self.stuck_pods(observation.pod_problems)
         elapsed = time.monotonic() - self.timers.started
         verdict = runs.judge(
@@ -262,7 +264,7 @@ class JobRunner:
             f"run {snapshot.run} ({snapshot.revision})",
         )
         try:
-            refs = await self.applier.apply_snapshot(
+            generations = await self.applier.apply_snapshot(
                 live.namespace, live.name, snapshot, self.spec, self.state.run
             )
         except ApplyFailure as e:
@@ -275,9 +277,10 @@ class JobRunner:
                 "failure",
             )
             return
+        self.generations = generations
         self.resources = [
             {**r.as_status(), "status": Status.IN_PROGRESS.value, "message": "rolled back"}
-            for r in refs
+            for r in generations
         ]
         self.timers = Timers()
         self.state = replace(
@@ -387,6 +390,18 @@ class JobRunner:
         await self.sync_notifications()
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def health_of(self, ref: ObjectRef, observation: Observation) -> Health:
+        """The object's health, unless the watch has not yet seen the change we applied."""
+        obj = observation.objects.get(ref)
+        seen = int(((obj or {}).get("metadata") or {}).get("generation") or 0)
+        if obj is not None and seen < self.generations.get(ref, 0):
+            return Health(
+                Status.IN_PROGRESS,
+                f"{ref.kind} {ref.name}: waiting to observe the "
+                f"applied generation {self.generations[ref]}",
+            )
+        return evaluate(obj)
 
     def stuck_pods(self, problems: Mapping[str, PodProblem]) -> list[PodProblem]:
         """Pod problems seen for longer than the grace period."""

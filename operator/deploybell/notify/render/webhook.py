@@ -39,7 +39,7 @@ def event(
 def source(message: Message) -> str:
     """A URI-reference naming the DeployJob; each segment percent-encoded."""
     segments = (message.cluster or "cluster", message.namespace, message.job)
-    cluster, namespace, job = (quote(s, safe="") for s in segments)
+    cluster, namespace, job = (quote(s, safe="", errors="backslashreplace") for s in segments)
     return f"/deploybell/{cluster}/namespaces/{namespace}/deployjobs/{job}"
 
 
