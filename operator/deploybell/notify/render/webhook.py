@@ -59,7 +59,7 @@ def serialize(
     """The serialized event: UTF-8 JSON, never assembled from strings."""
     text = json.dumps(event(message, override, now), ensure_ascii=False, default=str)
     # A lone surrogate (possible in data decoded from JSON) cannot be UTF-8; written as its
-    # `\\uXXXX` escape it stays valid JSON and decodes back to the same string.
+    # `\\u` escape (backslashreplace) it stays valid JSON and decodes back to the same string.
     return text.encode("utf-8", errors="backslashreplace")
 
 
