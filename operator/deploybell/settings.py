@@ -24,9 +24,6 @@ class Settings:
     failfast_grace_seconds: int = 10
     """How long a new pod may sit in CrashLoopBackOff/ImagePullBackOff before the run fails."""
 
-    generic_recheck_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
-    """Backoff for re-reading kinds that have no watch (generic custom resources)."""
-
     history_limit: int = 10
     """Runs kept in status.history."""
 

@@ -213,9 +213,3 @@ class KubeClient:
             body=dict(patch),
             content_type="application/merge-patch+json",
         )
-
-    async def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.request("POST", path, body=dict(obj))
-
-    async def replace(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.request("PUT", path, body=dict(obj))
