@@ -7,6 +7,10 @@ processes; certificates come from openssl. Usage:
     python hack/cluster/localcluster.py down        # stop every process and forget the state
     python hack/cluster/localcluster.py status      # exit 0 when the API server is ready
     python hack/cluster/localcluster.py kubeconfig  # print the admin kubeconfig path
+    python hack/cluster/localcluster.py restart kube-apiserver  # stop one component, start it
+
+Each component's command line is kept in the state directory, so a test can stop one (say the
+API server, while etcd keeps the data) and start it again exactly as it was.
 
 Stdlib only, so it runs before the project's virtualenv exists.
 """
@@ -198,7 +202,44 @@ def start(cluster: Cluster, name: str, argv: list[str]) -> None:
     )
     (cluster.state / "pids").mkdir(exist_ok=True)
     (cluster.state / "pids" / name).write_text(str(proc.pid))
+    (cluster.state / "argv").mkdir(exist_ok=True)
+    (cluster.state / "argv" / f"{name}.json").write_text(json.dumps(argv))
     _started[name] = proc
+
+
+def stop_component(cluster: Cluster, name: str, timeout: float = 15) -> bool:
+    """SIGTERM the component's process group, SIGKILL it after `timeout`; False if not running."""
+    pid = running_pid(cluster, name)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running_pid(cluster, name):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    proc = _started.pop(name, None)
+    if proc is not None:
+        proc.wait(timeout)
+    return True
+
+
+def start_component(cluster: Cluster, name: str) -> None:
+    """Start a stopped component again with the command line it had; wait until it serves."""
+    if name not in COMPONENTS:
+        raise ClusterError(f"no component {name!r}; the components are {', '.join(COMPONENTS)}")
+    if running_pid(cluster, name):
+        raise ClusterError(f"{name} is already running")
+    saved = cluster.state / "argv" / f"{name}.json"
+    if not saved.exists():
+        raise ClusterError(f"no saved command line for {name}: restart the cluster (down, up)")
+    start(cluster, name, json.loads(saved.read_text()))
+    serving = {
+        "kube-apiserver": lambda: https_ok(cluster, "/readyz"),
+        "etcd": lambda: tcp_open(cluster.ports["etcd"]),
+    }
+    wait_until(cluster, f"{name} serving again", name, serving.get(name, lambda: True), 90)
 
 
 # Processes started by this process: checked with poll(), since right after fork their
@@ -288,7 +329,14 @@ def kubectl(cluster: Cluster, bins: Path, *args: str, stdin: str | None = None) 
 def is_up(cluster: Cluster) -> bool:
     if not (cluster.state / "ports.json").exists():
         return False
-    return all(running_pid(cluster, c) for c in COMPONENTS) and https_ok(cluster, "/readyz")
+    # A cluster started without saved command lines (an older launcher) cannot restart a
+    # component, so it does not count as up: `up` replaces it.
+    saved = all((cluster.state / "argv" / f"{c}.json").exists() for c in COMPONENTS)
+    return (
+        saved
+        and all(running_pid(cluster, c) for c in COMPONENTS)
+        and https_ok(cluster, "/readyz")
+    )
 
 
 def up() -> Cluster:
@@ -497,24 +545,17 @@ def down(quiet: bool = False) -> None:
     cluster = Cluster(STATE)
     for name in reversed(COMPONENTS):
         pid = running_pid(cluster, name)
-        if pid is None:
-            continue
-        if not quiet:
+        if pid is not None and not quiet:
             say(f"stopping {name} (pid {pid})")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and running_pid(cluster, name):
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        stop_component(cluster, name)
     if STATE.exists():
         shutil.rmtree(STATE)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("up", "down", "status", "kubeconfig"))
+    parser.add_argument("command", choices=("up", "down", "status", "kubeconfig", "restart"))
+    parser.add_argument("component", nargs="?", choices=COMPONENTS, help="for restart")
     args = parser.parse_args(argv)
     cluster = Cluster(STATE)
     if args.command == "up":
@@ -530,6 +571,16 @@ def main(argv: list[str] | None = None) -> int:
         ok = is_up(cluster)
         print("running" if ok else "stopped")
         return 0 if ok else 1
+    elif args.command == "restart":
+        if args.component is None:
+            parser.error("restart needs a component")
+        try:
+            stop_component(cluster, args.component)
+            start_component(cluster, args.component)
+        except ClusterError as e:
+            print(f"{args.component} failed to restart: {e}", file=sys.stderr)
+            return 1
+        say(f"{args.component} restarted")
     else:
         print(cluster.kubeconfig)
     return 0

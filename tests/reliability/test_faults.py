@@ -6,7 +6,6 @@ Short variants run under `make test`; `make reliability` (RELIABILITY_LONG=1) ru
 
 from __future__ import annotations
 
-import collections
 import itertools
 import os
 import time
@@ -14,46 +13,32 @@ from typing import Any
 
 import pytest
 
+from tests.reliability.receivers import (
+    irc_arrivals,
+    job_names,
+    mail_arrivals,
+    sent_events,
+    statuses,
+    tally,
+    webhook_arrivals,
+)
 from tests.support.cluster import ClusterAccess, wait_for
-from tests.support.deploybell import deployment, finished, subscribed, wait_dj, webhook_events
+from tests.support.deploybell import (
+    deployjob,
+    deployment,
+    finished,
+    notification,
+    subscribed,
+    wait_dj,
+    webhook_secret,
+)
 from tests.support.operator import OperatorProcess
+from tests.support.peers.irc import IrcListener, NgircdServer
+from tests.support.peers.smtp import SmtpPeer
 from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
-
-
-def job_names(count: int) -> list[str]:
-    return [f"app-{i:02d}" for i in range(count)]
-
-
-def statuses(cluster: ClusterAccess, namespace: str) -> dict[str, dict[str, Any]]:
-    import json
-
-    items = json.loads(cluster.kubectl("get", "dj", "-n", namespace, "-o", "json"))["items"]
-    return {i["metadata"]["name"]: i.get("status") or {} for i in items}
-
-
-def sent_events(status: dict[str, Any]) -> set[str]:
-    return {e["event"] for e in status.get("notifications") or [] if e.get("state") == "Sent"}
-
-
-def audit(peer: WebhookPeer, namespace: str, names: list[str]) -> tuple[int, int, int]:
-    """(lost, duplicates, duplicates with a different id) over every job's start + outcome."""
-    lost = duplicates = mismatched = 0
-    for name in names:
-        received = webhook_events(peer, namespace, name)
-        by_event = collections.defaultdict(list)
-        for event in received:
-            by_event[event["type"].rsplit(".", 1)[1]].append(event["id"])
-        for event in ("start", "success"):
-            ids = by_event.get(event, [])
-            lost += not ids
-            duplicates += max(len(ids) - 1, 0)
-            mismatched += len(set(ids)) > 1
-        kinds = [e["type"].rsplit(".", 1)[1] for e in received]
-        assert kinds.index("start") < kinds.index("success"), (name, kinds)
-    return lost, duplicates, mismatched
 
 
 def test_operator_killed_repeatedly_mid_rollout(
@@ -91,65 +76,101 @@ def test_operator_killed_repeatedly_mid_rollout(
         ),
         timeout=300,
     )
-    lost, duplicates, mismatched = audit(webhook_peer, ns, names)
+    webhook = tally("webhook", webhook_arrivals(webhook_peer, ns, names))
     print(
-        f"\ncrash: {count} DeployJobs, {killed} SIGKILLs, lost={lost}, "
-        f"duplicates={duplicates} (each with the same idempotency key: {mismatched == 0})"
+        f"\ncrash: {count} DeployJobs, {killed} SIGKILLs; {webhook}; duplicates with another "
+        f"idempotency key: {len(webhook.keys_differ)}"
     )
-    assert lost == 0
-    assert mismatched == 0, "a duplicate must carry the same idempotency key"
-    for name in names:
-        assert statuses(cluster, ns)[name]["run"] == 1, "a restart must not start a new run"
+    assert webhook.lost == 0
+    assert not webhook.keys_differ, "a duplicate must carry the same idempotency key"
+    assert not webhook.misordered
+    final = statuses(cluster, ns)
+    assert all(final[name]["run"] == 1 for name in names), "a restart must not start a new run"
 
 
-def test_receiver_outage_delivers_everything_afterwards(
-    cluster: ClusterAccess, notification_ns: str, webhook_peer: WebhookPeer
+OUTAGE_SECONDS = 60.0
+IRC_CHANNEL = "#outage"
+RECEIVERS = ("deploy-notification", "mail", "irc")
+
+
+def outage_notifications(
+    webhook: WebhookPeer, smtp: SmtpPeer, ircd: NgircdServer, ns: str
+) -> list[dict[str, Any]]:
+    """A Notification per receiver: the webhook, e-mail through `smtp`, IRC on `ircd`."""
+    smtp_secret = webhook_secret(webhook, "smtp")
+    smtp_secret["stringData"] = {"host": smtp.host, "port": str(smtp.port)}
+    mail = notification("mail", "email")
+    mail["spec"].update(recipients=[f"{ns}@example.test"], secretRef={"name": "smtp"})
+    irc = notification("irc", "irc")
+    irc["spec"]["recipients"] = [ircd.recipient(IRC_CHANNEL)]
+    return [webhook_secret(webhook), notification(), smtp_secret, mail, irc]
+
+
+def to_every_receiver(name: str) -> dict[str, Any]:
+    every = [{"notify": n} for n in RECEIVERS]
+    return deployjob(name, [deployment(name)], onStart=every, always=every)
+
+
+def all_failing(status: dict[str, Any]) -> bool:
+    failing = {e["notification"] for e in status.get("notifications") or [] if e.get("lastError")}
+    return status.get("phase") == "Succeeded" and failing == set(RECEIVERS)
+
+
+def test_receivers_down_for_a_minute_lose_nothing(
+    cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
 ) -> None:
-    ns = notification_ns
-    outage = 60.0 if LONG else 8.0
-    names = job_names(4)
-    webhook_peer.stop()
-    down_since = time.monotonic()
-    try:
-        cluster.apply([subscribed(n, [deployment(n)]) for n in names], ns)
-        for name in names:
-            wait_dj(
-                cluster,
-                ns,
-                name,
-                "run done, messages retrying",
-                lambda s: (
-                    s.get("phase") == "Succeeded"
-                    and any(e.get("lastError") for e in s.get("notifications") or [])
-                ),
+    """The webhook receiver, the SMTP server and ngircd all stop for 60 s while runs start and
+    finish; once they are back every message arrives, once, start before outcome."""
+    ns = namespace
+    names = job_names(12 if LONG else 4)
+    with SmtpPeer() as smtp, NgircdServer(penalties=False) as ircd:
+        cluster.apply(outage_notifications(webhook_peer, smtp, ircd, ns), ns)
+        webhook_peer.stop()
+        smtp.stop()
+        ircd.stop()
+        down_since = time.monotonic()
+        try:
+            cluster.apply([to_every_receiver(n) for n in names], ns)
+            for name in names:
+                wait_dj(cluster, ns, name, "run done, every receiver failing", all_failing)
+            wait_for(
+                f"{OUTAGE_SECONDS:.0f}s of outage",
+                lambda: time.monotonic() - down_since >= OUTAGE_SECONDS,
+                timeout=OUTAGE_SECONDS + 5,
+                interval=0.5,
             )
-        wait_for(
-            f"{outage:.0f}s of outage",
-            lambda: time.monotonic() - down_since >= outage,
-            timeout=outage + 5,
-            interval=0.5,
-        )
-    finally:
-        webhook_peer.start()
-    for name in names:
-        status = wait_dj(
-            cluster,
-            ns,
-            name,
-            "delivered after the outage",
-            finished(1, "Succeeded"),
-            timeout=outage * 2 + 60,
-        )["status"]
-        assert sent_events(status) == {"start", "success"}
-        # The start message was retried through the outage; the outcome waited behind it.
-        start = next(e for e in status["notifications"] if e["event"] == "start")
-        assert start["attempts"] >= 2, status["notifications"]
-    lost, duplicates, _ = audit(webhook_peer, ns, names)
-    print(
-        f"\noutage: receiver down {time.monotonic() - down_since:.0f}s, {len(names)} jobs, "
-        f"lost={lost}, duplicates={duplicates}"
-    )
-    assert (lost, duplicates) == (0, 0)
+        finally:
+            # The listener joins first, so that it hears the first line the operator sends.
+            ircd.start()
+            listener = IrcListener(ircd.host, ircd.port, [IRC_CHANNEL], nick="watcher").start()
+            smtp.start()
+            webhook_peer.start()
+        down = time.monotonic() - down_since
+        try:
+            for name in names:
+                status = wait_dj(
+                    cluster,
+                    ns,
+                    name,
+                    "delivered after the outage",
+                    finished(1, "Succeeded"),
+                    timeout=OUTAGE_SECONDS * 3,
+                )["status"]
+                for receiver in RECEIVERS:
+                    assert sent_events(status, receiver) == {"start", "success"}, receiver
+                # The start messages were retried through the outage; outcomes waited behind.
+                starts = [e for e in status["notifications"] if e["event"] == "start"]
+                assert all(e["attempts"] >= 2 for e in starts), starts
+            tallies = [
+                tally("webhook", webhook_arrivals(webhook_peer, ns, names)),
+                tally("smtp", mail_arrivals(smtp, ns, names, f"{ns}@example.test")),
+                tally("irc", irc_arrivals(listener, IRC_CHANNEL, ns, names)),
+            ]
+        finally:
+            listener.stop()
+    print(f"\noutage: receivers down {down:.0f}s; " + "; ".join(map(str, tallies)))
+    for t in tallies:
+        assert (t.lost, t.duplicates, t.misordered) == (0, 0, []), t
 
 
 def test_slack_rate_limit_is_honoured(cluster: ClusterAccess, namespace: str) -> None:

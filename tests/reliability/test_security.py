@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from tests.support.cluster import ClusterAccess, wait_for
-from tests.support.deploybell import configmap, deployment, subscribed, wait_dj
+from tests.support.deploybell import configmap, deployment, finished, subscribed, wait_dj
 from tests.support.operator import OperatorProcess
 from tests.support.peers.slack import SlackPeer
 from tests.support.peers.smtp import SmtpPeer
@@ -231,3 +233,52 @@ def test_notifications_and_secrets_stay_in_their_namespace(
         ]
     finally:
         cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def replay(peer: WebhookPeer, body: bytes, headers: Mapping[str, str]) -> int:
+    """POST `body` to the peer with the given headers, as an attacker on the path could."""
+    connection = http.client.HTTPConnection(peer.host, peer.port, timeout=10)
+    try:
+        connection.request("POST", peer.path, body=body, headers=dict(headers))
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_webhook_signature_exposes_a_tampered_body(cluster: ClusterAccess, namespace: str) -> None:
+    """The receiver checks X-Deploybell-Signature (HMAC-SHA256 of the raw body) and refuses a
+    mismatch with 401: the real messages pass, the same message with one field changed does not,
+    and a Notification holding the wrong key gets a clear, permanent delivery failure."""
+    ns = namespace
+    with WebhookPeer(hmac_key="right-key", require_signature=True) as hook:
+        cluster.apply(
+            [
+                secret("signed", {"url": hook.url, "hmacKey": "right-key"}),
+                secret("wrong", {"url": hook.url, "hmacKey": "wrong-key"}),
+                notification("signed", {"type": "webhook", "secretRef": {"name": "signed"}}),
+                notification("wrong", {"type": "webhook", "secretRef": {"name": "wrong"}}),
+                subscribed("web", [deployment("web")], notification="signed"),
+            ],
+            ns,
+        )
+        wait_dj(cluster, ns, "web", "Succeeded, sent", finished(1, "Succeeded"))
+        genuine = [r for r in hook.received if r.status == 204]
+        assert [r.json["type"].rsplit(".", 1)[1] for r in genuine] == ["start", "success"]
+        assert all(r.verified for r in genuine)
+
+        original = genuine[-1]
+        headers = {k: v for k, v in original.headers.items() if k.lower() != "content-length"}
+        forged = json.loads(original.body)
+        forged["type"] = "io.deploybell.deployjob.failure"
+        assert replay(hook, original.body, headers) == 204, "an untouched replay still verifies"
+        assert replay(hook, json.dumps(forged).encode(), headers) == 401
+        assert hook.received[-1].verified is False
+
+        cluster.apply(subscribed("api", [deployment("api")], notification="wrong"), ns)
+        status = wait_dj(cluster, ns, "api", "Succeeded, refused", finished(1, "Succeeded"))[
+            "status"
+        ]
+    refused = [e for e in status["notifications"] if e["run"] == 1]
+    assert {e["state"] for e in refused} == {"Failed"}, refused
+    assert all("HTTP 401" in e["lastError"] for e in refused), refused
+    print(f"\nhmac: genuine verified {len(genuine)}/2, tampered replay refused; wrong key: 401")

@@ -24,6 +24,7 @@ class ClusterAccess:
     kubeconfig: Path
     bin_dir: Path
     owned: bool  # started by this test session, so stopped at its end
+    local: localcluster.Cluster | None = None  # the hack/cluster one: its components can restart
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         proc = subprocess.run(
@@ -54,9 +55,9 @@ def start_or_reuse() -> ClusterAccess:
         return ClusterAccess(Path(os.environ["KUBECONFIG"]), bins, owned=False)
     cluster = localcluster.Cluster(localcluster.STATE)
     if localcluster.is_up(cluster):
-        return ClusterAccess(cluster.kubeconfig, bins, owned=False)
+        return ClusterAccess(cluster.kubeconfig, bins, owned=False, local=cluster)
     cluster = localcluster.up()
-    return ClusterAccess(cluster.kubeconfig, bins, owned=True)
+    return ClusterAccess(cluster.kubeconfig, bins, owned=True, local=cluster)
 
 
 def wait_for(

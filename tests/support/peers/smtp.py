@@ -94,7 +94,7 @@ class SmtpPeer:
         self._controller = _FreePortController(
             _Handler(self),
             hostname=self.host,
-            port=0,
+            port=self.port,  # 0 at first; a restart listens on the same port again
             ssl_context=tls_context if self.implicit_tls else None,
             ready_timeout=30.0,
             **kwargs,

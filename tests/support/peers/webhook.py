@@ -50,7 +50,9 @@ class WebhookRequest:
 
 
 class WebhookPeer(HttpPeer[WebhookRequest]):
-    """POST `url` → 204 (or the scripted answer); any other path → 404."""
+    """POST `url` → 204 (or the scripted answer); any other path → 404. With `require_signature`
+    (and an `hmac_key`) a request whose signature does not match is refused with 401, as a
+    consumer that checks signatures would."""
 
     def __init__(
         self,
@@ -59,11 +61,14 @@ class WebhookPeer(HttpPeer[WebhookRequest]):
         status: int = 204,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        require_signature: bool = False,
     ) -> None:
         super().__init__(host, port)
         self.hmac_key = hmac_key
         self.path = path
         self.status = status
+        self.require_signature = require_signature
 
     @property
     def url(self) -> str:
@@ -77,9 +82,12 @@ class WebhookPeer(HttpPeer[WebhookRequest]):
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         hook = request.path == self.path and request.method == "POST"
+        verified = self._verify(body, request.headers.get(SIGNATURE_HEADER))
         scripted = self._scripted() if hook else None
         if not hook:
             status, headers, text = 404, {}, "no such hook"
+        elif self.require_signature and not verified:
+            status, headers, text = 401, {}, "signature mismatch"
         elif scripted is not None:
             status, text = scripted.status, scripted.body or ""
             headers = scripted.response_headers()
@@ -93,7 +101,7 @@ class WebhookPeer(HttpPeer[WebhookRequest]):
                 headers=CIMultiDictProxy(CIMultiDict(request.headers)),
                 body=body,
                 json=parsed,
-                verified=self._verify(body, request.headers.get(SIGNATURE_HEADER)),
+                verified=verified,
                 problems=tuple(cloudevent_problems(request.headers.get("Content-Type"), parsed)),
                 status=status,
             )
