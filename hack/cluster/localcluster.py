@@ -222,6 +222,12 @@ def stop_component(cluster: Cluster, name: str, timeout: float = 15) -> bool:
     proc = _started.pop(name, None)
     if proc is not None:
         proc.wait(timeout)
+    # Not our child (started by an earlier process): init reaps it, which takes a moment.
+    deadline = time.monotonic() + timeout
+    while running_pid(cluster, name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running_pid(cluster, name):
+        raise ClusterError(f"{name} (pid {pid}) is still running after SIGKILL")
     return True
 
 

@@ -69,11 +69,12 @@ def test_runs_complete_across_an_apiserver_restart(
     )
     log_mark = len(verbose_operator.log_text())
     stopped = time.monotonic()
-    localcluster.stop_component(cluster.local, "kube-apiserver", timeout=5)
     try:
+        localcluster.stop_component(cluster.local, "kube-apiserver", timeout=5)
+        gone = time.monotonic()
         wait_for(
             f"{DOWN_SECONDS:.0f}s without an API server",
-            lambda: time.monotonic() - stopped >= DOWN_SECONDS,
+            lambda: time.monotonic() - gone >= DOWN_SECONDS,
             timeout=DOWN_SECONDS + 5,
             interval=0.5,
         )
@@ -92,7 +93,8 @@ def test_runs_complete_across_an_apiserver_restart(
     webhook = tally("webhook", webhook_arrivals(webhook_peer, ns, [*names, "after"]))
     restarted = sorted(set(WATCH_RESTARTED.findall(verbose_operator.log_text()[log_mark:])))
     print(
-        f"\napiserver: down {down:.1f}s with {len(names)} runs in flight; {webhook}; "
+        f"\napiserver: {down:.1f}s from SIGTERM to ready again ({DOWN_SECONDS:.0f}s with no "
+        f"process) with {len(names)} runs in flight; {webhook}; "
         f"watches restarted after 410 Gone: {', '.join(restarted)}"
     )
     assert (webhook.lost, webhook.duplicates, webhook.misordered) == (0, 0, []), webhook

@@ -128,6 +128,7 @@ async def drive_runs(
 
 
 @kopf.on.event(GROUP, VERSION, "deployjobs", id="wake")  # type: ignore[arg-type]
-def wake_on_change(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def wake_on_change(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """A coroutine, so that the run's asyncio.Event is set on the event loop's own thread."""
     context: Context = memo["context"]
     context.wakers.wake((namespace, name))

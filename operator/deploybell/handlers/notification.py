@@ -21,7 +21,7 @@ from deploybell.notify.template import TemplateError, compile_template
 
 
 @kopf.index(GROUP, VERSION, "notifications", id="notifications_index")  # type: ignore[arg-type]
-def index_notifications(
+async def index_notifications(
     namespace: str, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, name): dict(spec)}

@@ -66,11 +66,15 @@ def job_key(labels: Mapping[str, str]) -> JobKey:
     return labels[LABEL_JOB_NAMESPACE], labels[LABEL_JOB]
 
 
-def _index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[JobKey, dict[str, Any]]:
+# Handlers are coroutines on purpose: kopf runs plain functions in a thread pool, where setting a
+# run's asyncio.Event is not thread-safe, and every event would pay a thread hop.
+
+
+async def _index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[JobKey, dict[str, Any]]:
     return {job_key(labels): trim(body)}
 
 
-def _wake(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def _wake(labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     context: Context = memo["context"]
     context.wakers.wake(job_key(labels))
 
