@@ -339,9 +339,7 @@ def is_up(cluster: Cluster) -> bool:
     # component, so it does not count as up: `up` replaces it.
     saved = all((cluster.state / "argv" / f"{c}.json").exists() for c in COMPONENTS)
     return (
-        saved
-        and all(running_pid(cluster, c) for c in COMPONENTS)
-        and https_ok(cluster, "/readyz")
+        saved and all(running_pid(cluster, c) for c in COMPONENTS) and https_ok(cluster, "/readyz")
     )
 
 

@@ -171,21 +171,39 @@ def _sentence(what: str, health: Health) -> str:
 
 
 def conditions(
-    state: RunState, generation: int, now: str, previous: Sequence[Mapping[str, Any]] = ()
+    state: RunState,
+    generation: int,
+    now: str,
+    previous: Sequence[Mapping[str, Any]] = (),
+    delivered: tuple[bool, str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """kstatus conditions (Ready, Reconciling, Stalled) derived from the run state."""
+    """kstatus conditions (Ready, Reconciling, Stalled) derived from the run state, and
+    NotificationsDelivered from `delivered` (status, reason, message) when given."""
     phase = state.phase
     ready = phase == Phase.SUCCEEDED
     reconciling = phase in IN_FLIGHT
     stalled = phase == Phase.FAILED
+    # Ready always explains itself; Reconciling and Stalled only while they are True.
     wanted = [
-        ("Ready", ready, state.reason if phase else "NoRun"),
-        ("Reconciling", reconciling, state.reason if reconciling else "Idle"),
-        ("Stalled", stalled, state.reason if stalled else "NotStalled"),
+        ("Ready", ready, state.reason if phase else "NoRun", state.message),
+        (
+            "Reconciling",
+            reconciling,
+            state.reason if reconciling else "Idle",
+            state.message if reconciling else "",
+        ),
+        (
+            "Stalled",
+            stalled,
+            state.reason if stalled else "NotStalled",
+            state.message if stalled else "",
+        ),
     ]
+    if delivered is not None:
+        wanted.append(("NotificationsDelivered", *delivered))
     before = {c.get("type"): c for c in previous}
     out = []
-    for type_, flag, reason in wanted:
+    for type_, flag, reason, message in wanted:
         status = "True" if flag else "False"
         old = before.get(type_) or {}
         changed_at = old.get("lastTransitionTime") if old.get("status") == status else None
@@ -194,7 +212,7 @@ def conditions(
                 "type": type_,
                 "status": status,
                 "reason": reason or type_,
-                "message": state.message[:1000] if flag or type_ == "Ready" else "",
+                "message": message[:1000],
                 "observedGeneration": generation,
                 "lastTransitionTime": changed_at or now,
             }

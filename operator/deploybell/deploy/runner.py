@@ -435,25 +435,8 @@ class JobRunner:
         return min(wake, 2.0) if polling else wake
 
     def all_conditions(self, now: str) -> list[dict[str, Any]]:
-        conditions = runs.conditions(self.state, self.live.generation, now, self.conditions)
-        ok, reason, message = report.delivered_condition(self.notifications, self.state.run)
-        previous = next(
-            (c for c in self.conditions if c.get("type") == "NotificationsDelivered"), {}
-        )
-        status = "True" if ok else "False"
-        conditions.append(
-            {
-                "type": "NotificationsDelivered",
-                "status": status,
-                "reason": reason,
-                "message": message[:1000],
-                "observedGeneration": self.live.generation,
-                "lastTransitionTime": previous.get("lastTransitionTime")
-                if previous.get("status") == status
-                else now,
-            }
-        )
-        return conditions
+        delivered = report.delivered_condition(self.notifications, self.state.run)
+        return runs.conditions(self.state, self.live.generation, now, self.conditions, delivered)
 
     async def persist(self, live: LiveJob) -> None:
         """The one place a DeployJob's status is written in full."""
