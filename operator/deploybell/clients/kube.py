@@ -85,15 +85,20 @@ class Discovery:
 class KubeClient:
     """Async facade over the kubernetes client; one per identity (self or an impersonated SA)."""
 
+    max_identities = 64
+    """Impersonating clients kept (each with its own connection pool); the oldest goes first."""
+
     def __init__(
         self,
         api: k8s.ApiClient,
         discovery: Discovery,
         user: str | None = None,
+        identities: dict[str, KubeClient] | None = None,
     ) -> None:
         self._api = api
         self._discovery = discovery
         self.user = user
+        self._identities = {} if identities is None else identities
 
     @classmethod
     def from_environment(cls) -> KubeClient:
@@ -112,12 +117,23 @@ class KubeClient:
         return cls(api, Discovery())
 
     def impersonating(self, user: str | None) -> KubeClient:
-        """A client that acts as `user` (e.g. system:serviceaccount:ns:sa); None: as self."""
+        """A client that acts as `user` (e.g. system:serviceaccount:ns:sa); None: as self.
+
+        Kept per user, so that a job's requests reuse their TLS connections instead of opening
+        new ones for every apply and every look at the rollout.
+        """
         if user is None:
             return self
-        api = k8s.ApiClient(self._api.configuration, "Impersonate-User", user)
-        api.user_agent = USER_AGENT
-        return KubeClient(api, self._discovery, user)
+        client = self._identities.get(user)
+        if client is None:
+            if len(self._identities) >= self.max_identities:
+                oldest = self._identities.pop(next(iter(self._identities)))
+                oldest._api.rest_client.pool_manager.clear()  # idle sockets only; calls finish
+            api = k8s.ApiClient(self._api.configuration, "Impersonate-User", user)
+            api.user_agent = USER_AGENT
+            client = KubeClient(api, self._discovery, user, self._identities)
+            self._identities[user] = client
+        return client
 
     def forget_kinds(self, api_version: str) -> None:
         self._discovery.forget(api_version)
