@@ -119,11 +119,13 @@ class JobRunner:
         await self.apply(live)
 
     async def begin(self, live: LiveJob, revision: str) -> None:
+        """A new run in memory; the next persist (after the apply, or the failure) records it
+        together with its start entry, before anything is sent: one status write, not two.
+        A crash before that write leaves no trace, so the run starts afresh with that number."""
         self.state = runs.start(self.state, live.desired, utcnow(), revision)
         self.timers = Timers()
         self.rollback, self.diagnosis, self.canceled_by = {}, {}, ""
         self.add_event("start")
-        await self.persist(live)
         await self.ports.record_event(False, "RunStarted", f"run {self.state.run} started")
 
     async def apply(self, live: LiveJob) -> None:
