@@ -22,20 +22,10 @@ from tests.install.scenario import (
 )
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import deployment, finished, ledger, subscribed, wait_dj
-from tests.support.operator import OperatorProcess
+from tests.support.operator import RESUMED, acting
 from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("no_session_operator")
-
-# kopf's log lines. A peer starts paused (silently) and resumes once the peering object shows
-# no peer of a higher priority; it pauses again when one appears.
-PAUSED = "Pausing operations in favour of"
-RESUMED = "Resuming operations after the pause"
-
-
-def acting(proc: OperatorProcess) -> bool:
-    log = proc.log_text()
-    return log.rfind(RESUMED) > log.rfind(PAUSED)
 
 
 def peers(cluster: ClusterAccess, name: str) -> dict[str, Any]:

@@ -16,19 +16,11 @@ import pytest
 from tests.reliability.receivers import job_names, sent_events, statuses, tally, webhook_arrivals
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import deployment, subscribed
-from tests.support.operator import ROOT, OperatorProcess
+from tests.support.operator import ROOT, OperatorProcess, acting
 from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("no_session_operator")
 PEERING_CRD = ROOT / "manifests" / "helm" / "deploybell" / "crds" / "kopf.dev_peerings.yaml"
-# kopf's log lines: a peer resumes once the peering shows no peer of a higher priority.
-PAUSED = "Pausing operations in favour of"
-RESUMED = "Resuming operations after the pause"
-
-
-def acting(proc: OperatorProcess) -> bool:
-    log = proc.log_text()
-    return log.rfind(RESUMED) > log.rfind(PAUSED)
 
 
 @pytest.fixture

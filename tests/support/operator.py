@@ -119,6 +119,18 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")
 
 
+# kopf's log lines under peering: an instance resumes once the peering object shows no peer of a
+# higher priority, and pauses again when one appears.
+PAUSED = "Pausing operations in favour of"
+RESUMED = "Resuming operations after the pause"
+
+
+def acting(proc: OperatorProcess) -> bool:
+    """The peered operator is the one that acts (its last pause/resume line is a resume)."""
+    log = proc.log_text()
+    return log.rfind(RESUMED) > log.rfind(PAUSED)
+
+
 SESSION: OperatorProcess | None = None
 """The session-wide operator (tests/conftest.py's `operator` fixture), once started: tests that
 run operators of their own stop it meanwhile, so that no two standalone operators act at once."""
