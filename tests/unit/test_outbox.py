@@ -177,6 +177,23 @@ async def test_one_send_per_recipient() -> None:
     assert len(rig.provider.calls) == 2, "a Sent entry is never sent again"
 
 
+def test_expand_known_sends_nothing_and_leaves_unknown_notifications() -> None:
+    """Expansion at record time: per-recipient entries for known Notifications, nothing started;
+    an unknown one stays whole for pump to explain (and expand once it appears)."""
+    rig = make_rig()
+    entries = queue("start", name="slack") + queue("start", name="absent")
+    expanded_now = rig.outbox.expand_known(entries)
+    assert [e["id"] for e in expanded_now] == [
+        "3/start/slack/#deploys",
+        "3/start/slack/@alice",
+        "3/start/absent",
+    ]
+    assert "recipient" not in expanded_now[2]
+    assert rig.outbox.tasks == {}
+    assert rig.provider.calls == []
+    assert rig.outbox.expand_known(expanded_now) == expanded_now, "expanding twice changes nothing"
+
+
 async def test_webhook_entry_keeps_its_id() -> None:
     rig = make_rig()
     entries, _ = await rig.cycle(queue("start"))

@@ -356,9 +356,8 @@ class JobRunner:
 
     def add_event(self, event: str) -> None:
         subscribers = self.spec.subscribers(event) if self.spec else ()
-        self.notifications = ledger.add_event(
-            self.notifications, self.state.run, event, subscribers, utcnow()
-        )
+        added = ledger.add_event(self.notifications, self.state.run, event, subscribers, utcnow())
+        self.notifications = self.outbox.expand_known(added)
 
     def message_for(self, entry: Mapping[str, Any]) -> Message:
         facts = report.RunFacts(

@@ -126,17 +126,26 @@ class Outbox:
             reports.append(Report(True, "NotificationRetrying", f"{where}: {attempt.error}"))
         return out
 
-    def resolve(
-        self, entries: list[dict[str, Any]], now: datetime
-    ) -> tuple[list[dict[str, Any]], list[Report]]:
-        """Expand entries whose Notification exists; note (once) the ones still waiting for it."""
-        reports: list[Report] = []
-        for entry in [e for e in entries if "recipient" not in e]:
+    def expand_known(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One entry per recipient for every Notification known now: done when an event is
+        recorded, so that its status write already holds them (no separate write to expand)."""
+        current = [dict(e) for e in entries]
+        for entry in [e for e in current if "recipient" not in e]:
             if entry.get("state") != Delivery.PENDING.value:
                 continue
             recipients = self.dispatcher.recipients(self.namespace, entry["notification"])
             if recipients is not None:
-                entries = ledger.expand(entries, entry["id"], recipients)
+                current = ledger.expand(current, entry["id"], recipients)
+        return current
+
+    def resolve(
+        self, entries: list[dict[str, Any]], now: datetime
+    ) -> tuple[list[dict[str, Any]], list[Report]]:
+        """Expand entries whose Notification exists; note (once) the ones still waiting for it."""
+        entries = self.expand_known(entries)
+        reports: list[Report] = []
+        for entry in [e for e in entries if "recipient" not in e]:
+            if entry.get("state") != Delivery.PENDING.value:
                 continue
             problem = (
                 f"Notification {entry['notification']} not found or invalid in namespace "
