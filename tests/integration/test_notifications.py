@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from typing import Any
 
@@ -128,3 +129,43 @@ def test_metrics_count_runs_and_notifications(
     assert 'deploybell_notifications_total{event="success",result="sent",type="webhook"}' in text
     assert 'deploybell_deployjob_runs_total{result="Succeeded"}' in text
     assert "deploybell_notification_delivery_seconds_bucket" in text
+
+
+def test_a_changed_secret_is_used_by_the_next_run(
+    cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
+) -> None:
+    """Secrets are kept from the Secret watch: a new URL is what the next run's messages use,
+    and the old receiver hears nothing more."""
+    ns = namespace
+
+    def replace_secret(data: dict[str, str]) -> None:  # a PUT: keys not given are gone
+        secret = webhook_secret(webhook_peer, "hook")
+        secret["metadata"]["namespace"] = ns
+        secret["stringData"] = data
+        cluster.kubectl("replace", "-f", "-", stdin=json.dumps(secret))
+
+    with WebhookPeer() as moved:
+        cluster.apply(
+            [
+                webhook_secret(webhook_peer, "hook"),
+                {
+                    "apiVersion": "deploybell.io/v1alpha1",
+                    "kind": "Notification",
+                    "metadata": {"name": "hook"},
+                    "spec": {"type": "webhook", "secretRef": {"name": "hook"}},
+                },
+                subscribed("web", [deployment("web")], notification="hook"),
+            ],
+            ns,
+        )
+        wait_dj(cluster, ns, "web", "run 1 delivered", finished(1, "Succeeded"))
+        # Readiness follows the same Secret watch that refreshes the kept copy: once Ready turns
+        # False and back, the operator has seen both changes.
+        replace_secret({"hmacKey": "k"})
+        wait_ready(cluster, ns, "hook", "False", "url")
+        replace_secret({"url": moved.url})
+        wait_ready(cluster, ns, "hook", "True")
+        cluster.kubectl("annotate", "dj/web", "-n", ns, "deploybell.io/redeploy=1")
+        wait_dj(cluster, ns, "web", "run 2 delivered", finished(2, "Succeeded"))
+        assert [e["data"]["run"] for e in webhook_events(moved, ns, "web")] == [2, 2]
+    assert [e["data"]["run"] for e in webhook_events(webhook_peer, ns, "web")] == [1, 1]

@@ -108,14 +108,17 @@ def _is_referenced(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> bool
 
 
 @kopf.on.event("", "v1", "secrets", id="secret-readiness", when=_is_referenced)  # type: ignore[arg-type]
-async def on_secret(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def on_secret(
+    namespace: str, name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     context: Context = memo["context"]
+    context.notifications.remember_secret(namespace, name, None if type == "DELETED" else body)
     for (ns, notification), specs in list(context.notifications.index.items()):
         if ns != namespace or not any(
             (s.get("secretRef") or {}).get("name") == name for s in specs
         ):
             continue
-        body = await context.kube.get(f"{GROUP}/{VERSION}", "Notification", ns, notification)
-        if body is not None:
-            await report_readiness(context.kube, body)
+        found = await context.kube.get(f"{GROUP}/{VERSION}", "Notification", ns, notification)
+        if found is not None:
+            await report_readiness(context.kube, found)
     context.wakers.wake_namespace(namespace)
