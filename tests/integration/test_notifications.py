@@ -169,3 +169,35 @@ def test_a_changed_secret_is_used_by_the_next_run(
         wait_dj(cluster, ns, "web", "run 2 delivered", finished(2, "Succeeded"))
         assert [e["data"]["run"] for e in webhook_events(moved, ns, "web")] == [2, 2]
     assert [e["data"]["run"] for e in webhook_events(webhook_peer, ns, "web")] == [1, 1]
+
+
+def test_a_secret_deleted_and_made_anew_with_its_notification_is_read_afresh(
+    cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
+) -> None:
+    """GitOps tear-down and rebuild: the Notification and its Secret are deleted, the Secret comes
+    back with another URL before the Notification does; the kept copy must not outlive it."""
+    ns = namespace
+    notification = {
+        "apiVersion": "deploybell.io/v1alpha1",
+        "kind": "Notification",
+        "metadata": {"name": "hook"},
+        "spec": {"type": "webhook", "secretRef": {"name": "hook"}},
+    }
+    with WebhookPeer() as moved:
+        cluster.apply(
+            [
+                webhook_secret(webhook_peer, "hook"),
+                notification,
+                subscribed("web", [deployment("web")], notification="hook"),
+            ],
+            ns,
+        )
+        wait_dj(cluster, ns, "web", "run 1 delivered", finished(1, "Succeeded"))
+        cluster.kubectl("delete", "notification.deploybell.io/hook", "secret/hook", "-n", ns)
+        cluster.apply(webhook_secret(moved, "hook"), ns)
+        cluster.apply(notification, ns)
+        wait_ready(cluster, ns, "hook", "True")
+        cluster.kubectl("annotate", "dj/web", "-n", ns, "deploybell.io/redeploy=1")
+        wait_dj(cluster, ns, "web", "run 2 delivered", finished(2, "Succeeded"))
+        assert [e["data"]["run"] for e in webhook_events(moved, ns, "web")] == [2, 2]
+    assert [e["data"]["run"] for e in webhook_events(webhook_peer, ns, "web")] == [1, 1]

@@ -79,6 +79,9 @@ class NotificationCache:
             return spec
         return None
 
+    def keeps_secret(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self._secrets
+
     def remember_secret(self, namespace: str, name: str, body: Mapping[str, Any] | None) -> None:
         """The Secret as the watch saw it; None when it was deleted."""
         if body is None:

@@ -97,9 +97,13 @@ async def on_notification(
 
 
 def _is_referenced(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> bool:
+    """A Notification names this Secret, or a copy of it is kept (which must follow every change,
+    also after the Notification is gone and comes back)."""
     context: Context | None = memo.get("context")
     if context is None:
         return False
+    if context.notifications.keeps_secret(namespace, name):
+        return True
     return any(
         ns == namespace and (spec.get("secretRef") or {}).get("name") == name
         for (ns, _), specs in context.notifications.index.items()
