@@ -13,6 +13,7 @@ from tests.support.deploybell import (
     deployment,
     events,
     finished,
+    secret,
     subscribed,
     wait_dj,
     webhook_events,
@@ -139,10 +140,9 @@ def test_a_changed_secret_is_used_by_the_next_run(
     ns = namespace
 
     def replace_secret(data: dict[str, str]) -> None:  # a PUT: keys not given are gone
-        secret = webhook_secret(webhook_peer, "hook")
-        secret["metadata"]["namespace"] = ns
-        secret["stringData"] = data
-        cluster.kubectl("replace", "-f", "-", stdin=json.dumps(secret))
+        body = secret("hook", data)
+        body["metadata"]["namespace"] = ns
+        cluster.kubectl("replace", "-f", "-", stdin=json.dumps(body))
 
     with WebhookPeer() as moved:
         cluster.apply(

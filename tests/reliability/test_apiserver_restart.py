@@ -54,7 +54,10 @@ def test_runs_complete_across_an_apiserver_restart(
     webhook_peer: WebhookPeer,
 ) -> None:
     if cluster.local is None:
-        pytest.skip("restarting kube-apiserver needs the local cluster, not the one in KUBECONFIG")
+        pytest.skip(
+            "this test stops and restarts kube-apiserver, which only the local cluster from "
+            "hack/cluster allows; KUBECONFIG names another cluster"
+        )
     ns = notification_ns
     names = job_names(6)
     # A long stability window keeps every run in flight (Verifying) across the restart.

@@ -28,6 +28,7 @@ from tests.support.deploybell import (
     deployment,
     finished,
     notification,
+    secret,
     subscribed,
     wait_dj,
     webhook_secret,
@@ -97,8 +98,7 @@ def outage_notifications(
     webhook: WebhookPeer, smtp: SmtpPeer, ircd: NgircdServer, ns: str
 ) -> list[dict[str, Any]]:
     """A Notification per receiver: the webhook, e-mail through `smtp`, IRC on `ircd`."""
-    smtp_secret = webhook_secret(webhook, "smtp")
-    smtp_secret["stringData"] = {"host": smtp.host, "port": str(smtp.port)}
+    smtp_secret = secret("smtp", {"host": smtp.host, "port": str(smtp.port)})
     mail = notification("mail", "email")
     mail["spec"].update(recipients=[f"{ns}@example.test"], secretRef={"name": "smtp"})
     irc = notification("irc", "irc")

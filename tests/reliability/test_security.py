@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import ClusterAccess, wait_for
-from tests.support.deploybell import configmap, deployment, finished, subscribed, wait_dj
+from tests.support.deploybell import (
+    configmap,
+    deployment,
+    finished,
+    secret,
+    subscribed,
+    wait_dj,
+)
 from tests.support.operator import OperatorProcess
 from tests.support.peers.slack import SlackPeer
 from tests.support.peers.smtp import SmtpPeer
@@ -23,10 +30,6 @@ CANARIES = {
     "mail": "CANARY-smtp-55d1",
     "hmac": "CANARY-hmac-0b7e",
 }
-
-
-def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
 
 
 def notification(name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -77,14 +77,14 @@ def subscribed(
     return deployjob(name, manifests, **hooks, **spec)
 
 
+def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    """A Secret with these keys (as stringData)."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+
+
 def webhook_secret(peer: Any, name: str = "webhook-integration") -> dict[str, Any]:
     """The Secret of the test Notifications: the URL of a local webhook receiver."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {"url": peer.url},
-    }
+    return secret(name, {"url": peer.url})
 
 
 def webhook_events(peer: Any, namespace: str, job: str) -> list[dict[str, Any]]:
