@@ -97,7 +97,8 @@ class Dispatcher:
             if problem:
                 return Attempt(False, error=f"Notification {name}: {problem}")
             secret = found or {}
-        override, warning = self.override(notification, message)
+        override, failed = template_override(notification, message)
+        warning = f"template not used, default message sent instead: {failed}" if failed else ""
         destination = Destination(
             type=notification.type,
             recipient=str(entry.get("recipient", "")),
@@ -108,18 +109,6 @@ class Dispatcher:
         )
         attempt = await self.send(notification.type, message, destination, override)
         return Attempt(**{**attempt.__dict__, "warning": warning})
-
-    def override(
-        self, notification: NotificationSpec, message: Message
-    ) -> tuple[Title | None, str]:
-        """Rendered template fields, or (None, why) to fall back to the default message."""
-        if not notification.template:
-            return None, ""
-        try:
-            fields = render(compile_template(notification.template), message.as_data())
-        except TemplateError as e:
-            return None, f"template not used, default message sent instead: {e}"
-        return Title(fields.get("title"), fields.get("text")), ""
 
     async def send(
         self, type_: str, message: Message, destination: Destination, override: Title | None
@@ -153,3 +142,17 @@ class Dispatcher:
         metrics.NOTIFICATIONS.labels(type_, message.event, result).inc()
         metrics.DELIVERY_SECONDS.labels(type_).observe(time.monotonic() - began)
         return attempt
+
+
+def template_override(
+    notification: NotificationSpec, message: Message
+) -> tuple[Title | None, TemplateError | None]:
+    """The template's title/text for this message; (None, the error) when it fails, so the
+    default message is used instead; (None, None) without a template."""
+    if not notification.template:
+        return None, None
+    try:
+        fields = render(compile_template(notification.template), message.as_data())
+    except TemplateError as e:
+        return None, e
+    return Title(fields.get("title"), fields.get("text")), None

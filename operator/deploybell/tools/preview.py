@@ -10,32 +10,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deploybell.api.notification import NotificationSpec
+from deploybell.notify.dispatch import template_override
 from deploybell.notify.model import Message
 from deploybell.notify.providers.base import DeliveryError, Destination, Title
 from deploybell.notify.providers.webhook import request_headers
 from deploybell.notify.render import email, hipchat, irc, slack, webhook
-from deploybell.notify.template import TemplateError, compile_template, render
 
 RULE = "=" * 78
 
 
-def override(spec: NotificationSpec, message: Message) -> tuple[Title | None, str]:
-    """The template's title/text for this message, or (None, why the default is used)."""
-    if not spec.template:
-        return None, ""
-    try:
-        fields = render(compile_template(spec.template), message.as_data())
-    except TemplateError as e:
-        return None, f"template not used, the default message would be sent instead: {e}"
-    return Title(fields.get("title"), fields.get("text")), ""
-
-
 def preview(name: str, spec: NotificationSpec, message: Message, sender: str) -> str:
     """The whole preview of one Notification: a header, then one section per recipient."""
-    title, warning = override(spec, message)
+    title, problem = template_override(spec, message)
     out = [RULE, f"Notification {name} ({spec.type}), event {message.event}"]
-    if warning:
-        out.append(f"warning: {warning}")
+    if problem:
+        out.append(
+            f"warning: template not used, the default message would be sent instead: {problem}"
+        )
     # Slack's body is the same for every recipient: shown once.
     recipients = [", ".join(spec.recipients)] if spec.type == "slack" else spec.recipients
     for recipient in recipients or ("",):
