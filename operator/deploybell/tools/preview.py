@@ -13,6 +13,7 @@ from deploybell.api.notification import NotificationSpec
 from deploybell.notify.dispatch import template_override
 from deploybell.notify.model import Message
 from deploybell.notify.providers.base import DeliveryError, Destination, Title
+from deploybell.notify.providers.irc import irc_settings
 from deploybell.notify.providers.webhook import request_headers
 from deploybell.notify.render import email, hipchat, irc, slack, webhook
 
@@ -70,7 +71,7 @@ def _hipchat(
 def _irc(
     spec: NotificationSpec, recipient: str, message: Message, title: Title | None, _: str
 ) -> list[str]:
-    settings = irc.irc_settings(recipient, spec.options, {})
+    settings = irc_settings(recipient, spec.options, {})
     target = settings.target
     lines = irc.lines(
         message, title, command=settings.command, target=target.channel, nick=settings.nick

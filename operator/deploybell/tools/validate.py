@@ -19,7 +19,7 @@ from deploybell.api.deployjob import HOOK_FIELDS, parse_deployjob
 from deploybell.api.errors import DNS_SUBDOMAIN, SpecError, shown
 from deploybell.api.notification import NotificationSpec, parse_notification, recipient_errors
 from deploybell.notify.model import sample
-from deploybell.notify.render.irc import irc_settings, parse_recipient
+from deploybell.notify.providers.irc import irc_settings, parse_recipient
 from deploybell.notify.template import CompiledTemplate, TemplateError, compile_template, render
 from deploybell.tools import schema
 from deploybell.tools.documents import OUR_KINDS, Document, Finding, duplicate_keys, load
