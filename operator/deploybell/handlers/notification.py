@@ -6,18 +6,22 @@ needs. Secrets are watched, so fixing a Secret fixes Ready; no message is sent t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from deploybell.api.constants import GROUP, VERSION
 from deploybell.api.errors import SpecError
 from deploybell.api.notification import parse_notification, recipient_errors, secret_problem
+from deploybell.clients.errors import ApiError
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.live import utcnow
 from deploybell.handlers.context import Context
 from deploybell.notify.template import TemplateError, compile_template
+
+logger = logging.getLogger("deploybell.notifications")
 
 
 @kopf.index(GROUP, VERSION, "notifications", id="notifications_index")  # type: ignore[arg-type]
@@ -73,9 +77,22 @@ async def report_readiness(kube: KubeClient, body: Mapping[str, Any]) -> None:
     }
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/notifications/{meta['name']}"
     patch = {"status": {"observedGeneration": generation, "conditions": [condition]}}
-    await kube.merge_patch(path, patch, "status")
+    try:
+        await kube.merge_patch(path, patch, "status")
+    except ApiError as e:
+        if e.status == 404:  # deleted meanwhile (e.g. with its namespace): nothing to report
+            return
+        raise
     if not ok:
-        kopf.event(cast(kopf.Body, body), type="Warning", reason=reason, message=message)
+        await _warn(kube, body, reason, message)
+
+
+async def _warn(kube: KubeClient, body: Mapping[str, Any], reason: str, message: str) -> None:
+    """A Warning Event; none when the namespace is going (with the Notification in it)."""
+    try:
+        await kube.post_event(body, "Warning", reason, message)
+    except ApiError as e:  # Events help but are not essential: say so, carry on
+        logger.warning("cannot record the Event %s on the Notification: %s", reason, e.message)
 
 
 @kopf.on.event(GROUP, VERSION, "notifications", id="readiness")  # type: ignore[arg-type]
