@@ -117,6 +117,32 @@ def test_a_template_that_does_not_compile_is_not_ready(
     assert cond["reason"] == "InvalidSpec"
 
 
+def test_a_template_that_cannot_render_is_not_ready_until_fixed(
+    cluster: ClusterAccess, namespace: str
+) -> None:
+    escape = {
+        "apiVersion": "deploybell.io/v1alpha1",
+        "kind": "Notification",
+        "metadata": {"name": "mail"},
+        "spec": {
+            "type": "email",
+            "recipients": ["a@example.test"],
+            "template": {"title": "{{ job }} {{ verb }}", "text": "{{ ''.__class__.__mro__ }}"},
+        },
+    }
+    cluster.apply(escape, namespace)
+    cond = wait_ready(cluster, namespace, "mail", "False", "spec.template.title")
+    assert cond["reason"] == "InvalidTemplate"
+    assert cond["message"] == (
+        "spec.template.title: fails to render for a sample start message "
+        "(UndefinedError: 'verb' is undefined); spec.template.text: fails to render for a sample "
+        "start message (SecurityError: access to attribute '__class__' of 'str' object is unsafe.)"
+    )
+    escape["spec"]["template"] = {"title": "{{ job }} {{ phase | lower }}"}
+    cluster.apply(escape, namespace)
+    wait_ready(cluster, namespace, "mail", "True")
+
+
 def test_a_template_failing_at_render_time_falls_back_to_the_default(
     cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
 ) -> None:
@@ -127,10 +153,13 @@ def test_a_template_failing_at_render_time_falls_back_to_the_default(
         "spec": {
             "type": "webhook",
             "secretRef": {"name": "webhook-integration"},
-            "template": {"title": "{{ no_such_field }} deployed"},
+            # Renders for the sample messages (they have a link), not for this operator's
+            # messages: no link template is set, so the link is empty.
+            "template": {"title": "{{ link[0] }} deployed"},
         },
     }
     cluster.apply([webhook_secret(webhook_peer), hook], namespace)
+    wait_ready(cluster, namespace, "deploy-notification", "True")
     cluster.apply(subscribed("web", [deployment("web")]), namespace)
     wait_dj(cluster, namespace, "web", "Succeeded", finished(1, "Succeeded"))
     received = webhook_events(webhook_peer, namespace, "web")

@@ -1,7 +1,8 @@
 """kopf glue for Notifications: index them for delivery, report their readiness in status.
 
-Ready=True once the spec is valid, its template compiles and its Secret holds the keys the type
-needs. Secrets are watched, so fixing a Secret fixes Ready; no message is sent to check.
+Ready=True once the spec is valid, its template compiles and renders for a sample message of every
+event, and its Secret holds the keys the type needs. Secrets are watched, so fixing a Secret fixes
+Ready; no message is sent to check.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from deploybell.clients.errors import ApiError
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.live import utcnow
 from deploybell.handlers.context import Context
-from deploybell.notify.template import TemplateError, compile_template
+from deploybell.notify.template import TemplateError, compile_template, sample_failures
 
 logger = logging.getLogger("deploybell.notifications")
 
@@ -37,9 +38,12 @@ async def readiness(
     """(ready, reason, message) of a Notification."""
     try:
         parsed = parse_notification(spec)
-        compile_template(parsed.template)
+        template = compile_template(parsed.template)
     except (SpecError, TemplateError) as e:
         return False, "InvalidSpec", str(e)
+    failures = sample_failures(template)
+    if failures:
+        return False, "InvalidTemplate", "; ".join(map(str, failures))
     problems = recipient_errors(parsed.type, parsed.recipients)
     if problems:
         return False, "InvalidRecipients", "; ".join(problems)
