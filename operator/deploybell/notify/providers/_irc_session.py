@@ -1,6 +1,6 @@
-"""One IRC connection for the IRC provider: connect, register (nick fallbacks, PASS, NickServ),
-JOIN, paced sends confirmed by PING/PONG, QUIT. The provider (irc.py) pools these by server and
-nick; this module knows nothing of messages or ledgers.
+"""One IRC connection for the IRC provider: connect, register (nick fallbacks, PASS, SASL PLAIN,
+NickServ), JOIN, paced sends confirmed by PING/PONG, QUIT. The provider (irc.py) pools these by
+server and nick; this module knows nothing of messages or ledgers.
 
 Nick length: RFC 1459 servers (ngircd's default configuration among them) allow 9 characters, and
 say so only after the welcome, in ISUPPORT `NICKLEN`. A nick they refuse as erroneous (432) is cut
@@ -21,6 +21,7 @@ from irc.client import Event, NickMask
 from irc.client_aio import AioConnection, AioReactor, IrcProtocol
 from irc.connection import AioFactory
 
+from deploybell.notify.providers import _irc_sasl
 from deploybell.notify.providers.base import (
     DeliveryError,
     PermanentDeliveryError,
@@ -54,6 +55,7 @@ _WATCHED = frozenset(
     | _NICK_TAKEN
     | _JOIN_REFUSALS.keys()
     | _SEND_REFUSALS
+    | _irc_sasl.EVENTS
 )
 _pings = itertools.count(1)
 
@@ -96,9 +98,14 @@ class Session:
         self.loop = loop
         self.connect_timeout = connect_timeout
         self.reply_timeout = reply_timeout
-        self.where = f"{settings.target.host}:{settings.target.port}"
-        self.reactor = _Reactor(loop=loop)
+        self.reactor = _Reactor(loop=loop, on_connect=self._on_connect)
         self.connection = self.reactor.server()
+        self.where = f"{settings.target.host}:{settings.target.port}"
+        self.sasl = (
+            _irc_sasl.SaslPlain(self.connection, settings.nick, settings.sasl_password, self.where)
+            if settings.sasl_password
+            else None
+        )
         # Every event the session acts on is queued from the moment the socket opens, so a
         # reply can never slip past between sending a command and waiting for its answer.
         self.events: asyncio.Queue[Event] = asyncio.Queue()
@@ -115,6 +122,11 @@ class Session:
     @property
     def nickname(self) -> str:
         return str(self.connection.get_nickname())
+
+    def _on_connect(self, *_: Any) -> None:
+        """Before NICK/USER: CAP LS makes the server wait for CAP END to finish registering."""
+        if self.sasl is not None:
+            self.sasl.start()
 
     def _on_event(self, _connection: Any, event: Event) -> None:
         if event.type == "disconnect":
@@ -168,8 +180,13 @@ class Session:
             event = await self._next()
             reason = " ".join(str(a) for a in event.arguments[1:])
             if event.type == "welcome":
+                if self.sasl is not None and not self.sasl.done:
+                    raise self.sasl.unavailable("it registered us without CAP negotiation")
                 self.registered = True
                 return
+            if self.sasl is not None and event.type in _irc_sasl.EVENTS:
+                self.sasl.feed(event)
+                continue
             if event.type in _NICK_TAKEN:
                 attempt += 1
                 if attempt > MAX_NICK_ATTEMPTS:

@@ -1,9 +1,9 @@
 """IRC through jaraco `irc`'s asyncio client: one pooled connection per server and nick.
 
 Options (spec.irc): `nick` (default deploybell), `notice` (default true; else PRIVMSG), `join`
-(default true), `tls`, `linesPerSecond` (default 1), `caFile`. Optional Secret keys: `password`
-(server PASS), `nickservPassword` or `saslPassword` (both sent to NickServ as IDENTIFY after the
-welcome: the asyncio client has no SASL handshake).
+(default true), `tls`, `linesPerSecond` (default 1), `caFile` (or Secret key `caFile`). Optional
+Secret keys: `password` (server PASS), `saslPassword` (IRCv3 SASL PLAIN as the account named like
+`irc.nick`, before registering), `nickservPassword` (IDENTIFY to NickServ after the welcome).
 """
 
 from __future__ import annotations
@@ -223,12 +223,14 @@ class IrcSettings:
     lines_per_second: float
     password: str  # server PASS
     identify: str  # sent to NickServ
+    sasl_password: str  # SASL PLAIN, account = nick
     ca_file: str | None
 
     @property
     def key(self) -> tuple[str, int, bool, str, str | None, str]:
         """What one pooled connection serves; credentials only as a digest, never shown."""
-        digest = hashlib.sha256(f"{self.password}\0{self.identify}".encode()).hexdigest()[:16]
+        secrets = f"{self.password}\0{self.identify}\0{self.sasl_password}"
+        digest = hashlib.sha256(secrets.encode()).hexdigest()[:16]
         t = self.target
         return (t.host.lower(), t.port, t.tls, self.nick, self.ca_file, digest)
 
@@ -260,7 +262,8 @@ def irc_settings(
         join=_option(options, "join", bool, True),
         lines_per_second=float(rate),
         password=secret.get("password", ""),
-        identify=secret.get("nickservPassword") or secret.get("saslPassword") or "",
+        identify=secret.get("nickservPassword", ""),
+        sasl_password=secret.get("saslPassword", ""),
         ca_file=secret.get("caFile") or _option(options, "caFile", str, "") or None,
     )
 
