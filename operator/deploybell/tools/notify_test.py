@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deploybell.api.constants import GROUP, VERSION
-from deploybell.api.notification import parse_notification
 from deploybell.clients.kube import KubeClient
 from deploybell.notify import providers
 from deploybell.notify.dispatch import Dispatcher
@@ -125,7 +124,7 @@ async def notify_test(
     if body is None:
         raise NotFound(f"Notification {name} not found in namespace {namespace}")
     raw = body.get("spec") or {}
-    spec = parse_notification(raw)  # SpecError: the caller reports it
+    spec = providers.parse(raw)  # SpecError: the caller reports it
     source = ClusterSource(kube, namespace, name, raw)
     dispatcher = Dispatcher(providers.build(), source, smtp, send_timeout=send_timeout)
     message = labelled_message(namespace, name, event, cluster)
