@@ -249,6 +249,18 @@ CASES: list[tuple[str, str, Any]] = [
         "rejected configMapRef.name",
         dj("a", manifests=None, manifestsFrom=[{"configMapRef": {"name": "ghost-ü"}}]),
     ),
+    ("dj-source-revision-branch", "rejected revision", dj("a", source={"revision": "main"})),
+    (
+        "dj-source-repository-http",
+        "rejected repository",
+        dj("a", source={"repository": "http://x.example/r"}),
+    ),
+    (
+        "dj-source-committed-at-text",
+        "rejected committedAt",
+        dj("a", source={"committedAt": "yesterday"}),
+    ),
+    ("dj-source-unknown-field", "rejected unknown field", dj("a", source={"branch": "main"})),
     # --- Notification: rejected at admission --------------------------------------------------
     ("n-unknown-type", "rejected type", note("a", type="pigeon", recipients=["x"])),
     ("n-no-type", "rejected type", note("a", recipients=["#x"])),
