@@ -89,3 +89,7 @@ lock: venv ## lock the image's dependencies with hashes (requirements/*.lock)
 sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test checks they match)
 	cp crds/*.yaml manifests/helm/deploybell/crds/
 	cp crds/*.yaml manifests/install/crds/
+
+.PHONY: image
+image: venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
+	$(PY) hack/image/build.py
