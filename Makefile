@@ -92,4 +92,4 @@ sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test chec
 
 .PHONY: image
 image: venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
-	$(PY) hack/image/build.py
+	$(PY) hack/image/build_image.py

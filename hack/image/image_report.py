@@ -1,7 +1,7 @@
 """What `make image` tells about the image: sizes, the installed packages (checked against the
 lock), a CycloneDX SBOM, and that no host build input was left in it.
 
-    python hack/image/report.py without kubernetes   # what dropping a dependency would save
+    python hack/image/image_report.py without kubernetes   # what dropping a dependency would save
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from podman import DIST, PODMAN, ROOT, image_ref, package_version, podman, run_in_image
+from podman_env import DIST, PODMAN, ROOT, image_ref, package_version, podman, run_in_image
 
 LOCK = ROOT / "requirements" / "runtime.lock"
 VENV_BIN = Path(sys.executable).parent

@@ -1,7 +1,7 @@
 """`make image`: build the Dockerfile with podman and write dist/deploybell-<version>.oci.tar.
 
-    python hack/image/build.py                 # local Debian base (mmdebstrap), no registry
-    python hack/image/build.py --base docker.io/library/python:3.11-slim   # a registry's base
+    python hack/image/build_image.py                 # local Debian base (mmdebstrap), no registry
+    python hack/image/build_image.py --base docker.io/library/python:3.11-slim   # a registry's base
 
 Installs the Debian packages it needs (as root), caches the base root filesystems under
 ~/.cache/deploybell/image and the layers in podman's storage, so a second run takes seconds.
@@ -14,6 +14,7 @@ import argparse
 import ast
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import debian
-import report
-from podman import ROOT, ULIMITS, PodmanError, archive_path, image_id, image_ref, podman
+import debian_base
+import image_report
+from podman_env import ROOT, ULIMITS, PodmanError, archive_path, image_id, image_ref, podman
 
 CACHE = Path(os.environ.get("DEPLOYBELL_CACHE", Path.home() / ".cache" / "deploybell")) / "image"
 PACKAGES = ("mmdebstrap", "podman", "buildah", "runc", "uidmap", "netavark", "skopeo")
@@ -57,24 +58,38 @@ def ensure_packages() -> None:
 
 def debian_bases() -> tuple[str, str]:
     """The local runtime and build bases (podman images), made once per mmdebstrap command."""
-    codename = debian.host_codename()
-    sources = debian.host_sources(codename)
-    options = debian.host_apt_options()
-    key = debian.cache_key(codename, sources, options)
+    codename = debian_base.host_codename()
+    sources = debian_base.host_sources(codename)
+    options = debian_base.host_apt_options()
+    key = debian_base.cache_key(codename, sources, options)
     runtime, build = f"localhost/deploybell-base:{key}", f"localhost/deploybell-build-base:{key}"
+    forget_other_bases(key)
     if image_id(runtime) and image_id(build):
         return runtime, build
     out = CACHE / f"debian-{codename}-{key}"
     if not (out / "runtime.tar").exists() or not (out / "build.tar").exists():
         step(f"making the Debian {codename} base with mmdebstrap (once; ~1 min)")
         out.mkdir(parents=True, exist_ok=True)
-        command = debian.mmdebstrap_command(codename, sources, options, out)
+        command = debian_base.mmdebstrap_command(codename, sources, options, out)
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"mmdebstrap exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     for ref, tar in ((runtime, out / "runtime.tar"), (build, out / "build.tar")):
         podman("import", "--change", 'CMD ["/bin/sh"]', str(tar), ref)
     return runtime, build
+
+
+def forget_other_bases(key: str) -> None:
+    """Bases of an older mmdebstrap command (other sources, packages or options) are not used
+    again: their tarballs and tags go."""
+    for old in CACHE.glob("debian-*"):
+        if not old.name.endswith(f"-{key}"):
+            shutil.rmtree(old)
+    tags = podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    ours = ("/deploybell-base", "/deploybell-build-base")
+    stale = [t for t in tags if t.split(":")[0].endswith(ours) and not t.endswith(f":{key}")]
+    if stale:
+        podman("rmi", "--force", *stale, check=False)
 
 
 def registry_base(base: str) -> tuple[str, str]:
@@ -172,7 +187,7 @@ def main() -> int:
         built = build(base, build_base, ref)
         archive = save(ref, built)
         took = time.monotonic() - started
-        report.summary(ref, archive, took)
+        image_report.summary(ref, archive, took)
     except PodmanError as e:
         raise SystemExit(str(e)) from None
     return 0

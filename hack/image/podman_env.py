@@ -49,8 +49,9 @@ def image_id(ref: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def run_in_image(ref: str, *command: str) -> str:
+def run_in_image(ref: str, *command: str, user: str = "") -> str:
     """Run one command in a throwaway container of the image (as its user, no network)."""
     entrypoint, *args = command
-    return podman("run", "--rm", *ULIMITS, "--network", "none", "--entrypoint", entrypoint,
-                  ref, *args).stdout  # fmt: skip
+    as_user = ["--user", user] if user else []
+    return podman("run", "--rm", *ULIMITS, "--network", "none", *as_user,
+                  "--entrypoint", entrypoint, ref, *args).stdout  # fmt: skip

@@ -25,8 +25,16 @@ DPKG_OPTIONS = (
     "path-include=/usr/share/doc/*/copyright",  # licences stay: the image is redistributed
 )
 # Hooks get the root filesystem as $1. The build rootfs is taken before the venv packages go;
-# apt's configuration (the host's mirrors) leaves both: nothing in the images runs apt.
-FORGET_APT = 'rm -rf "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/* "$1"/etc/apt/apt.conf.d/99mmdebstrap "$1"/var/lib/apt/lists/*'  # noqa: E501
+# apt's configuration (the host's mirrors) leaves both: nothing in the images runs apt. The
+# info index is generated, so path-exclude does not keep it out.
+CLEANED = (
+    "etc/apt/sources.list",
+    "etc/apt/sources.list.d/*",
+    "etc/apt/apt.conf.d/99mmdebstrap",
+    "var/lib/apt/lists/*",
+    "usr/share/info/dir*",
+)
+CLEAN = "rm -rf " + " ".join(f'"$1"/{path}' for path in CLEANED)
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,7 @@ def mmdebstrap_command(
         f"--include={','.join((*RUNTIME_PACKAGES, 'python3-venv'))}",
         *(f"--aptopt={option}" for option in apt_options),
         *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
-        f"--customize-hook={FORGET_APT}",
+        f"--customize-hook={CLEAN}",
         f"--customize-hook={tar}",
         f'--customize-hook=chroot "$1" dpkg --purge {purge}',
         codename, str(out / "runtime.tar"), *(line for s in sources for line in s.lines()),
