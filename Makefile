@@ -90,6 +90,8 @@ sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test chec
 	cp crds/*.yaml manifests/helm/deploybell/crds/
 	cp crds/*.yaml manifests/install/crds/
 
+BASE ?=
+
 .PHONY: image
 image: venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
-	$(PY) hack/image/build_image.py
+	$(PY) hack/image/build_image.py $(if $(BASE),--base $(BASE))

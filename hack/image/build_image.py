@@ -1,7 +1,7 @@
 """`make image`: build the Dockerfile with podman and write dist/deploybell-<version>.oci.tar.
 
     python hack/image/build_image.py                 # local Debian base (mmdebstrap), no registry
-    python hack/image/build_image.py --base docker.io/library/python:3.11-slim   # a registry's base
+    python hack/image/build_image.py --base python:3.11-slim   # a base from a registry (pulled)
 
 Installs the Debian packages it needs (as root), caches the base root filesystems under
 ~/.cache/deploybell/image and the layers in podman's storage, so a second run takes seconds.
@@ -175,8 +175,8 @@ def save(ref: str, built: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", default=os.environ.get("BASE", ""),
-                        help="a registry base image; default: a local Debian base")  # fmt: skip
+    parser.add_argument("--base", default="", help="a registry's base image (pulled when missing); "
+                        "default: a local Debian base made by mmdebstrap")  # fmt: skip
     args = parser.parse_args()
     started = time.monotonic()
     ensure_packages()

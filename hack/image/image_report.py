@@ -83,8 +83,13 @@ def sizes(ref: str, archive: Path) -> tuple[int, int]:
 
 
 def sbom(out: Path) -> None:
-    """CycloneDX JSON of what the image installs: the lock (with hashes) under deploybell."""
+    """CycloneDX JSON of what the image installs: the lock's packages under deploybell (made
+    again only when the lock or pyproject.toml changed)."""
     pyproject = str(ROOT / "pyproject.toml")
+    if out.exists() and out.stat().st_mtime > max(
+        Path(p).stat().st_mtime for p in (LOCK, pyproject)
+    ):
+        return
     subprocess.run(
         [str(VENV_BIN / "cyclonedx-py"), "requirements", "--pyproject", pyproject,
          "--output-reproducible", "--of", "JSON", "-o", str(out), str(LOCK)],

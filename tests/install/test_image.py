@@ -29,7 +29,12 @@ import build_image as image_build
 import image_report
 import podman_env as image_podman
 
-pytestmark = [pytest.mark.image, pytest.mark.usefixtures("no_session_operator")]
+# A cold `make image` (mmdebstrap, downloads) takes ~4 minutes; warm, seconds.
+pytestmark = [
+    pytest.mark.image,
+    pytest.mark.usefixtures("no_session_operator"),
+    pytest.mark.timeout(1800),
+]
 
 # What the container runs with, in the words of the chart's pod and container securityContext.
 POD_SECURITY = {

@@ -18,7 +18,7 @@ import image_report
 DEBIAN_CERT = b"-----BEGIN CERTIFICATE-----\nREJJQU4=\n-----END CERTIFICATE-----\n"
 HOST_CERT = b"-----BEGIN CERTIFICATE-----\nSE9TVC1PTkxZ\n-----END CERTIFICATE-----\n"
 HOST_BUNDLE = DEBIAN_CERT + HOST_CERT
-PIP_CONF = "[global]\nindex-url = https://user:token@pypi.internal.test/simple\n"
+PIP_CONF = "[global]\nindex-url = https://user:token@index.internal.test/simple\n"
 
 
 def exported(files: dict[str, bytes]) -> tarfile.TarFile:
