@@ -71,8 +71,8 @@ RULES = ProviderRules(
         check=_thread_id,
         valid=("1234567890123456789", "98765432109876543"),
         invalid=("#general", "123", "thread-1", "12345678901234567890123"),
-        doc="none: the webhook's channel; or ids of threads (forum posts) in that channel, "
-        "copied with *Copy Thread ID* in developer mode",
+        doc="a thread (or forum post) of the webhook's channel, by the id *Copy Thread ID* "
+        "shows in developer mode; without recipients, the channel itself",
     ),
     options=(
         Field(

@@ -42,7 +42,7 @@ RULES = ProviderRules(
     title="Google Chat",
     doc="A card with the outcome in colour, posted by a space's incoming webhook; a run's "
     "messages share one thread.",
-    recipients=Recipients(doc="the webhook picks the space"),
+    recipients=Recipients(required=False, doc="the webhook picks the space"),
     options=(
         Field(
             "threads",

@@ -57,7 +57,9 @@ RULES = ProviderRules(
     type="teams",
     title="Microsoft Teams",
     doc="An Adaptive Card coloured by outcome, posted by a Teams Workflows webhook.",
-    recipients=Recipients(doc="the workflow behind `webhookUrl` picks the team and channel"),
+    recipients=Recipients(
+        required=False, doc="the workflow behind `webhookUrl` picks the team and channel"
+    ),
     options=(
         Field(
             "fullWidth",
