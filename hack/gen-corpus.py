@@ -249,7 +249,7 @@ CASES: list[tuple[str, str, Any]] = [
         dj("a", manifests=None, manifestsFrom=[{"configMapRef": {"name": "ghost-ü"}}]),
     ),
     # --- Notification: rejected at admission --------------------------------------------------
-    ("n-unknown-type", "rejected type", note("a", type="teams", recipients=["x"])),
+    ("n-unknown-type", "rejected type", note("a", type="msn", recipients=["x"])),
     ("n-no-type", "rejected type", note("a", recipients=["#x"])),
     (
         "n-slack-no-recipients",
@@ -273,6 +273,27 @@ CASES: list[tuple[str, str, Any]] = [
         note("a", type="email", recipients=["a@b.c"], slack={"threads": True}),
     ),
     ("n-recipient-too-long", "rejected", note("a", type="email", recipients=["a" * 400 + "@b.c"])),
+    (
+        "n-teams-recipient",
+        "rejected type teams takes no recipients",
+        note("a", type="teams", recipients=["#general"], secretRef={"name": "s"}),
+    ),
+    (
+        "n-teams-option-type",
+        "rejected spec.teams.fullWidth",
+        note("a", type="teams", secretRef={"name": "s"}, teams={"fullWidth": "yes"}),
+    ),
+    (
+        "n-discord-thread-not-an-id",
+        "rejected a discord recipient must be a thread id",
+        note("a", type="discord", recipients=["#general"], secretRef={"name": "s"}),
+    ),
+    (
+        "n-discord-username-too-long",
+        "rejected spec.discord.username",
+        note("a", type="discord", secretRef={"name": "s"}, discord={"username": "d" * 81}),
+    ),
+    ("n-googlechat-no-secret", "rejected secretRef", note("a", type="googlechat")),
     # --- Notification: the operator says why it is not Ready ----------------------------------
     (
         "n-irc-port-range",
@@ -290,6 +311,16 @@ CASES: list[tuple[str, str, Any]] = [
         note("a", type="email", recipients=["a@b.c"], template={"title": "{% for %}"}),
     ),
     (
+        "n-discord-thread-id-range",
+        "notready spec.recipients[0]: a Discord id is at most 2^64 - 1",
+        note("a", type="discord", recipients=["99999999999999999999"], secretRef={"name": "s"}),
+    ),
+    (
+        "n-discord-username-reserved",
+        "notready spec.discord.username: must not contain 'discord'",
+        note("a", type="discord", secretRef={"name": "s"}, discord={"username": "Discord Bot"}),
+    ),
+    (
         "n-secret-missing",
         "notready Secret ghost not found",
         note("a", type="webhook", secretRef={"name": "ghost"}),
@@ -305,6 +336,19 @@ CASES: list[tuple[str, str, Any]] = [
                 "stringData": {"uri": "x"},
             },
             note("a", type="webhook", secretRef={"name": "nokey"}),
+        ],
+    ),
+    (
+        "n-googlechat-secret-missing-key",
+        "notready has no key webhookUrl",
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "chat"},
+                "stringData": {"url": "https://chat.example/v1/spaces/x/messages"},
+            },
+            note("a", type="googlechat", secretRef={"name": "chat"}),
         ],
     ),
 ]
