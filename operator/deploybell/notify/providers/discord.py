@@ -43,6 +43,7 @@ _WEBHOOK_PATH = re.compile(r"/webhooks/([0-9]+)/([A-Za-z0-9_-]+)/?")
 # before any punctuation.
 _MARKDOWN = re.compile(r"([\\*_~`|\[\]<])")
 _LINE_START = re.compile(r"^([#>-])", re.MULTILINE)
+_URL = re.compile(r"https?://[^\s<>]+")
 
 
 def _check_username(value: Any, path: str) -> Any:
@@ -121,11 +122,10 @@ def webhook(raw: str) -> Webhook:
     return Webhook(url.with_query(None).with_fragment(None), found.group(2))
 
 
-class DiscordProvider:
+class DiscordProvider(_http.HttpProvider):
     """Posts with `?wait=true`; edits the start message with the outcome."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("discord")
+    kind = "discord"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -162,9 +162,6 @@ class DiscordProvider:
             return None
         _outcome(reply, secrets, thread)
         return _sent(reply, "edited")
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 def _outcome(reply: _http.Reply, secrets: list[str], thread: str) -> None:
@@ -265,7 +262,7 @@ def _fields(message: Message, level: Level) -> list[dict[str, Any]]:
     out = [
         {
             "name": name,
-            "value": _cut(escape(value), 2 * limit if name == "Images" else limit),
+            "value": _value(value, 2 * limit if name == "Images" else limit),
             "inline": "\n" not in value and len(value) <= 40,
         }
         for name, value in message.facts()
@@ -274,6 +271,15 @@ def _fields(message: Message, level: Level) -> list[dict[str, Any]]:
         lines = _listed([o.line() for o in message.objects], level)
         out.append({"name": "Objects", "value": _cut(lines, 3 * limit), "inline": False})
     return out
+
+
+def _value(value: str, limit: int) -> str:
+    """A field's value; a lone web link as written, since an escape inside it breaks the link
+    (and Markdown does not apply inside a link)."""
+    if _URL.fullmatch(value) and len(value) <= limit:
+        return value
+    # Discord refuses a blank field value.
+    return _cut(escape(value), limit) if value.strip() else "—"
 
 
 def _section(heading: str, lines: Sequence[str], level: Level) -> list[str]:

@@ -63,11 +63,10 @@ RULES = ProviderRules(
 )
 
 
-class GooglechatProvider:
+class GooglechatProvider(_http.HttpProvider):
     """POSTs each message to the webhook, in the run's thread."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("googlechat")
+    kind = "googlechat"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -89,9 +88,6 @@ class GooglechatProvider:
         if isinstance(thread, dict) and thread.get("name"):
             refs["thread"] = str(thread["name"])
         return Sent(refs=refs, detail=f"posted {refs['name']}")
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 def request_url(base: URL, threads: bool) -> URL:

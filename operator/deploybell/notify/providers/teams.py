@@ -78,11 +78,10 @@ RULES = ProviderRules(
 )
 
 
-class TeamsProvider:
+class TeamsProvider(_http.HttpProvider):
     """POSTs each message as a one-card Workflows webhook request."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("teams")
+    kind = "teams"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -98,9 +97,6 @@ class TeamsProvider:
         # The workflow run, not a message: Teams posts the card after answering.
         run = _http.header(reply.headers, "x-ms-workflow-run-id") or ""
         return Sent(refs={"run": run} if run else {}, detail=f"{sent.detail} (workflow accepted)")
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 # the card (pure)
