@@ -17,6 +17,7 @@ from tests.support.peers.contract import (
     WebhookContract,
 )
 from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.telegram import TelegramPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -25,4 +26,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "email": EmailContract,
     "webhook": WebhookContract,
     "mattermost": MattermostPeer,
+    "telegram": TelegramPeer,
 }
