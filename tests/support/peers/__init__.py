@@ -17,6 +17,7 @@ from tests.support.peers.contract import (
     WebhookContract,
 )
 from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.pagerduty import PagerdutyPeer
 from tests.support.peers.telegram import TelegramPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
@@ -27,4 +28,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "webhook": WebhookContract,
     "mattermost": MattermostPeer,
     "telegram": TelegramPeer,
+    "pagerduty": PagerdutyPeer,
 }

@@ -14,7 +14,16 @@ from typing import Any
 from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
-from deploybell.notify.providers import email, hipchat, irc, mattermost, slack, telegram, webhook
+from deploybell.notify.providers import (
+    email,
+    hipchat,
+    irc,
+    mattermost,
+    pagerduty,
+    slack,
+    telegram,
+    webhook,
+)
 from deploybell.notify.providers.base import Provider, ProviderType
 
 REGISTRY: tuple[ProviderType, ...] = (
@@ -25,6 +34,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     webhook.PROVIDER,
     mattermost.PROVIDER,
     telegram.PROVIDER,
+    pagerduty.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
