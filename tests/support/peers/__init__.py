@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.contract import (
     Contract,
     EmailContract,
@@ -29,4 +30,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "mattermost": MattermostPeer,
     "telegram": TelegramPeer,
     "pagerduty": PagerdutyPeer,
+    "apprise": AppriseJsonPeer,
 }

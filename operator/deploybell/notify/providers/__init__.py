@@ -15,6 +15,7 @@ from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
+    apprise,
     email,
     hipchat,
     irc,
@@ -35,6 +36,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     mattermost.PROVIDER,
     telegram.PROVIDER,
     pagerduty.PROVIDER,
+    apprise.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
