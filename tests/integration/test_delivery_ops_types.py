@@ -4,6 +4,7 @@ survive an operator restart between start and outcome."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,14 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import ClusterAccess, wait_for
-from tests.support.deploybell import UNSCHEDULABLE, deployment, ledger, secret, wait_dj
+from tests.support.deploybell import (
+    UNSCHEDULABLE,
+    delivered,
+    deployment,
+    secret,
+    sent_everywhere,
+    wait_dj,
+)
 from tests.support.operator import OperatorProcess
 from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.mattermost import TEAM, MattermostPeer
@@ -20,6 +28,7 @@ from tests.support.peers.telegram import GROUP, TelegramPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("mattermost", "telegram", "pagerduty", "apprise")
+all_sent = functools.partial(sent_everywhere, TYPES)
 
 
 @dataclass
@@ -81,14 +90,6 @@ def job(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, An
     }
 
 
-def delivered(status: dict[str, Any], run: int, event: str) -> set[str]:
-    return {e[2] for e in ledger(status, run) if e[1] == event and e[3] == "Sent"}
-
-
-def all_sent(run: int, outcome: str) -> Any:
-    return lambda s: delivered(s, run, "start") == set(TYPES) == delivered(s, run, outcome)
-
-
 def refs(status: dict[str, Any], run: int, notification_: str) -> dict[str, str]:
     entries = [
         e
@@ -147,7 +148,12 @@ def test_failure_triggers_an_alert_and_the_next_success_resolves_it(
     crashing = deployment("api", annotations={"deploybell.test/fail": "CrashLoopBackOff"})
     cluster.apply(job("api", [crashing]), ns)
     status = wait_dj(
-        cluster, ns, "api", "failure sent everywhere", all_sent(1, "failure"), timeout=120
+        cluster,
+        ns,
+        "api",
+        "failure sent everywhere",
+        all_sent(1, "failure"),
+        timeout=120,
     )["status"]
     pod = status["diagnosis"]["pods"][0]["pod"]
     alert = peers.pagerduty.alert(f"{ns}/api")
@@ -162,7 +168,14 @@ def test_failure_triggers_an_alert_and_the_next_success_resolves_it(
     assert pod in failure
 
     cluster.apply(job("api", [deployment("api")]), ns)  # fixed: run 2 succeeds
-    wait_dj(cluster, ns, "api", "run 2 sent everywhere", all_sent(2, "success"), timeout=120)
+    wait_dj(
+        cluster,
+        ns,
+        "api",
+        "run 2 sent everywhere",
+        all_sent(2, "success"),
+        timeout=120,
+    )
     wait_for("the alert resolved", lambda: alert.status == "resolved")
 
 

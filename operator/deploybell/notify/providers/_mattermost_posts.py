@@ -76,7 +76,7 @@ def render(message: Message, override: Title | None = None) -> Post:
         attachment["title_link"] = message.link
     if text := "\n".join(_details(message)):
         attachment["text"] = text
-    attachment["footer"] = _footer(message)
+    attachment["footer"] = message.footer()
     return Post(message=_headline(message, override), attachment=attachment)
 
 
@@ -126,17 +126,6 @@ def _details(message: Message) -> list[str]:
     if message.link and not _linkable(message.link):
         lines.append(f"**Link** {md(clip(message.link, LINK_CHARS))}")
     return lines
-
-
-def _footer(message: Message) -> str:
-    parts = ["deploybell"]
-    if message.test:
-        parts.append("test message")
-    if message.started_at:
-        parts.append(f"started {message.started_at}")
-    if message.finished_at:
-        parts.append(f"finished {message.finished_at}")
-    return " · ".join(parts)
 
 
 def _linkable(link: str) -> bool:
