@@ -228,7 +228,53 @@ INVALID_DEPLOYJOBS = [
         "spec.onStart",
         "at most 20 items",
     ),
+    ("source revision a branch", job(source={"revision": "main"}), "spec.source.revision", "hex"),
+    ("source revision too short", job(source={"revision": "abc12"}), "spec.source.revision", "hex"),
+    (
+        "source repository over http",
+        job(source={"repository": "http://github.com/acme/web"}),
+        "spec.source.repository",
+        "an https URL",
+    ),
+    (
+        "source committedAt not a time",
+        job(source={"committedAt": "yesterday"}),
+        "spec.source.committedAt",
+        "RFC 3339",
+    ),
+    (
+        "source committedAt impossible",
+        job(source={"committedAt": "2026-02-30T10:00:00Z"}),
+        "spec.source.committedAt",
+        "RFC 3339",
+    ),
+    ("source unknown field", job(source={"branch": "main"}), "spec.source.branch", "unknown"),
+    (
+        "source environment with a line break",
+        job(source={"environment": "prod\nX-Injected: 1"}),
+        "spec.source.environment",
+        "control characters",
+    ),
 ]
+
+
+def test_source_is_parsed() -> None:
+    source = {
+        "repository": "https://github.com/acme/web",
+        "revision": "4f2c9e1d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+        "environment": "production",
+        "committedAt": "2026-11-27T09:40:00+01:00",
+        "url": "https://github.com/acme/web/pull/42",
+    }
+    parsed = parse_deployjob(job(source=source)).source
+    assert parsed is not None
+    assert (parsed.repository, parsed.revision, parsed.environment) == (
+        source["repository"],
+        source["revision"],
+        "production",
+    )
+    assert (parsed.committed_at, parsed.url) == (source["committedAt"], source["url"])
+    assert parse_deployjob(job()).source is None
 
 
 @pytest.mark.parametrize(

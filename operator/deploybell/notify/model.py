@@ -113,6 +113,11 @@ class Message:
     warnings: tuple[WarningEvent, ...] = ()
     rolled_back_to: int | None = None
     idempotency_key: str = ""
+    environment: str = ""  # spec.source: where, and which commit of which repository
+    commit: str = ""
+    repository: str = ""
+    change_url: str = ""
+    committed_at: str = ""
     test: bool = False  # a `deploybell notify-test` message, labelled as such everywhere
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -159,6 +164,13 @@ class Message:
         facts = [("Job", self.ref), ("Run", str(self.run)), ("Phase", self.phase)]
         if self.cluster:
             facts.append(("Cluster", self.cluster))
+        if self.environment:
+            facts.append(("Environment", self.environment))
+        if self.commit:
+            where = f" in {self.repository}" if self.repository else ""
+            facts.append(("Commit", f"{self.commit[:12]}{where}"))
+        if self.change_url:
+            facts.append(("Change", self.change_url))
         if self.duration():
             facts.append(("Duration", self.duration()))
         if self.rolled_back_to is not None:
@@ -190,6 +202,14 @@ class Message:
         return data
 
 
+SAMPLE_PHASES = {
+    "start": "Deploying",
+    "success": "Succeeded",
+    "failure": "Failed",
+    "cancel": "Canceled",
+}
+
+
 def sample(event: str = "failure") -> Message:
     """A realistic message for previews (`deploybell render`) and provider tests."""
     failed = event == "failure"
@@ -198,12 +218,7 @@ def sample(event: str = "failure") -> Message:
         namespace="team-a",
         run=3,
         event=event,
-        phase={
-            "start": "Deploying",
-            "success": "Succeeded",
-            "failure": "Failed",
-            "cancel": "Canceled",
-        }.get(event, "Deploying"),
+        phase=SAMPLE_PHASES.get(event, "Deploying"),
         reason={
             "start": "Deploying",
             "success": "RolloutComplete",
@@ -228,6 +243,11 @@ def sample(event: str = "failure") -> Message:
         ),
         cluster="prod-eu",
         link="https://dashboard.example/team-a/web",
+        environment="production",
+        commit="4f2c9e1d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+        repository="https://github.com/acme/web",
+        change_url="https://github.com/acme/web/pull/42",
+        committed_at="2026-11-27T09:40:00Z",
         pods=(
             PodDiagnosis(
                 "web-7d9f8-x2kqp",
