@@ -24,7 +24,9 @@ LINK_CHARS = 2000
 MAX_OBJECTS = 20
 MAX_PODS = 10
 MAX_WARNINGS = 5
-_SHORT_FACTS = frozenset({"Job", "Run", "Phase", "Cluster", "Duration", "Rolled back to"})
+_SHORT_FACTS = frozenset(
+    {"Job", "Run", "Phase", "Cluster", "Environment", "Duration", "Rolled back to"}
+)
 # CommonMark backslash-escapes any ASCII punctuation; these are the ones that format inline text.
 _MARKDOWN = re.compile(r"([\\`*_~\[\]<>|#])")
 # `@name` mentions (and @channel/@all/@here) need a name character right after the `@`.

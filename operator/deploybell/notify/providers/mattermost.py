@@ -88,11 +88,10 @@ RULES = ProviderRules(
 )
 
 
-class MattermostProvider:
+class MattermostProvider(_http.HttpProvider):
     """Posts through the shared HTTP session: REST API v4 or an incoming webhook."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("mattermost")
+    kind = "mattermost"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -109,9 +108,6 @@ class MattermostProvider:
         reply = await self._http.post(webhook, secrets, json=body)
         sent = _classify(reply, secrets, context=destination.recipient or "the webhook's channel")
         return Sent(detail=f"webhook: {sent.detail}")
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 class _RestCall:

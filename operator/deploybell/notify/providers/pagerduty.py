@@ -63,11 +63,10 @@ RULES = ProviderRules(
 )
 
 
-class PagerdutyProvider:
+class PagerdutyProvider(_http.HttpProvider):
     """Posts events through the shared HTTP session."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("pagerduty")
+    kind = "pagerduty"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -95,9 +94,6 @@ class PagerdutyProvider:
                 refs["dedup_key"] = str(answer["dedup_key"])
             done.append(request.what)
         return Sent(refs=refs, detail="accepted: " + ", ".join(done))
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 def _render(preview: Preview) -> list[dict[str, Any]]:

@@ -60,11 +60,10 @@ RULES = ProviderRules(
 )
 
 
-class TelegramProvider:
+class TelegramProvider(_http.HttpProvider):
     """Sends through the shared HTTP session; the token is masked in every error."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("telegram")
+    kind = "telegram"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -87,9 +86,6 @@ class TelegramProvider:
         result = await bot.call("sendMessage", _body(destination.recipient, text, silent))
         refs = {"chat": str(result["chat"]["id"]), "message": str(result["message_id"])}
         return Sent(refs=refs, detail=f"sent message {refs['message']} to chat {refs['chat']}")
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 class _Bot:
