@@ -606,7 +606,7 @@ def test_recipient_errors_lists_every_bad_one() -> None:
 
 def test_unknown_types_are_named() -> None:
     (error,) = recipient_errors("pigeon", ["#x"])
-    assert error.startswith("spec.type: must be one of slack, hipchat, irc, email, webhook")
+    assert error.startswith("spec.type: must be one of slack, hipchat, irc, email, webhook, ")
     assert error.endswith("got 'pigeon'")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.contract import (
     Contract,
     EmailContract,
@@ -18,7 +19,10 @@ from tests.support.peers.contract import (
 )
 from tests.support.peers.discord import DiscordContract
 from tests.support.peers.googlechat import GooglechatContract
+from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.pagerduty import PagerdutyPeer
 from tests.support.peers.teams import TeamsContract
+from tests.support.peers.telegram import TelegramPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -29,4 +33,8 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "teams": TeamsContract,
     "discord": DiscordContract,
     "googlechat": GooglechatContract,
+    "mattermost": MattermostPeer,
+    "telegram": TelegramPeer,
+    "pagerduty": PagerdutyPeer,
+    "apprise": AppriseJsonPeer,
 }

@@ -15,13 +15,17 @@ from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
+    apprise,
     discord,
     email,
     googlechat,
     hipchat,
     irc,
+    mattermost,
+    pagerduty,
     slack,
     teams,
+    telegram,
     webhook,
 )
 from deploybell.notify.providers.base import Provider, ProviderType
@@ -35,6 +39,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     teams.PROVIDER,
     discord.PROVIDER,
     googlechat.PROVIDER,
+    mattermost.PROVIDER,
+    telegram.PROVIDER,
+    pagerduty.PROVIDER,
+    apprise.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
