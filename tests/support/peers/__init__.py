@@ -16,6 +16,7 @@ from tests.support.peers.contract import (
     SlackContract,
     WebhookContract,
 )
+from tests.support.peers.github import GithubContract
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -23,4 +24,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "irc": IrcContract,
     "email": EmailContract,
     "webhook": WebhookContract,
+    "github": GithubContract,
 }

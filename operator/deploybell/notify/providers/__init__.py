@@ -14,7 +14,7 @@ from typing import Any
 from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
-from deploybell.notify.providers import email, hipchat, irc, slack, webhook
+from deploybell.notify.providers import email, github, hipchat, irc, slack, webhook
 from deploybell.notify.providers.base import Provider, ProviderType
 
 REGISTRY: tuple[ProviderType, ...] = (
@@ -23,6 +23,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     irc.PROVIDER,
     email.PROVIDER,
     webhook.PROVIDER,
+    github.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
