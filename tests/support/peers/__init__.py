@@ -17,6 +17,7 @@ from tests.support.peers.contract import (
     WebhookContract,
 )
 from tests.support.peers.github import GithubContract
+from tests.support.peers.gitlab import GitlabContract
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -25,4 +26,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "email": EmailContract,
     "webhook": WebhookContract,
     "github": GithubContract,
+    "gitlab": GitlabContract,
 }

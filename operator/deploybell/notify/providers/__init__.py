@@ -14,7 +14,7 @@ from typing import Any
 from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
-from deploybell.notify.providers import email, github, hipchat, irc, slack, webhook
+from deploybell.notify.providers import email, github, gitlab, hipchat, irc, slack, webhook
 from deploybell.notify.providers.base import Provider, ProviderType
 
 REGISTRY: tuple[ProviderType, ...] = (
@@ -24,6 +24,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     email.PROVIDER,
     webhook.PROVIDER,
     github.PROVIDER,
+    gitlab.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
