@@ -16,8 +16,10 @@ from tests.support.peers.contract import (
     SlackContract,
     WebhookContract,
 )
+from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.github import GithubContract
 from tests.support.peers.gitlab import GitlabContract
+from tests.support.peers.grafana import GrafanaContract
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -27,4 +29,6 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "webhook": WebhookContract,
     "github": GithubContract,
     "gitlab": GitlabContract,
+    "grafana": GrafanaContract,
+    "datadog": DatadogContract,
 }

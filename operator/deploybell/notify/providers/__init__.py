@@ -14,7 +14,17 @@ from typing import Any
 from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
-from deploybell.notify.providers import email, github, gitlab, hipchat, irc, slack, webhook
+from deploybell.notify.providers import (
+    datadog,
+    email,
+    github,
+    gitlab,
+    grafana,
+    hipchat,
+    irc,
+    slack,
+    webhook,
+)
 from deploybell.notify.providers.base import Provider, ProviderType
 
 REGISTRY: tuple[ProviderType, ...] = (
@@ -25,6 +35,8 @@ REGISTRY: tuple[ProviderType, ...] = (
     webhook.PROVIDER,
     github.PROVIDER,
     gitlab.PROVIDER,
+    grafana.PROVIDER,
+    datadog.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
