@@ -45,7 +45,7 @@ RULES = ProviderRules(
     title="Datadog",
     doc="A DORA Metrics deployment event per finished run (a failed run marked as a change "
     "failure); nothing is sent at start.",
-    recipients=Recipients(required=False, doc="none: the API key picks the organization"),
+    recipients=Recipients(required=False, doc="the API key picks the organization"),
     options=(
         Field(
             "service",

@@ -53,7 +53,7 @@ RULES = ProviderRules(
     "(and optionally a commit status); the outcome updates the deployment made at start.",
     recipients=Recipients(
         required=False,
-        doc="none: the repository comes from the DeployJob's `spec.source` or `github.repository`",
+        doc="the repository comes from the DeployJob's `spec.source` or `github.repository`",
     ),
     options=(
         Field(

@@ -54,7 +54,7 @@ RULES = ProviderRules(
     "it (and optionally an external commit status).",
     recipients=Recipients(
         required=False,
-        doc="none: the project comes from the DeployJob's `spec.source` or `gitlab.project`",
+        doc="the project comes from the DeployJob's `spec.source` or `gitlab.project`",
     ),
     options=(
         Field(

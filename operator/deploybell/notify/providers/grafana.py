@@ -44,7 +44,7 @@ RULES = ProviderRules(
     doc="A region annotation per run, from its start to its end, tagged with the job, "
     "environment and outcome; the outcome updates the annotation made at start.",
     recipients=Recipients(
-        required=False, doc="none: the annotation is organization-wide or on one dashboard"
+        required=False, doc="the annotation is organization-wide or on one dashboard"
     ),
     options=(
         Field(
@@ -205,9 +205,7 @@ def text(message: Message, override: Title | None = None) -> str:
     title, summary = headline(message, override)
     lines = [clip(title, MAX_LINE), clip(summary, 3 * MAX_LINE)]
     lines += [
-        clip(f"{label}: {value}".replace("\n", ", "), MAX_LINE)
-        for label, value in message.facts()
-        if label not in ("Job", "Run")
+        clip(f"{label}: {value}".replace("\n", ", "), MAX_LINE) for label, value in message.facts()
     ]
     lines += [clip(p.line(), MAX_LINE) for p in message.pods[:MAX_ITEMS]]
     lines += [clip(w.line(), MAX_LINE) for w in message.warnings[:MAX_ITEMS]]
