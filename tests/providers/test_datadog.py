@@ -127,9 +127,12 @@ async def test_a_wrong_key_is_permanent_and_masked(
 async def test_an_application_key_without_the_scope_is_permanent(
     provider: DatadogProvider,
 ) -> None:
-    with DatadogPeer(
-        api_key=API_KEY, app_key=APP_KEY, app_scopes=frozenset({"dora_metrics_read"})
-    ) as limited, pytest.raises(PermanentDeliveryError) as caught:
+    with (
+        DatadogPeer(
+            api_key=API_KEY, app_key=APP_KEY, app_scopes=frozenset({"dora_metrics_read"})
+        ) as limited,
+        pytest.raises(PermanentDeliveryError) as caught,
+    ):
         await provider.send(message("failure"), destination(limited))
     assert "dora_metrics_write" in caught.value.message
 

@@ -100,8 +100,8 @@ class GithubProvider(_http.HttpProvider):
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
     ) -> Sent:
+        sha = _records.commit(message, "github")  # first: without spec.source, say that
         api = _Api.of(destination, message)
-        sha = _records.commit(message, "github")
         deployment = str(destination.previous.get("deployment") or "")
         if message.event == "start" or not deployment.isdigit():
             deployment = await self._find_or_create(api, message, sha)

@@ -105,8 +105,8 @@ class GitlabProvider(_http.HttpProvider):
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
     ) -> Sent:
+        sha = _records.commit(message, "gitlab")  # first: without spec.source, say that
         api = _Api.of(destination, message)
-        sha = _records.commit(message, "gitlab")
         wanted = DEPLOYMENT_STATES[message.event]
         previous = str(destination.previous.get("deployment") or "")
         deployment = previous if previous.isdigit() else await self._find(api, message, sha)
