@@ -1,11 +1,12 @@
 """`make demo`: deploybell's whole job on the local cluster, with a readable timeline.
 
 Starts (or reuses) the local cluster, real local sinks for every provider (a Slack-API-compatible
-server, a HipChat server, ngircd with a listener, an SMTP server, a webhook receiver), the
-operator, and applies examples/demo/: one DeployJob that succeeds, one that fails (a kwok failure
-annotation; the diagnosis shows in the messages) and one that is canceled while rolling out. It
-prints each message as a sink receives it, then `kubectl get dj,dbn` and a summary. Exit code 0
-only when every expected notification was delivered. Ctrl-C stops everything it started.
+server, a HipChat server, ngircd with a listener, an SMTP server, a webhook receiver, a GitHub
+API that records deployments, a Grafana API that records annotations), the operator, and applies
+examples/demo/: one DeployJob that succeeds, one that fails (a kwok failure annotation; the
+diagnosis shows in the messages) and one that is canceled while rolling out. It prints each
+message as a sink receives it, then `kubectl get dj,dbn` and a summary. Exit code 0 only when
+every expected notification was delivered. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
 import localcluster  # noqa: E402
+from tests.support.peers.github import GithubPeer  # noqa: E402
+from tests.support.peers.grafana import GrafanaPeer  # noqa: E402
 from tests.support.peers.hipchat import HipchatPeer  # noqa: E402
 from tests.support.peers.irc import IrcListener, NgircdServer  # noqa: E402
 from tests.support.peers.slack import SlackPeer  # noqa: E402
@@ -32,6 +35,11 @@ from tests.support.peers.smtp import SmtpPeer  # noqa: E402
 from tests.support.peers.webhook import WebhookPeer  # noqa: E402
 
 NAMESPACE = "deploybell-demo"
+# The commits examples/demo/20-deployjobs.yaml deploys (spec.source), known to the GitHub sink.
+COMMITS = {
+    "5e1f0c2d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e",
+    "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b",
+}
 DEADLINE_SECONDS = 150
 
 
@@ -51,6 +59,8 @@ class Sinks:
         self.irc = stack.enter_context(
             IrcListener(self.ircd.host, self.ircd.port, ["#deploys"], nick="watcher")
         )
+        self.github = stack.enter_context(GithubPeer(repositories={"acme/shop": COMMITS}))
+        self.grafana = stack.enter_context(GrafanaPeer())
         self.printed: set[tuple[str, int]] = set()
 
     def placeholders(self) -> dict[str, str]:
@@ -59,6 +69,8 @@ class Sinks:
             "HIPCHAT_URL": self.hipchat.url,
             "WEBHOOK_URL": self.webhook.url,
             "IRC_SERVER": f"{self.ircd.host}:{self.ircd.port}",
+            "GITHUB_API_URL": self.github.api_url,
+            "GRAFANA_URL": self.grafana.url,
         }
 
     def heard(self) -> list[tuple[str, str, str]]:
@@ -84,6 +96,23 @@ class Sinks:
         for request in self.webhook.received:
             data = request.json if isinstance(request.json, dict) else {}
             out.append(("webhook", data.get("type", ""), data.get("data", {}).get("title", "")))
+        out += self.records()
+        return out
+
+    def records(self) -> list[tuple[str, str, str]]:
+        """GitHub deployment and commit statuses, Grafana annotations added and patched."""
+        out: list[tuple[str, str, str]] = []
+        for call in self.github.received:
+            if call.method == "POST" and call.status == 201 and "state" in call.json:
+                where = call.path.split("/repos/")[1].rsplit("/", 1)[0]
+                out.append(("github", where, f"{call.json['state']}: {call.json['description']}"))
+        for call in self.grafana.received:
+            if call.method in ("POST", "PATCH") and call.status == 200:
+                seconds = (call.json["timeEnd"] - call.json["time"]) / 1000
+                shape = f"region of {seconds:.0f}s" if seconds else "point"
+                first = call.json["text"].splitlines()[0]
+                tags = ",".join(call.json["tags"][2:])
+                out.append(("grafana", f"{call.method} {shape} [{tags}]", first))
         return out
 
     def print_new(self) -> None:
@@ -169,7 +198,7 @@ class Demo:
         )
 
     def apply_examples(self, values: dict[str, str]) -> None:
-        say("applying examples/demo/ (3 DeployJobs, 5 Notifications)")
+        say("applying examples/demo/ (3 DeployJobs, 7 Notifications)")
         for path in sorted((ROOT / "examples" / "demo").glob("*.yaml")):
             text = string.Template(path.read_text()).substitute(values)
             self.kubectl("apply", "-f", "-", stdin=text)
@@ -219,7 +248,10 @@ class Demo:
         began = time.monotonic()
         self.cluster()
         with ExitStack() as stack:
-            say("starting local sinks: Slack API, HipChat, ngircd + listener, SMTP, webhook")
+            say(
+                "starting local sinks: Slack API, HipChat, ngircd + listener, SMTP, webhook, "
+                "GitHub API, Grafana API"
+            )
             sinks = Sinks(stack)
             stack.callback(self.stop_operator)
             self.start_operator(sinks)
