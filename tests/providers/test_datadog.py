@@ -17,6 +17,7 @@ from deploybell.notify.providers.base import (
     TemporaryDeliveryError,
 )
 from deploybell.notify.providers.datadog import DatadogProvider, _Api
+from deploybell.tools.notify_test import labelled_message
 from tests.support.peers.datadog import DatadogPeer
 
 API_KEY = "dd-unit-api-key-6b8d0f2a"
@@ -169,3 +170,17 @@ def test_a_site_that_is_not_a_host_is_refused() -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
         _Api.of(target)
     assert "'site' must be a Datadog site" in caught.value.message
+
+
+async def test_notify_test_validates_the_key_and_sends_no_event(
+    peer: DatadogPeer, provider: DatadogProvider
+) -> None:
+    test = labelled_message("team-a", "dora", "success")
+    sent = await provider.send(test, destination(peer))
+    assert "the API key is valid" in sent.detail
+    target = destination(peer)
+    target = dataclasses.replace(target, secret={**target.secret, "apiKey": "dd-wrong-key-77"})
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await provider.send(test, target)
+    assert "dd-wrong-key-77" not in caught.value.message
+    assert peer.events() == []

@@ -16,6 +16,7 @@ from deploybell.notify.providers.base import (
     TemporaryDeliveryError,
 )
 from deploybell.notify.providers.github import GithubProvider
+from deploybell.tools.notify_test import labelled_message
 from tests.support.peers.github import SAMPLE_SHA, GithubPeer
 
 TOKEN = "ghp-unit-token-7c1e4a9b"
@@ -231,3 +232,17 @@ async def test_the_primary_rate_limit_waits_until_the_reset(
     assert 25 <= caught.value.retry_after <= 30
     sent = await provider.send(message("start"), destination(peer))
     assert sent.refs["deployment"]
+
+
+async def test_notify_test_checks_the_token_and_records_nothing(
+    peer: GithubPeer, provider: GithubProvider
+) -> None:
+    test = labelled_message("team-a", "deployments", "success")
+    sent = await provider.send(test, destination(peer, repository="acme/web"))
+    assert "the token can read acme/web" in sent.detail
+    sent = await provider.send(test, destination(peer))
+    assert "the token is valid" in sent.detail
+    with pytest.raises(PermanentDeliveryError):
+        await provider.send(test, destination(peer, token="ghp-wrong-token-2"))
+    assert peer.deployments() == []
+    assert peer.commit_statuses() == []

@@ -17,6 +17,7 @@ from deploybell.notify.providers.base import (
     TemporaryDeliveryError,
 )
 from deploybell.notify.providers.gitlab import GitlabProvider
+from deploybell.tools.notify_test import labelled_message
 from tests.support.peers.gitlab import SAMPLE_SHA, GitlabPeer
 
 TOKEN = "glpat-unit-token-3e5d7f9a"
@@ -203,3 +204,16 @@ async def test_rate_limits_and_server_errors_are_temporary(
     with pytest.raises(TemporaryDeliveryError) as down:
         await provider.send(message("start"), destination(peer))
     assert TOKEN not in down.value.message
+
+
+async def test_notify_test_checks_the_token_and_records_nothing(
+    peer: GitlabPeer, provider: GitlabProvider
+) -> None:
+    test = labelled_message("team-a", "environments", "success")
+    sent = await provider.send(test, destination(peer, project=PROJECT))
+    assert f"the token can see {PROJECT}" in sent.detail
+    sent = await provider.send(test, destination(peer))
+    assert "the token is valid" in sent.detail
+    with pytest.raises(PermanentDeliveryError):
+        await provider.send(test, destination(peer, project="acme/none"))
+    assert peer.deployments(PROJECT) == []

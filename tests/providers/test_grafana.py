@@ -17,6 +17,7 @@ from deploybell.notify.providers.base import (
     Title,
 )
 from deploybell.notify.providers.grafana import GrafanaProvider
+from deploybell.tools.notify_test import labelled_message
 from tests.support.peers.grafana import PERMISSIONS, GrafanaPeer
 
 TOKEN = "glsa_unit_token_5f7a9c1e"
@@ -141,3 +142,14 @@ async def test_rate_limits_and_server_errors_are_temporary(
     with pytest.raises(TemporaryDeliveryError) as down:
         await provider.send(message("start"), destination(peer))
     assert TOKEN not in down.value.message
+
+
+async def test_notify_test_checks_the_token_and_adds_nothing(
+    peer: GrafanaPeer, provider: GrafanaProvider
+) -> None:
+    test = labelled_message("team-a", "annotations", "success")
+    sent = await provider.send(test, destination(peer))
+    assert "the token can read annotations" in sent.detail
+    with pytest.raises(PermanentDeliveryError):
+        await provider.send(test, destination(peer, token="glsa_wrong_456"))
+    assert peer.annotations() == []

@@ -14,6 +14,7 @@ What it enforces, from Datadog's API reference (DORA Metrics):
 - a sent event answers 200 `{"data": {"id": …, "type": "dora_deployment"}}`; a patch of an
   unknown id 404; a patch is `{"data": {"id", "type": "dora_deployment_patch_request",
   "attributes": {"change_failure": bool}}}`, answered 202.
+- `GET /api/v1/validate` answers `{"valid": true}` for a valid API key, else 403.
 - rate limits: 429 `{"errors": ["Too many requests"]}` with `X-RateLimit-Limit`,
   `X-RateLimit-Period`, `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset` (seconds to wait).
 """
@@ -86,6 +87,7 @@ class DatadogPeer(HttpPeer[DatadogCall]):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/v2/dora/deployment", self._handle)
+        app.router.add_get("/api/v1/validate", self._validate)
         app.router.add_route("*", "/api/v2/dora/deployments/{id}", self._handle)
         return app
 
@@ -100,6 +102,14 @@ class DatadogPeer(HttpPeer[DatadogCall]):
         if answer is None:
             return web.Response(status=status, headers=headers)
         return web.json_response(answer, status=status, headers=headers)
+
+    async def _validate(self, request: web.Request) -> web.Response:
+        """Datadog's API key check: 200 `{"valid": true}`, else 403."""
+        valid = request.headers.get("DD-API-KEY") == self.api_key
+        self._record(DatadogCall(request.method, request.path, None, 200 if valid else 403))
+        if valid:
+            return web.json_response({"valid": True})
+        return web.json_response({"errors": ["Forbidden"]}, status=403)
 
     def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
         scripted = self._scripted()

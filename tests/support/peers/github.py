@@ -17,6 +17,7 @@ What it enforces, from GitHub's REST documentation:
 - a commit status: the SHA must be a commit of the repository (422 "No commit found for SHA"),
   `state` one of error, failure, pending, success, `description` at most 140 characters, at
   most 1000 statuses per SHA and context (422).
+- `GET /rate_limit` answers any valid token; `GET /repos/{owner}/{name}` the repository.
 - rate limits: 403 (primary: `x-ratelimit-remaining: 0`, `x-ratelimit-reset` epoch seconds) or
   429 with `retry-after` (secondary), body `{"message": "API rate limit exceeded …"}`.
 """
@@ -120,6 +121,8 @@ class GithubPeer(HttpPeer[GithubCall]):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", PREFIX + "/repos/{owner}/{name}/{tail:.*}", self._handle)
+        app.router.add_get(PREFIX + "/repos/{owner}/{name}", self._handle)
+        app.router.add_get(PREFIX + "/rate_limit", self._handle)
         return app
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -142,11 +145,17 @@ class GithubPeer(HttpPeer[GithubCall]):
         version = request.headers.get("X-GitHub-Api-Version")
         if version is not None and version not in API_VERSIONS:
             return 400, {"message": f"Unsupported 'X-GitHub-Api-Version' header: {version}"}, {}
-        repo = self.repositories.get(f"{request.match_info['owner']}/{request.match_info['name']}")
+        if "owner" not in request.match_info:  # GET /rate_limit: any valid token
+            rate = {"limit": 5000, "remaining": 4999, "reset": int(time.time()) + 3600}
+            return 200, {"resources": {"core": rate}, "rate": rate}, {}
+        full_name = f"{request.match_info['owner']}/{request.match_info['name']}"
+        repo = self.repositories.get(full_name)
         if repo is None:
             return 404, {"message": "Not Found", "status": "404"}, {}
         if body is ValueError:
             return 400, {"message": "Problems parsing JSON"}, {}
+        if "tail" not in request.match_info:  # GET /repos/{owner}/{name}
+            return 200, {"full_name": full_name, "default_branch": "main"}, {}
         parts = request.match_info["tail"].strip("/").split("/")
         with self._changed:
             return (*self._route(request, repo, parts, body or {}), {})

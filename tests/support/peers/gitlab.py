@@ -18,6 +18,7 @@ What it enforces, from GitLab's API documentation:
   characters; a status of the same name that is still pending or running is updated (a
   transition to the state it is in is refused: "Cannot transition status via :run from
   :running"), else a new one is added.
+- `GET /user` answers the token's user; `GET /projects/:id` the project.
 - rate limits: 429 "Retry later" with `Retry-After` and `RateLimit-Reset` (epoch seconds).
 """
 
@@ -159,7 +160,9 @@ class GitlabPeer(HttpPeer[GitlabCall]):
         if body is None:
             return 400, {"error": "400 Bad request - the body is not valid JSON"}, {}
         path = request.raw_path.split("?")[0].removeprefix("/api/v4/").split("/")
-        if len(path) < 3 or path[0] != "projects":
+        if request.method == "GET" and path == ["user"]:  # the token's (bot) user
+            return 200, {"id": 7, "username": "project_42_bot", "bot": True}, {}
+        if len(path) < 2 or path[0] != "projects":
             return 404, {"error": "404 Not Found"}, {}
         with self._changed:
             project = self._project(unquote(path[1]))
@@ -177,6 +180,8 @@ class GitlabPeer(HttpPeer[GitlabCall]):
         self, request: web.Request, project: Project, parts: list[str], body: Any
     ) -> tuple[int, Any]:
         match request.method, parts:
+            case "GET", []:
+                return 200, {"id": project.id, "path_with_namespace": project.path}
             case "POST", ["deployments"]:
                 return self._create(project, body)
             case "GET", ["deployments"]:

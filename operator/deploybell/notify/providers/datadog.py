@@ -95,6 +95,15 @@ class DatadogProvider(_http.HttpProvider):
         if message.event == "start":
             return Sent(detail="nothing to send at start (Datadog records finished deployments)")
         api = _Api.of(destination)
+        if message.test:  # `deploybell notify-test`: Datadog's key validation, no event
+            reply = await self._http.request(
+                "GET",
+                api.root.joinpath("api", "v1", "validate"),
+                api.secrets,
+                headers=api.headers(),
+            )
+            _answer(reply, api, "the API key")
+            return Sent(detail="the API key is valid; a test sends no deployment event")
         event = deployment_event(message, destination.options, datetime.now(UTC))
         key = str(event["data"]["attributes"]["id"])
         if not (api.app_key and await self._exists(api, key)):

@@ -100,6 +100,8 @@ class GithubProvider(_http.HttpProvider):
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
     ) -> Sent:
+        if message.test:
+            return await self._check(destination)
         sha = _records.commit(message, "github")  # first: without spec.source, say that
         api = _Api.of(destination, message)
         deployment = str(destination.previous.get("deployment") or "")
@@ -131,6 +133,23 @@ class GithubProvider(_http.HttpProvider):
             _answer(reply, api, f"commit {sha[:12]} of {api.repository}")
             detail += f"; commit status {body['context']}: {body['state']}"
         return Sent(refs={"deployment": deployment, "repository": api.repository}, detail=detail)
+
+    async def _check(self, destination: Destination) -> Sent:
+        """`deploybell notify-test`: the token (and the `github.repository` it can read); a
+        test records no deployment."""
+        api = _Api.of(destination, None)
+        if api.repository:
+            reply = await self._http.request("GET", api.url(), api.secrets, headers=api.headers)
+            _answer(reply, api, api.repository)
+            return Sent(detail=f"the token can read {api.repository}; a test records nothing")
+        reply = await self._http.request(
+            "GET", api.root.joinpath("rate_limit"), api.secrets, headers=api.headers
+        )
+        _answer(reply, api, "the token")
+        return Sent(
+            detail="the token is valid; a test records nothing (with github.repository it "
+            "also checks that repository)"
+        )
 
     async def _find_or_create(
         self, api: _Api, message: Message, sha: str, look: bool = True
@@ -172,7 +191,8 @@ class _Api:
         self.secrets = secrets
 
     @classmethod
-    def of(cls, destination: Destination, message: Message) -> _Api:
+    def of(cls, destination: Destination, message: Message | None) -> _Api:
+        """The API for `message`'s repository (None: only the option's, "" without one)."""
         secret = destination.secret
         token = secret.get("token", "").strip()
         if not _TOKEN.fullmatch(token):
@@ -180,6 +200,8 @@ class _Api:
         api_url = secret.get("apiUrl", "").strip()
         root = _http.http_url(api_url or DEFAULT_API_URL, "github: Secret key 'apiUrl'")
         option = str(destination.options.get("repository") or "")
+        if message is None:
+            return cls(root, option, token, _http.secrets_of(secret))
         host, path = _records.repository(message, "github", "repository", option)
         if not re.fullmatch(f"{_NAME}/{_NAME}", path):
             raise PermanentDeliveryError(

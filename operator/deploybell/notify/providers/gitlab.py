@@ -105,6 +105,8 @@ class GitlabProvider(_http.HttpProvider):
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
     ) -> Sent:
+        if message.test:
+            return await self._check(destination)
         sha = _records.commit(message, "gitlab")  # first: without spec.source, say that
         api = _Api.of(destination, message)
         wanted = DEPLOYMENT_STATES[message.event]
@@ -124,6 +126,20 @@ class GitlabProvider(_http.HttpProvider):
                 _answer(reply, api, f"commit {sha[:12]} of {api.project}")
             detail += f"; commit status {body['name']}: {body['state']}"
         return Sent(refs={"deployment": deployment, "project": api.project}, detail=detail)
+
+    async def _check(self, destination: Destination) -> Sent:
+        """`deploybell notify-test`: the token (and the `gitlab.project` it can see); a test
+        records no deployment."""
+        api = _Api.of(destination, None)
+        where = api.url() if api.project else URL(f"{api.root}/user", encoded=True)
+        reply = await self._http.request("GET", where, api.secrets, headers=api.headers)
+        _answer(reply, api, api.project or "the token")
+        if api.project:
+            return Sent(detail=f"the token can see {api.project}; a test records nothing")
+        return Sent(
+            detail="the token is valid; a test records nothing (with gitlab.project it also "
+            "checks that project)"
+        )
 
     async def _find(self, api: _Api, message: Message, sha: str) -> str:
         """This run's running deployment, made before a crash lost its id ("" when none)."""
@@ -192,7 +208,8 @@ class _Api:
         self.secrets = secrets
 
     @classmethod
-    def of(cls, destination: Destination, message: Message) -> _Api:
+    def of(cls, destination: Destination, message: Message | None) -> _Api:
+        """The API for `message`'s project (None: only the option's, "" without one)."""
         secret = destination.secret
         token = secret.get("token", "").strip()
         if not _TOKEN.fullmatch(token):
@@ -202,6 +219,9 @@ class _Api:
         if root.path in ("", "/"):
             root = root.with_path("/api/v4")
         option = str(destination.options.get("project") or "")
+        ref = str(destination.options.get("ref") or "")
+        if message is None:
+            return cls(str(root).rstrip("/"), option, token, ref, _http.secrets_of(secret))
         host, project = _records.repository(message, "gitlab", "project", option)
         if not re.fullmatch(_PROJECT, project):
             raise PermanentDeliveryError(
@@ -213,7 +233,6 @@ class _Api:
                 f"gitlab: the repository is on {host}, not gitlab.com: set the Secret's apiUrl "
                 f"to https://{host} (self-managed GitLab)"
             )
-        ref = str(destination.options.get("ref") or "")
         return cls(str(root).rstrip("/"), project, token, ref, _http.secrets_of(secret))
 
     def url(self, *segments: str) -> URL:

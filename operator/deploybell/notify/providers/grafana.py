@@ -83,6 +83,13 @@ class GrafanaProvider(_http.HttpProvider):
         self, message: Message, destination: Destination, override: Title | None = None
     ) -> Sent:
         api = _Api.of(destination)
+        if message.test:  # `deploybell notify-test`: the token may read annotations
+            query = {"tags": "deploybell", "type": "annotation", "limit": "1"}
+            reply = await self._http.request(
+                "GET", api.url("annotations").with_query(query), api.secrets, headers=api.headers
+            )
+            _answer(reply, api, "the annotations")
+            return Sent(detail="the token can read annotations; a test adds none")
         now = datetime.now(UTC)
         body = annotation(message, override, destination.options, now)
         previous = str(destination.previous.get("annotation") or "")
