@@ -250,6 +250,6 @@ PROVIDER = ProviderType(
     preview=_preview,
     setup="A service account token (Administration → Service accounts). Least privilege: a "
     "custom role with `annotations:read`, `annotations:create` and `annotations:write` on "
-    "organization annotations (`annotations:type:organization`) — or, with `dashboardUID`, on "
-    "that dashboard's annotations; the built-in Editor role also has them.",
+    "organization annotations (scope `annotations:type:organization`) or, with `dashboardUID`, "
+    "on that dashboard (`dashboards:uid:<uid>`); without custom roles, the Editor role has them.",
 )
