@@ -14,6 +14,7 @@ from deploybell.notify.providers.base import (
     Destination,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    mask,
 )
 from deploybell.notify.providers.github import GithubProvider
 from deploybell.tools.notify_test import labelled_message
@@ -159,9 +160,14 @@ async def test_the_repository_option_and_github_enterprise(
             {"repository": "https://ghe.example/acme/web"},
             {},
             {"apiUrl": ""},
-            "set the Secret's apiUrl to https://ghe.example/api/v3",
+            "set the Secret's apiUrl to the API of ghe.example",
         ),
-        ({"repository": "https://github.com/acme"}, {}, {}, "names no repository path"),
+        (
+            {"repository": "https://github.com/acme"},
+            {},
+            {},
+            "names no repository: its path must be owner/name",
+        ),
         ({}, {}, {"token": "two words"}, "'token' must be one word"),
     ],
 )
@@ -178,6 +184,8 @@ async def test_what_cannot_be_recorded_is_named(
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(message("start", **changes), target)
     assert said in caught.value.message
+    # What the DeployJob's status will show: the dispatcher masks URL paths, none is needed.
+    assert mask(caught.value.message, ()) == caught.value.message
     assert peer.received == []
 
 

@@ -15,6 +15,7 @@ from deploybell.notify.providers.base import (
     Destination,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    mask,
 )
 from deploybell.notify.providers.gitlab import GitlabProvider
 from deploybell.tools.notify_test import labelled_message
@@ -135,7 +136,7 @@ async def test_an_outcome_without_a_start_and_a_deleted_deployment(
         (
             {"repository": "https://git.example/acme/web"},
             {"apiUrl": ""},
-            "set the Secret's apiUrl to https://git.example",
+            "set the Secret's apiUrl to the URL of git.example",
         ),
         ({}, {"apiUrl": "ftp://gitlab.example"}, "'apiUrl' must be an absolute http"),
     ],
@@ -152,6 +153,8 @@ async def test_what_cannot_be_recorded_is_named(
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(message("start", **changes), target)
     assert said in caught.value.message
+    # What the DeployJob's status will show: the dispatcher masks URL paths, none is needed.
+    assert mask(caught.value.message, ()) == caught.value.message
     assert peer.received == []
 
 

@@ -85,7 +85,7 @@ def repository(message: Message, kind: str, option: str, override: str) -> tuple
     path = url.path.strip("/").removesuffix(".git").strip("/")
     if not url.host or "/" not in path:
         raise PermanentDeliveryError(
-            f"{kind}: spec.source.repository of {message.ref} names no repository path "
-            f"(https://host/owner/name), got {message.repository!r}"
+            f"{kind}: spec.source.repository of {message.ref} names no repository: its path "
+            f"must be owner/name, got {path!r}"
         )
     return url.host, path

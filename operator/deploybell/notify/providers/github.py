@@ -205,13 +205,13 @@ class _Api:
         host, path = _records.repository(message, "github", "repository", option)
         if not re.fullmatch(f"{_NAME}/{_NAME}", path):
             raise PermanentDeliveryError(
-                f"github: spec.source.repository of {message.ref} must be "
-                f"https://github.com/owner/name, got {message.repository!r}"
+                f"github: spec.source.repository of {message.ref} must name a repository as "
+                f"owner/name, got {path!r}"
             )
         if host and not api_url and host not in ("github.com", "www.github.com"):
             raise PermanentDeliveryError(
                 f"github: the repository is on {host}, not github.com: set the Secret's apiUrl "
-                f"to https://{host}/api/v3 (GitHub Enterprise Server)"
+                f"to the API of {host} (GitHub Enterprise Server serves it under /api/v3)"
             )
         return cls(root, path, token, _http.secrets_of(secret))
 

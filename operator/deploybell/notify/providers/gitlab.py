@@ -226,12 +226,12 @@ class _Api:
         if not re.fullmatch(_PROJECT, project):
             raise PermanentDeliveryError(
                 f"gitlab: spec.source.repository of {message.ref} names no GitLab project "
-                f"path, got {message.repository!r}"
+                f"path (group/name), got {project!r}"
             )
         if host and not api_url and host not in ("gitlab.com", "www.gitlab.com"):
             raise PermanentDeliveryError(
                 f"gitlab: the repository is on {host}, not gitlab.com: set the Secret's apiUrl "
-                f"to https://{host} (self-managed GitLab)"
+                f"to the URL of {host} (self-managed GitLab)"
             )
         return cls(str(root).rstrip("/"), project, token, ref, _http.secrets_of(secret))
 
