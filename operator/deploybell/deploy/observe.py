@@ -128,7 +128,7 @@ class Observer:
                     ref.api_version, ref.kind, ref.namespace, ref.name
                 )
             except ApiError as e:
-                if e.status in (0, 429) or e.status >= 500:
+                if e.transient:
                     raise
                 observation.objects[ref] = None
             observation.needs_polling = True

@@ -108,9 +108,7 @@ async def drive_runs(
             except ApiError as e:
                 delay = TRANSIENT_BACKOFF[min(failures, len(TRANSIENT_BACKOFF) - 1)]
                 failures += 1
-                logger.warning(
-                    "API error (%s %s), retrying in %.0fs: %s", e.status, e.reason, delay, e.message
-                )
+                logger.warning("API error (%s), retrying in %.0fs", e, delay)
                 if live.deleting and failures > len(TRANSIENT_BACKOFF):
                     return
                 await waker.sleep(delay, stopped if not live.deleting else _Never())

@@ -33,7 +33,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    kube = KubeClient.from_environment()
+    kube = await KubeClient.from_environment()
     cache = NotificationCache(kube)
     smtp = SmtpDefaults(
         host=ours.smtp_host,
@@ -61,3 +61,4 @@ async def close_providers(memo: kopf.Memo, **_: Any) -> None:
     if context is not None:
         for provider in context.dispatcher.providers.values():
             await provider.close()
+        await context.kube.close()
