@@ -163,6 +163,7 @@ class JobRunner:
             if not self.state.in_flight:
                 return None
         refs = [ObjectRef.from_status(r) for r in self.resources]
+        await self.observer.follow(refs)
         observation = await self.observer.observe(
             live.namespace, live.name, refs, self.spec.service_account_name
         )
@@ -343,6 +344,7 @@ class JobRunner:
         self, live: LiveJob, phase: Phase, reason: str, message: str, event: str
     ) -> None:
         self.state = runs.finish(self.state, phase, reason, message, utcnow())
+        await self.observer.unfollow()
         self.history = runs.push_history(self.history, self.state, self.history_limit)
         self.add_event(event)
         await self.persist(live)

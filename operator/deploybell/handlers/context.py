@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
 from deploybell.deploy.report import Presentation
 from deploybell.notify.dispatch import Dispatcher
@@ -117,16 +118,5 @@ class Context:
     notifications: NotificationCache
     limiter: asyncio.Semaphore
     presentation: Presentation
-    wakers: Wakers = field(default_factory=Wakers)
-
-
-class IndexCache:
-    """The watch cache over kopf's label-filtered indexes, keyed by (job namespace, job)."""
-
-    def __init__(self, indexes: Iterable[Mapping[JobKey, Iterable[Mapping[str, Any]]]]) -> None:
-        self.indexes = list(indexes)
-
-    def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]:
-        key = (job_namespace, job)
-        for index in self.indexes:
-            yield from index.get(key, ())
+    watches: RunWatches
+    wakers: Wakers

@@ -15,8 +15,7 @@ from deploybell.api.constants import GROUP, VERSION
 from deploybell.clients.errors import ApiError
 from deploybell.deploy.observe import Observer
 from deploybell.deploy.runner import JobRunner, LiveJob
-from deploybell.handlers.context import Context, IndexCache, Waker
-from deploybell.handlers.watches import INDEX_IDS
+from deploybell.handlers.context import Context, Waker
 from deploybell.notify.outbox import Outbox
 
 TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -54,9 +53,7 @@ class _Never:
         await asyncio.Event().wait()
 
 
-def build_runner(
-    context: Context, body: kopf.Body, waker: Waker, indexes: Mapping[str, Any]
-) -> JobRunner:
+def build_runner(context: Context, body: kopf.Body, waker: Waker) -> JobRunner:
     live = LiveJob.from_body(body)
     settings = context.settings
     outbox = Outbox(
@@ -67,12 +64,11 @@ def build_runner(
         context.limiter,
         timedelta(seconds=settings.delivery_give_up_seconds),
     )
-    cache = IndexCache(indexes[index_id] for index_id in INDEX_IDS)
     return JobRunner(
         live,
         KopfJobPorts(context, body),
         context.applier,
-        Observer(context.kube, cache, settings.default_service_account),
+        Observer(context.kube, context.watches, settings.default_service_account),
         outbox,
         presentation=context.presentation,
         failfast_grace=settings.failfast_grace_seconds,
@@ -94,7 +90,7 @@ async def drive_runs(
     live = LiveJob.from_body(body)
     key = (live.namespace, live.name)
     waker = context.wakers.register(key)
-    runner = build_runner(context, body, waker, kwargs)
+    runner = build_runner(context, body, waker)
     failures = 0
     try:
         while True:
@@ -122,6 +118,7 @@ async def drive_runs(
             await waker.sleep(delay, stopped)
     finally:
         runner.outbox.close()
+        await runner.observer.unfollow()
         context.wakers.unregister(key)
 
 

@@ -11,9 +11,11 @@ import kopf
 from deploybell import metrics
 from deploybell.api.constants import FINALIZER
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
+from deploybell.deploy.observe import trim
 from deploybell.deploy.report import Presentation
-from deploybell.handlers.context import Context, NotificationCache
+from deploybell.handlers.context import Context, NotificationCache, Wakers
 from deploybell.notify import providers
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.notify.providers.base import SmtpDefaults
@@ -35,6 +37,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.connect_timeout = 10
     kube = await KubeClient.from_environment()
     cache = NotificationCache(kube)
+    wakers = Wakers()
     smtp = SmtpDefaults(
         host=ours.smtp_host,
         port=ours.smtp_port,
@@ -51,6 +54,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         notifications=cache,
         limiter=asyncio.Semaphore(ours.delivery_concurrency),
         presentation=Presentation(ours.cluster_name, ours.link_template),
+        watches=RunWatches(kube, trim, wakers.wake),
+        wakers=wakers,
     )
     metrics.serve(ours.metrics_port)
 
@@ -61,4 +66,5 @@ async def close_providers(memo: kopf.Memo, **_: Any) -> None:
     if context is not None:
         for provider in context.dispatcher.providers.values():
             await provider.close()
+        await context.watches.close()
         await context.kube.close()
