@@ -8,8 +8,9 @@ cost one request. Impersonation is a header on the shared pool, not a client per
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
@@ -201,8 +202,46 @@ class KubeClient:
             content_type="application/merge-patch+json",
         )
 
+    async def json_patch(
+        self, path: str, operations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            path,
+            body=[dict(o) for o in operations],
+            content_type="application/json-patch+json",
+        )
+
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self.request("POST", path, body=dict(body))
+
+    async def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """An Event about `involved` (a body with apiVersion, kind and metadata)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "deploybell"},
+            "reportingComponent": "deploybell",
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+        }
+        await self.create(f"/api/v1/namespaces/{meta['namespace']}/events", event)
 
 
 __all__ = ["ApiError", "Discovery", "KubeClient", "ResourceInfo"]

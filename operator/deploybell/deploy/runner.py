@@ -75,6 +75,15 @@ class JobRunner:
         self.generations: dict[ObjectRef, int] = {}  # as applied; older cached copies are stale
         self.spec: DeployJobSpec | None = None
 
+    @property
+    def idle(self) -> bool:
+        """No run in flight, nothing being sent and nothing left to send: the task may end."""
+        return (
+            not self.state.in_flight
+            and not self.outbox.busy
+            and not any(e.get("state") == ledger.Delivery.PENDING.value for e in self.notifications)
+        )
+
     # --- the loop body ------------------------------------------------------------------------
 
     async def step(self, live: LiveJob) -> float | None:

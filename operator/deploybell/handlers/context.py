@@ -11,55 +11,12 @@ from typing import Any
 from deploybell.clients.kube import KubeClient
 from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
+from deploybell.deploy.engine import Engine
 from deploybell.deploy.report import Presentation
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.settings import Settings
 
 JobKey = tuple[str, str]
-
-
-class Waker:
-    """Wakes one DeployJob's daemon when something it watches changes."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def wake(self) -> None:
-        self._event.set()
-
-    def clear(self) -> None:
-        self._event.clear()
-
-    async def sleep(self, delay: float | None, stopped: Any) -> None:
-        """Until woken, stopped, or `delay` seconds (None: no timer)."""
-        if self._event.is_set():
-            return
-        waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stopped.wait())}
-        try:
-            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
-
-
-@dataclass
-class Wakers:
-    by_job: dict[JobKey, Waker] = field(default_factory=dict)
-
-    def register(self, key: JobKey) -> Waker:
-        return self.by_job.setdefault(key, Waker())
-
-    def unregister(self, key: JobKey) -> None:
-        self.by_job.pop(key, None)
-
-    def wake(self, key: JobKey) -> None:
-        if waker := self.by_job.get(key):
-            waker.wake()
-
-    def wake_namespace(self, namespace: str) -> None:
-        for (job_namespace, _), waker in self.by_job.items():
-            if job_namespace == namespace:
-                waker.wake()
 
 
 class NotificationCache:
@@ -119,4 +76,9 @@ class Context:
     limiter: asyncio.Semaphore
     presentation: Presentation
     watches: RunWatches
-    wakers: Wakers
+    engine: Engine = field(init=False)
+
+    @property
+    def wakers(self) -> Engine:
+        """Wakes the runs of a DeployJob, or of every DeployJob in a namespace."""
+        return self.engine
