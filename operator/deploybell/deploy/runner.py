@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from deploybell.api.constants import ANNOTATION_CANCEL
@@ -25,7 +26,7 @@ from deploybell.deploy.observe import Observation, Observer
 from deploybell.deploy.run import Action, Phase, RunState
 from deploybell.notify import ledger
 from deploybell.notify.model import Message
-from deploybell.notify.outbox import Outbox
+from deploybell.notify.outbox import Outbox, Report
 
 __all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
 
@@ -74,6 +75,7 @@ class JobRunner:
         self.applied = False  # applied in this process: a resumed run re-applies (idempotent)
         self.generations: dict[ObjectRef, int] = {}  # as applied; older cached copies are stale
         self.spec: DeployJobSpec | None = None
+        self.notes: list[Report] = []  # Events to post after the next status write
 
     @property
     def idle(self) -> bool:
@@ -135,7 +137,6 @@ class JobRunner:
         self.timers = Timers()
         self.rollback, self.diagnosis, self.canceled_by = {}, {}, ""
         self.add_event("start")
-        await self.ports.record_event(False, "RunStarted", f"run {self.state.run} started")
 
     async def apply(self, live: LiveJob) -> None:
         assert self.spec is not None
@@ -357,9 +358,10 @@ class JobRunner:
         self.history = runs.push_history(self.history, self.state, self.history_limit)
         self.add_event(event)
         await self.persist(live)
-        await self.ports.record_event(
-            phase != Phase.SUCCEEDED, f"Run{phase.value}", f"run {self.state.run}: {message}"
-        )
+        if phase != Phase.SUCCEEDED:  # a success is said by status alone: no Event, one write less
+            await self.ports.record_event(
+                True, f"Run{phase.value}", f"run {self.state.run}: {message}"
+            )
         started = monotonic_since(self.state.started_at) if self.state.started_at else None
         self.ports.run_finished(phase.value, time.monotonic() - started if started else None)
 
@@ -368,7 +370,10 @@ class JobRunner:
     def add_event(self, event: str) -> None:
         subscribers = self.spec.subscribers(event) if self.spec else ()
         added = ledger.add_event(self.notifications, self.state.run, event, subscribers, utcnow())
-        self.notifications = self.outbox.expand_known(added)
+        # Expanded per recipient, or noted as waiting for its Notification, in the same write
+        # that records the event; the Events about it follow that write.
+        self.notifications, notes = self.outbox.resolve(added, datetime.now(UTC))
+        self.notes += notes
 
     def message_for(self, entry: Mapping[str, Any]) -> Message:
         facts = report.RunFacts(
@@ -387,6 +392,7 @@ class JobRunner:
         """Hand due entries to the outbox, record what it finished, persist if anything moved."""
         before = self.notifications
         self.notifications, reports = self.outbox.pump(self.notifications, self.message_for)
+        reports, self.notes = self.notes + reports, []
         for item in reports:
             await self.ports.record_event(item.warning, item.reason, item.message)
         if self.notifications != before:
