@@ -11,6 +11,7 @@ Run: python hack/gen-corpus.py   (the files are committed; rerun after changing 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +249,20 @@ CASES: list[tuple[str, str, Any]] = [
         "rejected configMapRef.name",
         dj("a", manifests=None, manifestsFrom=[{"configMapRef": {"name": "ghost-ü"}}]),
     ),
+    ("dj-source-revision-branch", "rejected revision", dj("a", source={"revision": "main"})),
+    (
+        "dj-source-repository-http",
+        "rejected repository",
+        dj("a", source={"repository": "http://x.example/r"}),
+    ),
+    (
+        "dj-source-committed-at-text",
+        "rejected committedAt",
+        dj("a", source={"committedAt": "yesterday"}),
+    ),
+    ("dj-source-unknown-field", "rejected unknown field", dj("a", source={"branch": "main"})),
     # --- Notification: rejected at admission --------------------------------------------------
-    ("n-unknown-type", "rejected type", note("a", type="teams", recipients=["x"])),
+    ("n-unknown-type", "rejected type", note("a", type="pigeon", recipients=["x"])),
     ("n-no-type", "rejected type", note("a", recipients=["#x"])),
     (
         "n-slack-no-recipients",
@@ -310,15 +323,65 @@ CASES: list[tuple[str, str, Any]] = [
 ]
 
 
+def per_type_cases() -> list[tuple[str, str, Any]]:
+    """For every registered provider type: a recipient it refuses, a Secret without the keys it
+    needs, an option of the wrong kind. New types get their cases from their declaration."""
+    from deploybell.notify.providers import CATALOGUE
+
+    cases: list[tuple[str, str, Any]] = []
+    for rules in CATALOGUE.types:
+        t = rules.type
+        ref = {"secretRef": {"name": "creds"}} if rules.needs_secret else {}
+        good = list(rules.recipients.valid[:1])
+        if not rules.recipients.taken:
+            expect = "rejected takes no recipients"
+            cases.append((f"n-{t}-recipients", expect, note("a", type=t, recipients=["x"], **ref)))
+        else:
+            bad = rules.recipients.invalid[0]
+            pattern = rules.recipients.pattern
+            by_cel = pattern is not None and not re.fullmatch(pattern, bad)
+            expect = "rejected recipient" if by_cel else f"notready {rules.recipient_problem(bad)}"
+            cases.append(
+                (f"n-{t}-bad-recipient", expect, note("a", type=t, recipients=[bad], **ref))
+            )
+        if rules.needs_secret:
+            secret = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "creds"},
+                "stringData": {"unrelated": "x"},
+            }
+            expect = f"notready has no key {rules.secret_wording()}"
+            cases.append(
+                (
+                    f"n-{t}-secret-missing-key",
+                    expect,
+                    [secret, note("a", type=t, recipients=good, **ref)],
+                )
+            )
+        if rules.options:
+            field = rules.options[0]
+            wrong = {"boolean": "yes", "string": 7, "integer": "ten", "number": "ten", "map": "x"}
+            options = {field.name: wrong[field.type]}
+            cases.append(
+                (
+                    f"n-{t}-option-wrong-type",
+                    f"rejected {field.name}",
+                    note("a", type=t, recipients=good, **ref, **{t: options}),
+                )
+            )
+    return cases
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.yaml"):
         old.unlink()
-    for name, expect, docs in CASES:
+    for name, expect, docs in [*CASES, *per_type_cases()]:
         docs = docs if isinstance(docs, list) else [docs]
         text = "\n---\n".join(json.dumps(d, ensure_ascii=False, indent=1) for d in docs)
         (OUT / f"{name}.yaml").write_text(f"# expect: {expect}\n{text}\n", encoding="utf-8")
-    print(f"wrote {len(CASES)} files to {OUT}")
+    print(f"wrote {len(list(OUT.glob('*.yaml')))} files to {OUT}")
 
 
 if __name__ == "__main__":

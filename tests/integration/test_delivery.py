@@ -229,3 +229,31 @@ def test_failed_delivery_is_reported_and_does_not_fail_the_deploy(
         lambda: any(r == "NotificationFailed" for r, _ in events(cluster, ns, "web")),
     )
     assert all("xoxb-wrong" not in m for _, m in events(cluster, ns, "web"))
+
+
+def test_every_message_says_which_commit_went_to_which_environment(
+    cluster: ClusterAccess, notification_ns: str, webhook_peer: WebhookPeer
+) -> None:
+    """spec.source reaches the messages; without an environment the namespace is the one."""
+    from tests.support.deploybell import configmap, subscribed
+
+    ns = notification_ns
+    sha = "4f2c9e1d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
+    source = {"repository": "https://git.example/acme/web", "revision": sha}
+    cluster.apply(
+        [
+            subscribed("prod", [configmap("prod", {"a": "1"})], source={**source,
+                       "environment": "production"}),
+            subscribed("plain", [configmap("plain", {"a": "1"})], source=source),
+        ],
+        ns,
+    )  # fmt: skip
+    for job, environment in (("prod", "production"), ("plain", ns)):
+        got = wait_for(
+            f"start and success of {job}",
+            lambda job=job: (e := received_events(webhook_peer, ns, job)) and len(e) >= 2 and e,
+        )
+        for event in got:
+            assert event["data"]["environment"] == environment
+            assert event["data"]["commit"] == sha
+            assert event["data"]["repository"] == source["repository"]

@@ -69,7 +69,7 @@ async def test_room_notification(peer: HipchatPeer, provider: HipchatProvider) -
     assert request.json["message_format"] == "html"
     assert request.json["notify"] is False
     assert request.message.startswith("<b>✖ team-a/web failed on prod-eu (run 3)</b>")
-    assert "<code>app</code>: CrashLoopBackOff, exit code 1, 5 restarts" in request.message
+    assert "container app: CrashLoopBackOff, exit code 1, 5 restarts" in request.message
     assert '<a href="https://dashboard.example/team-a/web">' in request.message
 
 

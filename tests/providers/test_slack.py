@@ -304,7 +304,6 @@ async def test_api_url_without_trailing_slash_works(
         ({}, {}, "`token` or `webhookUrl`"),
         ({"webhookUrl": "hooks.slack.com/services/x"}, {}, "`webhookUrl`"),
         ({"token": "xoxb-1", "apiUrl": "slack.local"}, {}, "`apiUrl`"),
-        ({"token": "xoxb-1"}, {"threads": "yes"}, "`slack.threads`"),
     ],
 )
 async def test_bad_settings_are_permanent_and_name_the_key(

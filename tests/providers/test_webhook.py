@@ -127,9 +127,17 @@ async def test_headers_as_lines(peer: WebhookPeer, provider: WebhookProvider) ->
         ({"headers": "no colon here"}, {}, "Secret key 'headers': line 1"),
         ({"headers": "{not json"}, {}, "Secret key 'headers' is not a valid JSON object"),
         ({"headers": '{"X-A": 1}'}, {}, "Secret key 'headers' must map header names to strings"),
-        ({"headers": "Bad Name: x"}, {}, "Secret key 'headers' has an invalid header name"),
-        ({}, {"headers": {"Content-Type": "text/plain"}}, "must not set Content-Type"),
-        ({}, {"headers": {"X-A": "a\r\nX-B: b"}}, "the value of X-A must be one line"),
+        (
+            {"headers": "Bad Name: x"},
+            {},
+            "Secret key 'headers': must be an HTTP header name, got 'Bad Name'",
+        ),
+        (
+            {},
+            {"headers": {"Content-Type": "text/plain"}},
+            "Content-Type: is set by deploybell and cannot be configured",
+        ),
+        ({}, {"headers": {"X-A": "a\r\nX-B: b"}}, "X-A: must not contain line breaks"),
     ],
 )
 async def test_bad_headers_are_permanent_and_name_the_key(

@@ -64,7 +64,7 @@ BROKEN: dict[str, list[str]] = {
     ],
     "11-irc-recipients.yaml": [
         "11-irc-recipients.yaml:8: error: Notification irc: spec.recipients[0]: "
-        "the port of an irc recipient must be between 1 and 65535, got 70000",
+        "an irc port must be a number from 1 to 65535, got '70000'",
         "11-irc-recipients.yaml:9: error: Notification irc: spec.recipients[1]: "
         "an irc recipient must be 'host[:port]#channel' (e.g. 'irc.libera.chat:6697#ops'), "
         "got '#ops'",
@@ -100,8 +100,10 @@ BROKEN: dict[str, list[str]] = {
         "18-irc-options.yaml:8: error: Notification irc: spec.recipients[1]: an irc channel must "
         "be at most 50 characters without spaces, commas or control characters, "
         "got '#a-channel-name-that-is-longer-than-fifty-characters-ok'",
-        "18-irc-options.yaml:10: error: Notification irc: spec.irc.nick: "
-        "is not a valid IRC nick: '1bell'",
+    ],
+    "19-irc-nick.yaml": [
+        "19-irc-nick.yaml:10: error: Notification irc: spec.irc.nick: must be an IRC nick (a "
+        "letter or one of []\\`_^{|} first, then also digits and -), got '1bell'",
     ],
 }
 WARNINGS_ONLY = [

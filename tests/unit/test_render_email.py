@@ -11,8 +11,7 @@ from email.parser import BytesParser
 import pytest
 
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent, sample
-from deploybell.notify.providers.base import Title
-from deploybell.notify.render.email import (
+from deploybell.notify.providers._email_mime import (
     AddressError,
     header_text,
     html_body,
@@ -20,6 +19,7 @@ from deploybell.notify.render.email import (
     subject,
     text_body,
 )
+from deploybell.notify.providers.base import Title
 
 WHEN = datetime(2026, 11, 27, 10, 1, 5, tzinfo=UTC)
 INJECTION = "web\r\nBcc: evil@x.example\r\n\r\nspoofed body"
@@ -118,10 +118,10 @@ def test_failure_text_has_the_diagnosis() -> None:
     assert "Images:         registry.example/web:1.4.3" in text
     assert "Deployment team-a/web: Failed" in text
     assert (
-        "pod web-7d9f8-x2kqp, container app: CrashLoopBackOff, exit code 1, 5 restarts"
+        "pod web-7d9f8-x2kqp container app: CrashLoopBackOff, exit code 1, 5 restarts"
         " — back-off 40s restarting failed container"
     ) in text
-    assert "Pod web-7d9f8-x2kqp: BackOff (7 times) — Back-off restarting failed container app" in (
+    assert "Pod web-7d9f8-x2kqp BackOff (7 times): Back-off restarting failed container app" in (
         text
     )
     assert "Details: https://dashboard.example/team-a/web" in text

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from deploybell.notify.model import PodDiagnosis, WarningEvent, sample
+from deploybell.notify.providers import hipchat as render
 from deploybell.notify.providers.base import Title
-from deploybell.notify.render import hipchat as render
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,7 @@ from deploybell.notify.render import hipchat as render
     [("start", "yellow"), ("success", "green"), ("failure", "red"), ("cancel", "gray")],
 )
 def test_colour_per_event(event: str, colour: str) -> None:
-    body = render.room_notification(sample(event))
+    body = render.body_for("room", sample(event))
     assert body["color"] == colour
     assert body["message_format"] == "html"
     assert body["notify"] is False
@@ -27,14 +27,14 @@ def test_unknown_event_is_gray() -> None:
 
 
 def test_room_notification_on_failure() -> None:
-    body = render.room_notification(sample("failure"), notify=True)
+    body = render.body_for("room", sample("failure"), notify=True)
     assert body["notify"] is True
     assert body["message"] == (
         "<b>✖ team-a/web failed on prod-eu (run 3)</b>"
         "<br>CrashLoopBackOff after 1m05s: pod web-7d9f8-x2kqp container app is in "
         "CrashLoopBackOff (exit code 1, 5 restarts)"
         '<br><a href="https://dashboard.example/team-a/web">team-a/web</a>'
-        "<br><b>Failing pods</b><ul><li><code>web-7d9f8-x2kqp</code> container <code>app</code>: "
+        "<br><b>Failing pods</b><ul><li>pod web-7d9f8-x2kqp container app: "
         "CrashLoopBackOff, exit code 1, 5 restarts — back-off 40s restarting failed container"
         "</li></ul>"
         "<b>Warning events</b><ul><li>Pod web-7d9f8-x2kqp BackOff (7 times): "
@@ -52,7 +52,7 @@ def test_success_has_no_diagnosis_and_start_lists_images() -> None:
 
 
 def test_private_message_is_plain_text() -> None:
-    body = render.private_message(sample("failure"))
+    body = render.body_for("user", sample("failure"))
     assert body == {
         "message": "\n".join(
             [
@@ -61,7 +61,7 @@ def test_private_message_is_plain_text() -> None:
                 "CrashLoopBackOff (exit code 1, 5 restarts)",
                 "https://dashboard.example/team-a/web",
                 "Failing pods:",
-                "- web-7d9f8-x2kqp container app: CrashLoopBackOff, exit code 1, 5 restarts — "
+                "- pod web-7d9f8-x2kqp container app: CrashLoopBackOff, exit code 1, 5 restarts — "
                 "back-off 40s restarting failed container",
                 "Warning events:",
                 "- Pod web-7d9f8-x2kqp BackOff (7 times): Back-off restarting failed container app",

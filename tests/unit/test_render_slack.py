@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent, sample
+from deploybell.notify.providers._slack_blocks import SECTION_LIMIT, escape, render, thread_reply
 from deploybell.notify.providers.base import Title
-from deploybell.notify.render.slack import SECTION_LIMIT, escape, render, thread_reply
 
 
 def texts(payload: dict[str, Any]) -> str:
@@ -85,7 +85,7 @@ def test_failure_carries_the_diagnosis() -> None:
     assert "• Pod web-7d9f8-x2kqp BackOff (7 times): Back-off restarting failed container app" in (
         all_text
     )
-    assert "• Deployment team-a/web — Failed" in all_text
+    assert "• Deployment team-a/web: Failed" in all_text
 
 
 def test_manifest_values_cannot_mention_anyone() -> None:

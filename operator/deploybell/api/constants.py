@@ -5,9 +5,6 @@ from typing import Final
 GROUP: Final = "deploybell.io"
 VERSION: Final = "v1alpha1"
 
-# One list: the Notification CRD's spec.type enum must equal it (a unit test checks).
-PROVIDER_TYPES: Final[tuple[str, ...]] = ("slack", "hipchat", "irc", "email", "webhook")
-
 LABEL_JOB: Final = "deploybell.io/job"
 LABEL_JOB_NAMESPACE: Final = "deploybell.io/job-namespace"
 LABEL_RUN: Final = "deploybell.io/run"

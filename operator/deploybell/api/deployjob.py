@@ -4,6 +4,7 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from deploybell.api.constants import EVENTS
@@ -42,9 +43,26 @@ _SPEC_FIELDS = frozenset(
         "stabilitySeconds",
         "prune",
         "rollbackOnFailure",
+        "source",
         *HOOK_FIELDS,
     }
 )
+_HTTPS_URL = re.compile(r"https://[^\s/]+(/\S*)?")
+_LINK = re.compile(r"https?://\S+")
+_HEX = re.compile(r"[0-9a-fA-F]{7,64}")
+_ENVIRONMENT = re.compile(r"[^\x00-\x1f\x7f]+")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the manifests come from: the commit deployed, to which environment."""
+
+    repository: str = ""
+    revision: str = ""
+    environment: str = ""  # "" means the DeployJob's namespace
+    committed_at: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class DeployJobSpec:
     on_failure: tuple[str, ...] = ()
     on_cancel: tuple[str, ...] = ()
     always: tuple[str, ...] = ()
+    source: Source | None = None
 
     def subscribers(self, event: str) -> tuple[str, ...]:
         """Notification names due for `event`, in spec order, each once."""
@@ -129,7 +148,55 @@ def parse_deployjob(spec: Mapping[str, Any]) -> DeployJobSpec:
         on_failure=hooks["onFailure"],
         on_cancel=hooks["onCancel"],
         always=hooks["always"],
+        source=_parse_source_block(spec),
     )
+
+
+def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
+    if spec.get("source") is None:
+        return None
+    block = as_mapping(spec["source"], "spec.source")
+    reject_unknown(
+        block, {"repository", "revision", "environment", "committedAt", "url"}, "spec.source"
+    )
+    path = "spec.source"
+    committed_at = get_str(block, "committedAt", path, max_length=64)
+    if committed_at is not None and not _valid_time(committed_at):
+        raise SpecError(
+            f"{path}.committedAt", f"must be an RFC 3339 date-time, got {shown(committed_at)}"
+        )
+    return Source(
+        repository=get_str(
+            block, "repository", path, max_length=2048, pattern=_HTTPS_URL, expected="an https URL"
+        )
+        or "",
+        revision=get_str(
+            block, "revision", path, max_length=64, pattern=_HEX, expected="a commit SHA in hex"
+        )
+        or "",
+        environment=get_str(
+            block,
+            "environment",
+            path,
+            max_length=255,
+            pattern=_ENVIRONMENT,
+            expected="a name without control characters",
+        )
+        or "",
+        committed_at=committed_at or "",
+        url=get_str(block, "url", path, max_length=2048, pattern=_LINK, expected="an http(s) URL")
+        or "",
+    )
+
+
+def _valid_time(value: str) -> bool:
+    if not _RFC3339.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_manifests(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from deploybell.api.deployjob import Source
 from deploybell.deploy.health import PodProblem
 from deploybell.deploy.run import RunState
 from deploybell.notify.ledger import Delivery
@@ -120,6 +121,7 @@ class RunFacts:
     images: Sequence[str]
     diagnosis: Mapping[str, Any]
     rollback: Mapping[str, Any]
+    source: Source | None = None
 
 
 def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Presentation) -> Message:
@@ -142,6 +144,7 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
     if event == "start":
         phase, reason, text, finished = "Deploying", "Deploying", "", ""
     failed = event == "failure" and run == state.run
+    source = facts.source or Source()
     rolled_back = (
         facts.rollback.get("toRun")
         if failed and facts.rollback.get("phase") == "RolledBack"
@@ -176,7 +179,19 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         warnings=_warnings(facts.diagnosis) if failed else (),
         rolled_back_to=int(rolled_back) if rolled_back else None,
         idempotency_key=f"{facts.namespace}/{facts.job}/{entry['id']}",
+        environment=environment(facts.source, facts.namespace),
+        commit=source.revision,
+        repository=source.repository,
+        change_url=source.url,
+        committed_at=source.committed_at,
     )
+
+
+def environment(source: Source | None, namespace: str) -> str:
+    """spec.source.environment, which defaults to the namespace; "" without a source."""
+    if source is None:
+        return ""
+    return source.environment or namespace
 
 
 def delivered_condition(entries: Sequence[Mapping[str, Any]], run: int) -> tuple[bool, str, str]:

@@ -385,6 +385,7 @@ class JobRunner:
             self.images,
             self.diagnosis,
             self.rollback,
+            self.spec.source if self.spec else None,
         )
         return report.message_for(entry, facts, self.presentation)
 

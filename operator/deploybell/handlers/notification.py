@@ -13,10 +13,10 @@ import kopf
 
 from deploybell.api.constants import GROUP, VERSION
 from deploybell.api.errors import SpecError
-from deploybell.api.notification import parse_notification, recipient_errors, secret_problem
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.live import utcnow
 from deploybell.handlers.context import Context
+from deploybell.notify import providers as registry
 from deploybell.notify.template import TemplateError, compile_template
 
 
@@ -32,11 +32,11 @@ async def readiness(
 ) -> tuple[bool, str, str]:
     """(ready, reason, message) of a Notification."""
     try:
-        parsed = parse_notification(spec)
+        parsed = registry.parse(spec)
         compile_template(parsed.template)
     except (SpecError, TemplateError) as e:
         return False, "InvalidSpec", str(e)
-    problems = recipient_errors(parsed.type, parsed.recipients)
+    problems = registry.recipient_errors(parsed.type, parsed.recipients)
     if problems:
         return False, "InvalidRecipients", "; ".join(problems)
     if parsed.secret_name:
@@ -44,7 +44,9 @@ async def readiness(
         keys = (
             set((secret.get("data") or {}) | (secret.get("stringData") or {})) if secret else None
         )
-        problem = secret_problem(parsed.type, parsed.secret_name, keys)
+        problem = registry.TYPES[parsed.type].rules.secret_problem(
+            parsed.secret_name, sorted(keys) if keys is not None else None
+        )
         if problem:
             return False, "SecretNotReady", problem
     count = len(parsed.recipients)

@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 from deploybell import metrics
 from deploybell.api.errors import SpecError
-from deploybell.api.notification import NotificationSpec, parse_notification, secret_problem
+from deploybell.api.notification import NotificationSpec
+from deploybell.notify import providers as registry
 from deploybell.notify.model import Message
 from deploybell.notify.providers.base import (
     DeliveryError,
@@ -67,7 +68,7 @@ class Dispatcher:
         if spec is None:
             return None
         try:
-            return parse_notification(spec).recipients
+            return registry.parse(spec).recipients
         except SpecError:
             return None
 
@@ -83,16 +84,14 @@ class Dispatcher:
         if spec is None:
             return Attempt(False, error=f"Notification {name} not found in namespace {namespace}")
         try:
-            notification = parse_notification(spec)
+            notification = registry.parse(spec)
         except SpecError as e:
             return Attempt(False, error=f"Notification {name} is invalid: {e}")
         secret: Mapping[str, str] = {}
         if notification.secret_name:
             found = await self.source.secret(namespace, notification.secret_name)
-            problem = secret_problem(
-                notification.type,
-                notification.secret_name,
-                found.keys() if found is not None else None,
+            problem = registry.TYPES[notification.type].rules.secret_problem(
+                notification.secret_name, list(found) if found is not None else None
             )
             if problem:
                 return Attempt(False, error=f"Notification {name}: {problem}")

@@ -22,6 +22,16 @@ EVENT_COLOURS = {
 }
 
 
+DETAIL_CHARS = 300  # a pod's message or a Warning's text: the gist, not a stack trace
+
+
+def clip(text: str, limit: int, marker: str = "…") -> str:
+    """`text` cut to at most `limit` characters, the cut shown by `marker`."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(marker), 0)].rstrip() + marker
+
+
 @dataclass(frozen=True)
 class ObjectStatus:
     """One applied object and how it ended up."""
@@ -31,6 +41,11 @@ class ObjectStatus:
     namespace: str
     status: str
     message: str = ""
+
+    def line(self) -> str:
+        """`Deployment team-a/web: Current — 2 of 2 updated replicas are available`."""
+        said = f" — {self.message}" if self.message else ""
+        return f"{self.kind} {self.namespace}/{self.name}: {self.status}{said}"
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,21 @@ class PodDiagnosis:
     exit_code: int | None = None
     restart_count: int = 0
 
+    def facts(self) -> str:
+        """`CrashLoopBackOff, exit code 1, 5 restarts`."""
+        facts = [self.reason or "not ready"]
+        if self.exit_code is not None:
+            facts.append(f"exit code {self.exit_code}")
+        if self.restart_count:
+            facts.append(f"{self.restart_count} restart{'s' if self.restart_count != 1 else ''}")
+        return ", ".join(facts)
+
+    def line(self, detail_chars: int = DETAIL_CHARS) -> str:
+        """`pod web-7d9f8 container app: CrashLoopBackOff, exit code 1, 5 restarts — back-off…`:
+        how every provider names a failing container."""
+        said = f" — {clip(self.message, detail_chars)}" if self.message else ""
+        return f"pod {self.pod} container {self.container}: {self.facts()}{said}"
+
 
 @dataclass(frozen=True)
 class WarningEvent:
@@ -53,6 +83,11 @@ class WarningEvent:
     reason: str
     message: str
     count: int = 1
+
+    def line(self, detail_chars: int = DETAIL_CHARS) -> str:
+        """`Pod web-7d9f8 BackOff (7 times): Back-off restarting failed container app`."""
+        times = f" ({self.count} times)" if self.count > 1 else ""
+        return f"{self.object} {self.reason}{times}: {clip(self.message, detail_chars)}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +113,11 @@ class Message:
     warnings: tuple[WarningEvent, ...] = ()
     rolled_back_to: int | None = None
     idempotency_key: str = ""
+    environment: str = ""  # spec.source: where, and which commit of which repository
+    commit: str = ""
+    repository: str = ""
+    change_url: str = ""
+    committed_at: str = ""
     test: bool = False  # a `deploybell notify-test` message, labelled as such everywhere
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -119,6 +159,28 @@ class Message:
         took = f" after {self.duration()}" if self.duration() else ""
         return f"{self.reason}{took}: {self.message}" if self.message else f"{self.reason}{took}"
 
+    def facts(self) -> list[tuple[str, str]]:
+        """The labelled facts every rich message shows (job, run, cluster, images, ...)."""
+        facts = [("Job", self.ref), ("Run", str(self.run)), ("Phase", self.phase)]
+        if self.cluster:
+            facts.append(("Cluster", self.cluster))
+        if self.environment:
+            facts.append(("Environment", self.environment))
+        if self.commit:
+            where = f" in {self.repository}" if self.repository else ""
+            facts.append(("Commit", f"{self.commit[:12]}{where}"))
+        if self.change_url:
+            facts.append(("Change", self.change_url))
+        if self.duration():
+            facts.append(("Duration", self.duration()))
+        if self.rolled_back_to is not None:
+            facts.append(("Rolled back to", f"run {self.rolled_back_to}"))
+        if self.images:
+            facts.append(("Images", "\n".join(self.images)))
+        if self.revision:
+            facts.append(("Revision", self.revision))
+        return facts
+
     def as_data(self) -> dict[str, Any]:
         """A JSON-ready dict (webhook bodies, template contexts); built, never string-templated."""
         data = asdict(self)
@@ -129,6 +191,14 @@ class Message:
         return data
 
 
+SAMPLE_PHASES = {
+    "start": "Deploying",
+    "success": "Succeeded",
+    "failure": "Failed",
+    "cancel": "Canceled",
+}
+
+
 def sample(event: str = "failure") -> Message:
     """A realistic message for previews (`deploybell render`) and provider tests."""
     failed = event == "failure"
@@ -137,12 +207,7 @@ def sample(event: str = "failure") -> Message:
         namespace="team-a",
         run=3,
         event=event,
-        phase={
-            "start": "Deploying",
-            "success": "Succeeded",
-            "failure": "Failed",
-            "cancel": "Canceled",
-        }.get(event, "Deploying"),
+        phase=SAMPLE_PHASES.get(event, "Deploying"),
         reason={
             "start": "Deploying",
             "success": "RolloutComplete",
@@ -167,6 +232,11 @@ def sample(event: str = "failure") -> Message:
         ),
         cluster="prod-eu",
         link="https://dashboard.example/team-a/web",
+        environment="production",
+        commit="4f2c9e1d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+        repository="https://github.com/acme/web",
+        change_url="https://github.com/acme/web/pull/42",
+        committed_at="2026-11-27T09:40:00Z",
         pods=(
             PodDiagnosis(
                 "web-7d9f8-x2kqp",

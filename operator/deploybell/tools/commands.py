@@ -10,16 +10,11 @@ from typing import Any
 
 import yaml
 
-from deploybell.api.constants import (
-    ANNOTATION_CANCEL,
-    ANNOTATION_REDEPLOY,
-    EVENTS,
-    PROVIDER_TYPES,
-)
+from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY, EVENTS
 from deploybell.api.errors import SpecError
-from deploybell.api.notification import parse_notification
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.run import IN_FLIGHT, Phase
+from deploybell.notify import providers
 from deploybell.notify.providers.base import SmtpDefaults
 from deploybell.settings import Settings
 from deploybell.tools import cluster, jobs, preview, schema, status
@@ -62,7 +57,7 @@ def add_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--event", choices=EVENTS, default="failure", help="the run event (default: failure)"
     )
-    parser.add_argument("--type", choices=PROVIDER_TYPES, help="only Notifications of this type")
+    parser.add_argument("--type", choices=providers.NAMES, help="only Notifications of this type")
     parser.set_defaults(command_fn=render_command)
 
 
@@ -88,7 +83,7 @@ def render_command(args: argparse.Namespace) -> int:
             if found:
                 problems.extend(found)
                 continue
-            spec = parse_notification(document.body["spec"])
+            spec = providers.parse(document.body["spec"])
             if args.type and spec.type != args.type:
                 continue
             sys.stdout.write(preview.preview(document.name, spec, message, sender))

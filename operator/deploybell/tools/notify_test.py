@@ -11,16 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deploybell.api.constants import GROUP, VERSION
-from deploybell.api.notification import parse_notification
 from deploybell.clients.kube import KubeClient
 from deploybell.notify import providers
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.notify.ledger import stamp
-from deploybell.notify.model import Message
+from deploybell.notify.model import SAMPLE_PHASES, Message
 from deploybell.notify.providers.base import SmtpDefaults
 from deploybell.tools.cluster import NotFound
-
-PHASES = {"start": "Deploying", "success": "Succeeded", "failure": "Failed", "cancel": "Canceled"}
 
 
 class ClusterSource:
@@ -98,7 +95,7 @@ def labelled_message(namespace: str, name: str, event: str, cluster: str = "") -
         namespace=namespace,
         run=0,
         event=event,
-        phase=PHASES[event],
+        phase=SAMPLE_PHASES[event],
         reason="NotifyTest",
         message=f"a test of Notification {namespace}/{name} by `deploybell notify-test`; "
         "nothing was deployed",
@@ -125,7 +122,7 @@ async def notify_test(
     if body is None:
         raise NotFound(f"Notification {name} not found in namespace {namespace}")
     raw = body.get("spec") or {}
-    spec = parse_notification(raw)  # SpecError: the caller reports it
+    spec = providers.parse(raw)  # SpecError: the caller reports it
     source = ClusterSource(kube, namespace, name, raw)
     dispatcher = Dispatcher(providers.build(), source, smtp, send_timeout=send_timeout)
     message = labelled_message(namespace, name, event, cluster)

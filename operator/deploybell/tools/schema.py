@@ -20,6 +20,7 @@ import yaml
 
 from deploybell.api.constants import VERSION
 from deploybell.api.errors import DNS_LABEL, DNS_SUBDOMAIN, shown
+from deploybell.notify.providers import CATALOGUE
 
 # A source checkout (or an editable install): operator/deploybell/tools/schema.py → crds/.
 _CHECKOUT_CRDS = Path(__file__).resolve().parents[3] / "crds"
@@ -33,11 +34,18 @@ _TYPES = {
     "array": "a list",
     "object": "an object",
 }
-# The CRDs' patterns in words; one regex each in deploybell.api.errors and in the CRDs.
+# The CRDs' patterns in words; one regex each in deploybell.api.errors and in the CRDs, and the
+# provider options' own (their fields say them in words).
 _PATTERNS = {
     f"^{DNS_LABEL.pattern}$": "a DNS label (lowercase letters, digits and '-')",
     f"^{DNS_SUBDOMAIN.pattern}$": "a DNS subdomain (lowercase letters, digits, '-' and '.')",
     "^[-._a-zA-Z0-9]+$": "a ConfigMap key (letters, digits, '-', '_', '.')",
+    **{
+        f"^{field.pattern}$": field.expected
+        for rules in CATALOGUE.types
+        for field in rules.options
+        if field.pattern and field.expected
+    },
 }
 
 

@@ -8,7 +8,6 @@ exist in the cluster already.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,15 +16,13 @@ import yaml
 from deploybell.api.constants import EVENTS, GROUP, VERSION
 from deploybell.api.deployjob import HOOK_FIELDS, parse_deployjob
 from deploybell.api.errors import DNS_SUBDOMAIN, SpecError, shown
-from deploybell.api.notification import NotificationSpec, parse_notification, recipient_errors
+from deploybell.notify import providers
 from deploybell.notify.model import sample
-from deploybell.notify.render.irc import irc_settings, parse_recipient
 from deploybell.notify.template import CompiledTemplate, TemplateError, compile_template, render
 from deploybell.tools import schema
 from deploybell.tools.documents import OUR_KINDS, Document, Finding, duplicate_keys, load
 
 API_VERSION = f"{GROUP}/{VERSION}"
-_IRC_OPTION = re.compile(r"option '(irc\.\w+)' (.*)", re.DOTALL)
 
 
 def validate_files(paths: Sequence[str]) -> tuple[list[Finding], int]:
@@ -104,41 +101,18 @@ def _deployjob_problems(document: Document, spec: Mapping[str, Any]) -> Iterator
 
 def _notification_problems(document: Document, spec: Mapping[str, Any]) -> Iterator[Finding]:
     # Every bad recipient at once (the parser stops at the first).
-    recipient_lines = recipient_errors(spec["type"], spec.get("recipients") or [])
+    recipient_lines = providers.recipient_errors(spec["type"], spec.get("recipients") or [])
     reported = set()
     for line in recipient_lines:
         field, _, why = line.partition(": ")
         reported.add(field)
         yield _error(document, field, why)
     try:
-        notification = parse_notification(spec)
+        providers.parse(spec)
     except SpecError as e:
         if e.field not in reported:
             yield _error(document, e.field, e.message)
-    else:
-        if notification.type == "irc" and not reported:
-            yield from _irc_problems(document, notification)
     yield from _template_problems(document, spec.get("template"))
-
-
-def _irc_problems(document: Document, notification: NotificationSpec) -> Iterator[Finding]:
-    """What the IRC provider would refuse that the schema lets through (a bad nick, say)."""
-    valid = []
-    for i, recipient in enumerate(notification.recipients):
-        try:
-            parse_recipient(recipient)
-        except ValueError as e:
-            yield _error(document, f"spec.recipients[{i}]", str(e))
-        else:
-            valid.append(recipient)
-    try:
-        irc_settings(valid[0] if valid else "localhost#x", notification.options, {})
-    except ValueError as e:
-        option = _IRC_OPTION.fullmatch(str(e))
-        field, why = (
-            (f"spec.{option.group(1)}", option.group(2)) if option else ("spec.irc", str(e))
-        )
-        yield _error(document, field, why)
 
 
 def _template_problems(document: Document, template: Any) -> Iterator[Finding]:

@@ -1,0 +1,26 @@
+"""Local peers that speak each destination's protocol as the vendor does.
+
+`CONTRACTS` maps every registered provider type to its peer, seen through the contract that
+tests/providers/test_contract.py runs over each type (one line per type, as in the registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from tests.support.peers.contract import (
+    Contract,
+    EmailContract,
+    HipchatContract,
+    IrcContract,
+    SlackContract,
+    WebhookContract,
+)
+
+CONTRACTS: Mapping[str, Callable[[], Contract]] = {
+    "slack": SlackContract,
+    "hipchat": HipchatContract,
+    "irc": IrcContract,
+    "email": EmailContract,
+    "webhook": WebhookContract,
+}

@@ -1,25 +1,45 @@
-"""One module per provider type behind one Protocol; `build` maps spec.type to an instance."""
+"""The provider registry: the one list of notification types.
+
+Each type is one module here that declares everything about it (`PROVIDER`: recipients, options,
+Secret keys, renderer, sender); the Notification CRD, the spec parser, `deploybell validate`,
+`render` and `notify-test`, the README table and the contract tests are derived from this list.
+Adding a type = one module + one line below (+ its test peer and golden files).
+"""
 
 from __future__ import annotations
 
-from deploybell.api.constants import PROVIDER_TYPES
-from deploybell.notify.providers.base import Provider
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from deploybell.api.notification import NotificationSpec, parse_notification
+from deploybell.api.notification import recipient_errors as _recipient_errors
+from deploybell.api.provider import Catalogue
+from deploybell.notify.providers import email, hipchat, irc, slack, webhook
+from deploybell.notify.providers.base import Provider, ProviderType
+
+REGISTRY: tuple[ProviderType, ...] = (
+    slack.PROVIDER,
+    hipchat.PROVIDER,
+    irc.PROVIDER,
+    email.PROVIDER,
+    webhook.PROVIDER,
+)
+
+TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
+CATALOGUE = Catalogue(tuple(p.rules for p in REGISTRY))
+NAMES: tuple[str, ...] = CATALOGUE.names
+
+
+def parse(spec: Mapping[str, Any]) -> NotificationSpec:
+    """A Notification's spec parsed against every registered type (SpecError when invalid)."""
+    return parse_notification(spec, CATALOGUE)
+
+
+def recipient_errors(type_: str, recipients: Sequence[str]) -> list[str]:
+    """One "spec.recipients[i]: why" line per recipient that `type_` cannot deliver to."""
+    return _recipient_errors(type_, recipients, CATALOGUE)
 
 
 def build() -> dict[str, Provider]:
-    """A fresh provider per type (they pool connections, so one instance per operator)."""
-    from deploybell.notify.providers.email import EmailProvider
-    from deploybell.notify.providers.hipchat import HipchatProvider
-    from deploybell.notify.providers.irc import IrcProvider
-    from deploybell.notify.providers.slack import SlackProvider
-    from deploybell.notify.providers.webhook import WebhookProvider
-
-    providers: dict[str, Provider] = {
-        "slack": SlackProvider(),
-        "hipchat": HipchatProvider(),
-        "irc": IrcProvider(),
-        "email": EmailProvider(),
-        "webhook": WebhookProvider(),
-    }
-    assert set(providers) == set(PROVIDER_TYPES), "every provider type needs a provider"
-    return providers
+    """A fresh sender per type (they pool connections, so one instance per operator)."""
+    return {p.type: p.sender() for p in REGISTRY}

@@ -1,9 +1,14 @@
-"""The HTTP plumbing shared by the plain-HTTP providers (webhook, hipchat): one lazily created
-aiohttp session per provider instance and one way of turning an answer into Sent or an error."""
+"""The HTTP plumbing every HTTP provider shares: one lazily created aiohttp session per provider
+instance and one classification of answers into Sent, retryable or permanent errors.
+
+Rate limits are honoured from the `Retry-After` header (seconds or an HTTP-date) and from the JSON
+bodies vendors use instead or as well: `retry_after` (Discord, Slack-likes) and
+`parameters.retry_after` (Telegram)."""
 
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +18,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from deploybell.notify.model import Message
 from deploybell.notify.providers.base import (
     DeliveryError,
     PermanentDeliveryError,
@@ -23,8 +29,9 @@ from deploybell.notify.providers.base import (
 
 TIMEOUT_SECONDS = 30.0
 USER_AGENT = "deploybell"
-# Enough of an error body to say what went wrong; a peer may answer with megabytes.
-_EXCERPT_BYTES = 4096
+# Enough of a body for the ids a vendor answers with, or to say what went wrong; a peer may
+# answer with megabytes.
+_BODY_BYTES = 256 * 1024
 _EXCERPT_CHARS = 200
 # Statuses worth retrying besides 5xx: request timeout, too early, rate limited.
 _TEMPORARY_4XX = frozenset({408, 425, 429})
@@ -39,6 +46,17 @@ class Reply:
     reason: str
     headers: Mapping[str, str]
     body: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The body parsed as JSON, None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
 
 
 def secrets_of(secret: Mapping[str, str], *more: str) -> list[str]:
@@ -66,7 +84,8 @@ class HttpSession:
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
-    def _client(self) -> aiohttp.ClientSession:
+    def client(self) -> aiohttp.ClientSession:
+        """The shared aiohttp session (vendor SDKs such as slack_sdk take it too)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
@@ -79,18 +98,36 @@ class HttpSession:
         url: URL,
         secrets: Iterable[str],
         *,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         json: Any = None,
     ) -> Reply:
         """POST once; network failures become masked delivery errors."""
+        return await self.request("POST", url, secrets, headers=headers, data=data, json=json)
+
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        secrets: Iterable[str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        json: Any = None,
+    ) -> Reply:
+        """One request; network failures become masked delivery errors."""
         try:
             # Redirects are not followed: they would carry the credentials and the signed body to
             # a host nobody configured, and turn the POST into a GET on 301/302.
-            async with self._client().post(
-                url, data=data, json=json, headers=dict(headers), allow_redirects=False
+            async with self.client().request(
+                method,
+                url,
+                data=data,
+                json=json,
+                headers=dict(headers or {}),
+                allow_redirects=False,
             ) as response:
-                raw = await response.content.read(_EXCERPT_BYTES)
+                raw = await response.content.read(_BODY_BYTES)
                 return Reply(
                     response.status,
                     response.reason or "",
@@ -124,6 +161,18 @@ class HttpSession:
             self._session = None
 
 
+class HttpProvider:
+    """The base of an HTTP provider: its `kind` names it in errors; one session per instance."""
+
+    kind = "http"
+
+    def __init__(self) -> None:
+        self._http = HttpSession(self.kind)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
 def outcome(
     reply: Reply,
     kind: str,
@@ -134,16 +183,17 @@ def outcome(
     default_delay: float | None = None,
     now: datetime | None = None,
 ) -> Sent:
-    """2xx → Sent; 5xx, 408, 425 and 429 → temporary (honouring Retry-After); else permanent.
+    """2xx → Sent; 5xx, 408, 425 and 429 → temporary (honouring the delay the answer asks for);
+    anything else → permanent.
 
-    `context` names what was addressed (e.g. "room 'ops'"); `explain` replaces the body excerpt
-    when the caller understood the body (e.g. a JSON error message); `default_delay` is the
-    retry delay when the answer has no Retry-After.
+    `context` names what was addressed (e.g. "room 'ops'"); `explain` replaces the vendor's error
+    message found in a JSON body; `default_delay` is the retry delay when the answer names none.
     """
-    if 200 <= reply.status < 300:
+    if reply.ok:
         return Sent(detail=f"HTTP {reply.status}")
+    body = reply.json()
     where = f" for {context}" if context else ""
-    said = explain or excerpt(reply.body)
+    said = explain or vendor_message(body) or excerpt(reply.body)
     text = f"{kind}: HTTP {reply.status} {reply.reason}{where}".rstrip()
     if said:
         text = f"{text}: {said}"
@@ -152,8 +202,43 @@ def outcome(
     text = mask(text, secrets)
     if reply.status >= 500 or reply.status in _TEMPORARY_4XX:
         delay = retry_after(header(reply.headers, "Retry-After"), now or datetime.now(UTC))
+        if delay is None:
+            delay = body_retry_after(body)
         raise TemporaryDeliveryError(text, retry_after=default_delay if delay is None else delay)
     raise PermanentDeliveryError(text)
+
+
+def body_retry_after(body: Any) -> float | None:
+    """Seconds to wait from a JSON body: `retry_after` (Discord) or `parameters.retry_after`
+    (Telegram's Bot API)."""
+    if not isinstance(body, dict):
+        return None
+    parameters = body.get("parameters")
+    for value in (
+        body.get("retry_after"),
+        (parameters or {}).get("retry_after") if isinstance(parameters, dict) else None,
+    ):
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+    return None
+
+
+def vendor_message(body: Any) -> str:
+    """The error text vendors put in JSON bodies: `message` (Discord, GitHub, Mattermost, ...),
+    `description` (Telegram), `error.message` (Google), `error` or `errors` as text."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    candidates = [
+        body.get("message"),
+        body.get("description"),
+        error.get("message") if isinstance(error, dict) else error,
+    ]
+    said = next((c for c in candidates if isinstance(c, str) and c.strip()), "")
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+        said = f"{said}: {'; '.join(errors)}" if said else "; ".join(errors)
+    return excerpt(said) if said else ""
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -189,3 +274,16 @@ def _decode(raw: bytes, charset: str | None) -> str:
         return raw.decode(charset or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
         return raw.decode("utf-8", errors="replace")
+
+
+def indented(value: Any) -> str:
+    """A request body as `deploybell render` shows it."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def preview_time(message: Message) -> datetime:
+    """The run's own time, so a preview is the same every time."""
+    stamp = message.finished_at or message.started_at
+    if not stamp:
+        return datetime(2026, 1, 1, tzinfo=UTC)
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

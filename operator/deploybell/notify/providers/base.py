@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from deploybell.api.notification import NotificationSpec
+from deploybell.api.provider import ProviderRules
 from deploybell.notify.model import Message
 
 
@@ -65,6 +67,14 @@ class Title:
     text: str | None = None
 
 
+def headline(message: Message, override: Title | None) -> tuple[str, str]:
+    """The title and summary to show. One rule for every provider: a template field that
+    rendered empty counts as unset, like one that failed, and the default is shown."""
+    title = override.title if override is not None and override.title else message.title()
+    summary = override.text if override is not None and override.text else message.summary()
+    return title, summary
+
+
 @dataclass(frozen=True)
 class Sent:
     """A delivered message: provider references kept in the ledger (e.g. channel and ts)."""
@@ -81,6 +91,43 @@ class Provider(Protocol):
     ) -> Sent: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What `deploybell render` asks a provider to show: one recipient's message, no network."""
+
+    notification: NotificationSpec
+    recipient: str
+    message: Message
+    override: Title | None
+    sender: str = "deploybell@localhost"  # the e-mail From
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.notification.options
+
+
+@dataclass(frozen=True)
+class ProviderType:
+    """One registered provider type: its API declaration, its sender and its renderer."""
+
+    rules: ProviderRules
+    sender: Callable[[], Provider]
+    """A new sender; the operator keeps one per type (it may pool connections)."""
+    render: Callable[[Preview], Any]
+    """The request body a recipient gets (pure): what the contract test checks against the
+    vendor's limits."""
+    preview: Callable[[Preview], list[str]]
+    """`deploybell render`'s lines for one recipient (pure)."""
+    preview_once: bool = False
+    """The body is the same for every recipient: preview it once, for all of them."""
+    setup: str = ""
+    """How to get credentials (README), e.g. the app and scopes to create, in Markdown."""
+
+    @property
+    def type(self) -> str:
+        return self.rules.type
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

@@ -1,32 +1,73 @@
-"""E-mail over SMTP (aiosmtplib): the operator's SMTP defaults, overridden by the Notification's
-Secret (keys `host`, `port`, `username`, `password`, `from`; optional `caFile`)."""
+"""E-mail over SMTP (aiosmtplib): one multipart mail (text + HTML) per recipient, through the
+operator's SMTP setting, which the Notification's Secret may override."""
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosmtplib
 
+from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
+from deploybell.notify.providers import _http
+from deploybell.notify.providers._email_mime import (
+    SUBJECT_PREFIX,
+    AddressError,
+    address_problem,
+    parse_sender,
+    render_email,
+)
 from deploybell.notify.providers.base import (
     DeliveryError,
     Destination,
     PermanentDeliveryError,
+    Preview,
+    ProviderType,
     Sent,
     TemporaryDeliveryError,
     Title,
     mask,
 )
-from deploybell.notify.render.email import (
-    SUBJECT_PREFIX,
-    AddressError,
-    parse_sender,
-    render_email,
-)
 
 TLS_MODES = ("starttls", "tls", "none")
+_CA_FILE_DOC = (
+    "Path of a CA bundle inside the operator's pod (mounted there by its admin) trusted for the "
+    "server's certificate, for private CAs; default: the system's trust store."
+)
+
+RULES = ProviderRules(
+    type="email",
+    title="E-mail",
+    doc="One multipart mail (text and HTML) per recipient, through the operator's SMTP setting.",
+    recipients=Recipients(
+        syntax="an address like 'ops@example.com'",
+        pattern=r"[^@\s]+@[^@\s]+",
+        check=address_problem,
+        valid=("ops@example.com", "first.last+deploys@mail.example.org"),
+        invalid=("ops", "Ops <ops@example.com>", "a@b@c"),
+        doc="plain addresses",
+    ),
+    options=(
+        Field(
+            "subjectPrefix",
+            "string",
+            'Text put before every subject line, e.g. "[deploy]".',
+            max_length=200,
+        ),
+        Field("caFile", "string", _CA_FILE_DOC, min_length=1, max_length=4096),
+    ),
+    secret_keys=(
+        SecretKey("host", "The SMTP server, instead of the operator's.", sensitive=False),
+        SecretKey("port", "Its port.", sensitive=False),
+        SecretKey("username", "The login.", sensitive=False),
+        SecretKey("password", "The password."),
+        SecretKey("from", "The sender, e.g. `Deploys <bell@example.com>`.", sensitive=False),
+        SecretKey("caFile", _CA_FILE_DOC, sensitive=False),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -109,9 +150,7 @@ class EmailProvider:
         self, message: Message, destination: Destination, override: Title | None
     ) -> Sent:
         smtp = smtp_settings(destination)
-        prefix = destination.options.get("subjectPrefix", SUBJECT_PREFIX)
-        if not isinstance(prefix, str):
-            raise PermanentDeliveryError("email: option 'subjectPrefix' must be a string")
+        prefix = str(destination.options.get("subjectPrefix", SUBJECT_PREFIX))
         try:
             envelope_from = parse_sender(smtp.sender).addr_spec
             mail = render_email(
@@ -197,3 +236,39 @@ def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+def _render(preview: Preview) -> Any:
+    return render_email(
+        preview.message,
+        sender=preview.sender,
+        recipient=preview.recipient,
+        date=_http.preview_time(preview.message),
+        subject_prefix=str(preview.options.get("subjectPrefix", SUBJECT_PREFIX)),
+        override=preview.override,
+    )
+
+
+def _preview(preview: Preview) -> list[str]:
+    try:
+        mail = _render(preview)
+    except AddressError as e:
+        raise PermanentDeliveryError(str(e)) from None
+    out = [
+        f"to {preview.recipient}: one multipart/alternative mail",
+        *(f"{k}: {v}" for k, v in mail.items()),
+    ]
+    for part in mail.iter_parts():
+        out += ["", f"--- {part.get_content_type()} ---", str(part.get_content()).rstrip("\n")]
+    return out
+
+
+PROVIDER = ProviderType(
+    rules=RULES,
+    sender=EmailProvider,
+    render=_render,
+    preview=_preview,
+    setup="No Secret needed: the operator's SMTP setting (`DEPLOYBELL_SMTP_HOST`, `_PORT`, "
+    "`_FROM`, `_TLS` = `starttls | tls | none`, `_USERNAME`, `_PASSWORD`) sends the mail; a "
+    "Secret may name another server and login.",
+)

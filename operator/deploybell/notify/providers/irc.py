@@ -9,20 +9,99 @@ welcome: the asyncio client has no SASL handshake).
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from typing import Any
 
+from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
 from deploybell.notify.providers._irc_session import Session
 from deploybell.notify.providers.base import (
     DeliveryError,
     Destination,
     PermanentDeliveryError,
+    Preview,
+    ProviderType,
     Sent,
     TemporaryDeliveryError,
     Title,
     mask,
 )
-from deploybell.notify.render.irc import IrcSettings, irc_settings, lines
+from deploybell.notify.render.irc import (
+    DEFAULT_NICK,
+    IrcSettings,
+    irc_settings,
+    lines,
+    parse_recipient,
+)
+
+
+def _recipient_problem(recipient: str) -> str | None:
+    try:
+        parse_recipient(recipient)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+RULES = ProviderRules(
+    type="irc",
+    title="IRC",
+    doc="NOTICEs (or PRIVMSGs) in a channel, over one pooled connection per server and nick.",
+    recipients=Recipients(
+        syntax="'host[:port]#channel' (e.g. 'irc.libera.chat:6697#ops')",
+        pattern=r"[A-Za-z0-9.-]+(:[0-9]+)?#[^\s,]+",
+        check=_recipient_problem,
+        valid=("irc.libera.chat#ops", "irc.example.org:6697#deploys", "localhost:6667##ops"),
+        invalid=("#ops", "irc.example.org", "irc.example.org:99999#ops", "irc.example.org#a b"),
+        doc="a channel on a server; TLS on port 6697 or with `irc.tls: true`",
+    ),
+    options=(
+        Field(
+            "nick",
+            "string",
+            f"Nickname to connect as (default {DEFAULT_NICK}; shortened to the server's NICKLEN).",
+            min_length=1,
+            max_length=64,
+            pattern=r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]*",
+            expected="an IRC nick (a letter or one of []\\`_^{|} first, then also digits and -)",
+        ),
+        Field(
+            "notice",
+            "boolean",
+            "Send messages as NOTICE rather than PRIVMSG. Defaults to true.",
+            default=True,
+        ),
+        Field(
+            "join",
+            "boolean",
+            "Join the channel before sending; turn off for channels that accept messages from "
+            "outside. Defaults to true.",
+            default=True,
+        ),
+        Field("tls", "boolean", "Connect with TLS (default: only on port 6697)."),
+        Field(
+            "linesPerSecond",
+            "number",
+            "At most this many lines per second to the server (flood control). Defaults to 1.",
+            minimum=0,
+            exclusive_minimum=True,
+            maximum=100,
+        ),
+        Field(
+            "caFile",
+            "string",
+            "Path of a CA bundle inside the operator's pod (mounted there by its admin) trusted "
+            "for the server's TLS certificate; default: the system's trust store.",
+            min_length=1,
+            max_length=4096,
+        ),
+    ),
+    secret_keys=(
+        SecretKey("password", "The server password (PASS)."),
+        SecretKey("saslPassword", "A SASL PLAIN password for the nick (the account is the nick)."),
+        SecretKey("nickservPassword", "Sent to NickServ as IDENTIFY after connecting."),
+    ),
+)
 
 
 class IrcProvider:
@@ -136,3 +215,42 @@ class IrcProvider:
                 session.stop_idle_timer()
             self._sessions, self._locks, self._loop = {}, {}, loop
             self._quitting = set()
+
+
+def _lines(preview: Preview) -> tuple[IrcSettings, list[str]]:
+    settings = irc_settings(preview.recipient, preview.options, {})
+    texts = lines(
+        preview.message,
+        preview.override,
+        command=settings.command,
+        target=settings.target.channel,
+        nick=settings.nick,
+    )
+    return settings, texts
+
+
+def _preview(preview: Preview) -> list[str]:
+    settings, texts = _lines(preview)
+    target = settings.target
+    tls = "with TLS " if target.tls else ""
+    join = f", JOIN {target.channel}" if settings.join else ""
+    return [
+        f"to {preview.recipient}: connect to {target.host}:{target.port} {tls}as {settings.nick}"
+        f"{join}, then {len(texts)} line(s):",
+        "(control characters shown as \\xNN: \\x03 starts a colour, \\x0f resets it)",
+        *(f"{settings.command} {target.channel} :{_visible(line)}" for line in texts),
+    ]
+
+
+def _visible(text: str) -> str:
+    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+PROVIDER = ProviderType(
+    rules=RULES,
+    sender=IrcProvider,
+    render=lambda preview: _lines(preview)[1],
+    preview=_preview,
+    setup="No Secret needed for public channels. Control characters are stripped, so manifest "
+    "values cannot inject IRC commands.",
+)

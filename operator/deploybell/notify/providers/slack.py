@@ -11,20 +11,54 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
+from deploybell.notify.providers import _http
+from deploybell.notify.providers._slack_blocks import render, thread_reply
 from deploybell.notify.providers.base import (
     DeliveryError,
     Destination,
     PermanentDeliveryError,
+    Preview,
+    ProviderType,
     Sent,
     TemporaryDeliveryError,
     Title,
     mask,
 )
-from deploybell.notify.render.slack import render, thread_reply
 
 DEFAULT_API_URL = "https://slack.com/api/"
-TIMEOUT_SECONDS = 30.0
+
+RULES = ProviderRules(
+    type="slack",
+    title="Slack",
+    doc="A Block Kit message with a coloured attachment; with a bot token the start message "
+    "is updated in place with the outcome, which is also posted in its thread.",
+    recipients=Recipients(
+        syntax="'#channel' or '@user'",
+        pattern=r"[#@][^\s,]+",
+        valid=("#deploys", "#C0123ABCD", "@U0123ABCD", "@alice@example.com"),
+        invalid=("deploys", "#two words", "#a,#b"),
+        doc="a channel by name or id, a user by id or e-mail address",
+    ),
+    options=(
+        Field(
+            "threads",
+            "boolean",
+            "Post a run's later messages as replies in the thread of its first message "
+            "(and update that message in place). Defaults to true.",
+            default=True,
+        ),
+    ),
+    secret_keys=(
+        SecretKey("token", "A bot token (`xoxb-…`)."),
+        SecretKey("webhookUrl", "An incoming-webhook URL (the webhook's channel; no updates)."),
+        SecretKey("apiUrl", "Another Web API base URL (Enterprise proxies).", sensitive=False),
+    ),
+    secret_needs=(frozenset({"token"}), frozenset({"webhookUrl"})),
+    edits_in_place=True,
+    threads=True,
+)
 
 # Slack errors that will not go away by retrying: a human must fix the token, channel or app.
 PERMANENT_ERRORS = frozenset(
@@ -57,11 +91,10 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")  # names are lowercase, IDs upp
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
-class SlackProvider:
-    """Sends run events to Slack with slack_sdk; one aiohttp session shared by all calls."""
+class SlackProvider(_http.HttpProvider):
+    """Sends run events to Slack with slack_sdk, over the shared HTTP session."""
 
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+    kind = "slack"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -85,17 +118,6 @@ class SlackProvider:
             text = mask(f"slack: client error: {type(e).__name__}: {e}", secrets)
             raise PermanentDeliveryError(text) from None
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
-            self._session = aiohttp.ClientSession(timeout=timeout)
-        return self._session
-
     async def _send_with_token(
         self,
         message: Message,
@@ -107,7 +129,7 @@ class SlackProvider:
     ) -> Sent:
         # retry_handlers=[]: the outbox schedules retries (and honours Retry-After) itself.
         client = AsyncWebClient(
-            token=token, base_url=api_url, session=self._http(), retry_handlers=[]
+            token=token, base_url=api_url, session=self._http.client(), retry_handlers=[]
         )
         payload = render(message, override).as_payload()
         channel, parent = destination.previous.get("channel"), destination.previous.get("ts")
@@ -128,7 +150,7 @@ class SlackProvider:
     async def _send_to_webhook(
         self, message: Message, override: Title | None, webhook_url: str
     ) -> Sent:
-        client = AsyncWebhookClient(url=webhook_url, session=self._http(), retry_handlers=[])
+        client = AsyncWebhookClient(url=webhook_url, session=self._http.client(), retry_handlers=[])
         response = await client.send_dict(render(message, override).as_payload())
         if response.status_code == 200:
             return Sent(detail=response.body or "ok")
@@ -153,9 +175,7 @@ def _settings(destination: Destination) -> tuple[str, str, str, bool]:
         raise PermanentDeliveryError("slack: Secret key `webhookUrl` must be an http(s) URL")
     if not api_url.startswith(("https://", "http://")):
         raise PermanentDeliveryError("slack: Secret key `apiUrl` must be an http(s) URL")
-    threads = destination.options.get("threads", True)
-    if not isinstance(threads, bool):
-        raise PermanentDeliveryError("slack: option `slack.threads` must be true or false")
+    threads = bool(destination.options.get("threads", True))
     # slack_sdk joins method names onto the base URL, which must end with a slash.
     return token, webhook_url, api_url if api_url.endswith("/") else api_url + "/", threads
 
@@ -223,3 +243,32 @@ def _api_error(error: SlackApiError, secrets: list[str]) -> DeliveryError:
     if status >= 500 or code in TEMPORARY_ERRORS or status == 0:
         return TemporaryDeliveryError(text)
     return PermanentDeliveryError(text)
+
+
+def _preview(preview: Preview) -> list[str]:
+    message, override = preview.message, preview.override
+    out = [
+        f"to {preview.recipient}: chat.postMessage (an incoming webhook gets the same body)",
+        _http.indented(render(message, override).as_payload()),
+    ]
+    if message.event != "start" and preview.options.get("threads", True):
+        out += [
+            "",
+            "with a bot token, after this run's start message: that message is updated in place",
+            "with the body above (chat.update), and this reply is posted in its thread:",
+            thread_reply(message, override),
+        ]
+    return out
+
+
+PROVIDER = ProviderType(
+    rules=RULES,
+    sender=SlackProvider,
+    render=lambda preview: render(preview.message, preview.override).as_payload(),
+    preview=_preview,
+    preview_once=True,
+    setup="Create a Slack app with a bot token and the scopes `chat:write` (plus "
+    "`chat:write.public` for channels the bot has not joined) and, for `@email` recipients, "
+    "`users:read` and `users:read.email`. An incoming-webhook URL also works (the webhook's "
+    "channel; no updates in place).",
+)

@@ -1,4 +1,4 @@
-"""Slack rendering: Block Kit blocks, a coloured attachment and a thread reply (pure)."""
+"""Slack message bodies: Block Kit blocks, a coloured attachment and a thread reply (pure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
-from deploybell.notify.providers.base import Title
+from deploybell.notify.providers.base import Title, headline
 
 # Slack's own limits (https://docs.slack.dev/reference/block-kit/blocks/section-block).
 SECTION_LIMIT = 3000
@@ -46,9 +46,8 @@ class SlackMessage:
 
 def render(message: Message, override: Title | None = None) -> SlackMessage:
     """The default Slack message; a template's title/text replace the headline and summary."""
-    title = override.title if override and override.title is not None else message.title()
-    text = override.text if override and override.text is not None else message.summary()
-    headline = _section(f"*{escape(title)}*" + (f"\n{escape(text)}" if text else ""))
+    title, text = headline(message, override)
+    top = _section(f"*{escape(title)}*" + (f"\n{escape(text)}" if text else ""))
     details = [
         block
         for block in (
@@ -67,14 +66,13 @@ def render(message: Message, override: Title | None = None) -> SlackMessage:
         "blocks": details,
     }
     return SlackMessage(
-        text=_clip(escape(title), FALLBACK_LIMIT), blocks=[headline], attachments=[attachment]
+        text=_clip(escape(title), FALLBACK_LIMIT), blocks=[top], attachments=[attachment]
     )
 
 
 def thread_reply(message: Message, override: Title | None = None) -> str:
     """The outcome posted under the start message: title, summary and the first failing pod."""
-    title = override.title if override and override.title is not None else message.title()
-    text = override.text if override and override.text is not None else message.summary()
+    title, text = headline(message, override)
     lines = [f"*{escape(title)}*"]
     if text:
         lines.append(escape(text))
@@ -92,17 +90,7 @@ def _section(mrkdwn: str) -> dict[str, Any]:
 
 
 def _facts(message: Message) -> dict[str, Any]:
-    facts = [("Job", message.ref), ("Run", str(message.run)), ("Phase", message.phase)]
-    if message.cluster:
-        facts.append(("Cluster", message.cluster))
-    if message.duration():
-        facts.append(("Duration", message.duration()))
-    if message.rolled_back_to is not None:
-        facts.append(("Rolled back to", f"run {message.rolled_back_to}"))
-    if message.images:
-        facts.append(("Images", "\n".join(message.images)))
-    if message.revision:
-        facts.append(("Revision", message.revision))
+    facts = message.facts()
     fields = [
         {"type": "mrkdwn", "text": _clip(f"*{name}*\n{escape(value)}", FIELD_LIMIT)}
         for name, value in facts[:10]  # Slack allows at most 10 fields
@@ -113,20 +101,12 @@ def _facts(message: Message) -> dict[str, Any]:
 def _objects(message: Message) -> dict[str, Any] | None:
     if not message.objects:
         return None
-    lines = ["*Objects*"]
-    for obj in message.objects:
-        detail = f": {obj.message}" if obj.message else ""
-        lines.append(escape(f"• {obj.kind} {obj.namespace}/{obj.name} — {obj.status}{detail}"))
+    lines = ["*Objects*", *(escape(f"• {obj.line()}") for obj in message.objects)]
     return _section("\n".join(lines))
 
 
 def _pod_line(pod: PodDiagnosis) -> str:
-    facts = [pod.reason]
-    if pod.exit_code is not None:
-        facts.append(f"exit code {pod.exit_code}")
-    facts.append(f"{pod.restart_count} restart{'' if pod.restart_count == 1 else 's'}")
-    detail = f" — {pod.message}" if pod.message else ""
-    return escape(f"• pod {pod.pod} container {pod.container}: {', '.join(facts)}{detail}")
+    return escape(f"• {pod.line()}")
 
 
 def _pods(pods: tuple[PodDiagnosis, ...]) -> dict[str, Any] | None:
@@ -141,10 +121,7 @@ def _pods(pods: tuple[PodDiagnosis, ...]) -> dict[str, Any] | None:
 def _warnings(warnings: tuple[WarningEvent, ...]) -> dict[str, Any] | None:
     if not warnings:
         return None
-    lines = ["*Recent warnings*"]
-    for warning in warnings[:MAX_WARNINGS]:
-        times = f" ({warning.count} times)" if warning.count > 1 else ""
-        lines.append(escape(f"• {warning.object} {warning.reason}{times}: {warning.message}"))
+    lines = ["*Recent warnings*", *(escape(f"• {w.line()}") for w in warnings[:MAX_WARNINGS])]
     return _section("\n".join(lines))
 
 

@@ -18,11 +18,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import urlsplit
 
-from deploybell.api.notification import recipient_errors
+from deploybell.api.errors import shown
 from deploybell.notify.model import Message
-from deploybell.notify.providers.base import Title
+from deploybell.notify.providers.base import Title, headline
 
 SUBJECT_PREFIX = "[deploybell]"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A plain dot-atom address; display names ("Ops <ops@example.com>") are not recipients.
+ADDRESS = re.compile(rf"{_ATEXT}+(\.{_ATEXT}+)*@{_LABEL}(\.{_LABEL})*")
 MAX_HEADER_TEXT = 300  # characters of one header value; longer titles are cut with "…"
 # One mailbox: `Name <addr>` or a bare address; a list ("a, b") or trailing text is not a sender.
 _SENDER = re.compile(r'(?P<name>[^<>,;"]*|"[^"<>]*")\s*<(?P<addr>[^<>\s]+)>|(?P<plain>[^<>\s,;]+)')
@@ -70,15 +74,25 @@ def header_text(value: str, limit: int = MAX_HEADER_TEXT) -> str:
 
 def subject(message: Message, prefix: str = SUBJECT_PREFIX, override: Title | None = None) -> str:
     """`[deploybell] ✔ team-a/web succeeded (run 3)`; a template's title replaces the default."""
-    title = override.title if override is not None and override.title else message.title()
-    return header_text(f"{header_text(prefix)} {header_text(title)}")
+    return header_text(f"{header_text(prefix)} {header_text(headline(message, override)[0])}")
+
+
+def address_problem(recipient: str) -> str | None:
+    """Why `recipient` is not a plain address like `ops@example.com` (None when it is)."""
+    local, _, domain = recipient.rpartition("@")
+    if not ADDRESS.fullmatch(recipient) or len(local) > 64 or len(recipient) > 254:
+        wanted = "an email recipient must be an address like 'ops@example.com'"
+        return f"{wanted}, got {shown(recipient)}"
+    if len(domain) > 253:
+        return f"the domain of an email recipient must be at most 253 characters, got {len(domain)}"
+    return None
 
 
 def parse_sender(value: str) -> Address:
     """`bell@example.com` or `Deploybell <bell@example.com>`, checked like a recipient."""
     match = _SENDER.fullmatch(header_text(value))
     addr = (match.group("addr") or match.group("plain")) if match else ""
-    if match is None or recipient_errors("email", [addr]):
+    if match is None or address_problem(addr) is not None:
         raise AddressError(
             "the sender (from) must be like 'bell@example.com' or "
             f"'Deploybell <bell@example.com>', got {value!r}"
@@ -90,9 +104,9 @@ def parse_sender(value: str) -> Address:
 
 def check_recipient(value: str) -> str:
     """A plain address (`ops@example.com`), exactly as the Notification spec allows."""
-    problems = recipient_errors("email", [value])
-    if problems:
-        raise AddressError(problems[0].partition(": ")[2])
+    problem = address_problem(value)
+    if problem is not None:
+        raise AddressError(problem)
     return value
 
 
@@ -132,49 +146,24 @@ def text_body(message: Message, override: Title | None = None) -> str:
 
 def _facts(message: Message) -> list[tuple[str, str]]:
     facts = [
-        ("Job", message.ref),
-        ("Cluster", message.cluster),
-        ("Run", str(message.run)),
-        ("Phase", message.phase),
+        *message.facts(),
         ("Reason", message.reason),
         ("Started", message.started_at),
         ("Finished", message.finished_at),
-        ("Duration", message.duration()),
-        ("Revision", message.revision),
-        ("Images", ", ".join(message.images)),
     ]
-    if message.rolled_back_to is not None:
-        facts.append(("Rolled back to", f"run {message.rolled_back_to}"))
-    return [(label, _body_text(value)) for label, value in facts if value]
+    return [(label, _body_text(value.replace("\n", ", "))) for label, value in facts if value]
 
 
 def _object_lines(message: Message) -> list[str]:
-    return [
-        _body_text(
-            f"{o.kind} {o.namespace}/{o.name}: {o.status}"
-            + (f" — {o.message}" if o.message else "")
-        )
-        for o in message.objects
-    ]
+    return [_body_text(o.line()) for o in message.objects]
 
 
 def _pod_lines(message: Message) -> list[str]:
-    lines = []
-    for pod in message.pods:
-        details = [pod.reason]
-        if pod.exit_code is not None:
-            details.append(f"exit code {pod.exit_code}")
-        details.append(f"{pod.restart_count} restarts")
-        line = f"pod {pod.pod}, container {pod.container}: {', '.join(d for d in details if d)}"
-        lines.append(_body_text(line + (f" — {pod.message}" if pod.message else "")))
-    return lines
+    return [_body_text(pod.line()) for pod in message.pods]
 
 
 def _warning_lines(message: Message) -> list[str]:
-    return [
-        _body_text(f"{w.object}: {w.reason} ({w.count} times) — {w.message}")
-        for w in message.warnings
-    ]
+    return [_body_text(w.line()) for w in message.warnings]
 
 
 def _footer(message: Message) -> str:
@@ -288,11 +277,11 @@ def _link(link: str) -> str:
 
 
 def _title(message: Message, override: Title | None) -> str:
-    return override.title if override is not None and override.title else message.title()
+    return headline(message, override)[0]
 
 
 def _summary(message: Message, override: Title | None) -> str:
-    return override.text if override is not None and override.text else message.summary()
+    return headline(message, override)[1]
 
 
 def _body_text(value: str) -> str:

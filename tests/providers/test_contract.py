@@ -1,0 +1,234 @@
+"""The contract every registered provider type keeps, run against its peer.
+
+- every event reaches the destination; a type that edits in place turns the start message into
+  the outcome, also when the outcome is sent by a new provider instance (an operator restart: the
+  start message's references come from the ledger, as `Destination.previous`);
+- a rate-limit answer becomes a retryable error that waits as long as the vendor asked;
+- whatever the message holds, the rendered body stays within the vendor's documented limits
+  (long values are cut with a marker, never refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deploybell.api.notification import NotificationSpec
+from deploybell.notify import providers
+from deploybell.notify.model import Message, PodDiagnosis, WarningEvent, sample
+from deploybell.notify.providers.base import (
+    Destination,
+    Preview,
+    Provider,
+    SmtpDefaults,
+    TemporaryDeliveryError,
+)
+from tests.support.peers import CONTRACTS, Contract
+
+OUTCOMES = ("success", "failure", "cancel")
+EXAMPLES = 2000 if os.environ.get("RELIABILITY_LONG") else 60
+# How each event's title reads ("team-a/web succeeded on prod-eu (run 2)"), symbol aside.
+VERBS = {
+    e: f"team-a/web {v} on prod-eu"
+    for e, v in {
+        "start": "started",
+        "success": "succeeded",
+        "failure": "failed",
+        "cancel": "was canceled",
+    }.items()
+}
+
+
+@pytest.fixture(params=providers.NAMES)
+def contract(request: pytest.FixtureRequest) -> Iterator[tuple[str, Contract]]:
+    with CONTRACTS[request.param]() as running:
+        yield request.param, running
+
+
+def message(event: str, run: int) -> Message:
+    return dataclasses.replace(sample(event), run=run, idempotency_key=f"{run}/{event}/contract")
+
+
+def destination(peer: Contract, type_: str, recipient: str, previous: Any = None) -> Destination:
+    spec = providers.parse(
+        {
+            "type": type_,
+            "recipients": list(peer.recipients()),
+            "secretRef": {"name": "contract"},
+            type_: peer.options(),
+        }
+    )
+    return Destination(
+        type=type_,
+        recipient=recipient,
+        options=spec.options,
+        secret=peer.secret(),
+        smtp=SmtpDefaults(sender="bell@local.test"),
+        previous=previous or {},
+    )
+
+
+async def send(
+    provider: Provider, peer: Contract, type_: str, event: str, run: int, previous: Any = None
+) -> dict[str, str]:
+    recipient = (peer.recipients() or ("",))[0]
+    sent = await provider.send(message(event, run), destination(peer, type_, recipient, previous))
+    return dict(sent.refs)
+
+
+def of_run(texts: list[str], run: int) -> list[str]:
+    return [t for t in texts if f"(run {run})" in t]
+
+
+async def test_every_event_arrives_and_in_place_edits_survive_a_restart(
+    contract: tuple[str, Contract],
+) -> None:
+    type_, peer = contract
+    rules = providers.TYPES[type_].rules
+    for run, outcome in enumerate(OUTCOMES, start=1):
+        before = providers.TYPES[type_].sender()
+        refs = await send(before, peer, type_, "start", run)
+        await before.close()
+        after = providers.TYPES[type_].sender()  # a restarted operator: refs from the ledger
+        await send(after, peer, type_, outcome, run, previous=refs)
+        await after.close()
+
+    seen = await wait_for_visible(
+        peer,
+        lambda texts: all(
+            any(VERBS[o] in t for t in of_run(texts, run)) for run, o in enumerate(OUTCOMES, 1)
+        ),
+    )
+    for run, outcome in enumerate(OUTCOMES, start=1):
+        shown = of_run(seen, run)
+        assert any(VERBS[outcome] in t for t in shown), (outcome, shown)
+        still_started = [t for t in shown if VERBS["start"] in t]
+        if rules.edits_in_place:
+            assert still_started == [], f"the start message of run {run} was not edited: {shown}"
+        else:
+            assert still_started, f"the start message of run {run} is missing: {shown}"
+
+
+async def wait_for_visible(peer: Contract, done: Any, within: float = 30.0) -> list[str]:
+    """What the destination shows once `done` holds (IRC and mail arrive a little later)."""
+    deadline = time.monotonic() + within
+    while True:
+        texts = peer.visible()
+        if done(texts) or time.monotonic() > deadline:
+            return texts
+        await asyncio.sleep(0.05)
+
+
+RATE_LIMITED = [t for t in providers.NAMES if getattr(CONTRACTS[t], "rate_limits", False)]
+
+
+@pytest.mark.parametrize("type_", RATE_LIMITED)
+async def test_a_rate_limit_is_retried_after_the_time_the_vendor_asked(type_: str) -> None:
+    with CONTRACTS[type_]() as peer:
+        peer.rate_limit_next(7)
+        provider = providers.TYPES[type_].sender()
+        try:
+            with pytest.raises(TemporaryDeliveryError) as caught:
+                await send(provider, peer, type_, "start", 1)
+        finally:
+            await provider.close()
+    assert caught.value.retry_after is not None
+    assert 6 <= caught.value.retry_after <= 7.5, caught.value.message
+
+
+def preview(
+    type_: str, peer_recipients: tuple[str, ...], options: dict[str, Any], msg: Message
+) -> Any:
+    spec = NotificationSpec(
+        type=type_,
+        recipients=peer_recipients,
+        secret_name="contract",
+        options=providers.parse(
+            {
+                "type": type_,
+                "recipients": list(peer_recipients),
+                "secretRef": {"name": "x"},
+                type_: options,
+            }
+        ).options,
+        template={},
+    )
+    recipient = (peer_recipients or ("",))[0]
+    return providers.TYPES[type_].render(Preview(spec, recipient, msg, None, "bell@local.test"))
+
+
+@contextlib.contextmanager
+def offline(type_: str) -> Iterator[Contract]:
+    """The type's contract peer, not started: its recipients, options and limits."""
+    peer = CONTRACTS[type_]()
+    try:
+        yield peer
+    finally:
+        peer.__exit__(None, None, None)
+
+
+_LONG = st.text(min_size=0, max_size=40).map(lambda s: s * 200)
+_SHORT = st.text(min_size=1, max_size=60)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> Message:
+    event = draw(st.sampled_from(("start", *OUTCOMES)))
+    pods = tuple(
+        PodDiagnosis(draw(_SHORT), draw(_SHORT), draw(_SHORT), draw(_LONG), 1, 3)
+        for _ in range(draw(st.integers(0, 30)))
+    )
+    warnings = tuple(
+        WarningEvent(draw(_SHORT), draw(_SHORT), draw(_LONG), 2)
+        for _ in range(draw(st.integers(0, 30)))
+    )
+    return dataclasses.replace(
+        sample(event),
+        job=draw(_SHORT),
+        reason=draw(_SHORT),
+        message=draw(_LONG),
+        images=tuple(draw(st.lists(_SHORT, max_size=20))),
+        link=draw(st.sampled_from(("", "https://dash.example/x", "https://x/" + "y" * 5000))),
+        pods=pods,
+        warnings=warnings,
+    )
+
+
+@pytest.mark.parametrize("type_", providers.NAMES)
+def test_renders_within_the_vendor_limits_whatever_the_message(type_: str) -> None:
+    with offline(type_) as peer:
+
+        @settings(
+            max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        )
+        @given(msg=messages())
+        def check(msg: Message) -> None:
+            rendered = preview(type_, peer.recipients(), peer.options(), msg)
+            assert peer.problems(rendered) == []
+
+        check()
+
+
+SIZE_LIMITED = [t for t in providers.NAMES if getattr(CONTRACTS[t], "limits_size", True)]
+
+
+@pytest.mark.parametrize("type_", SIZE_LIMITED)
+def test_an_oversize_message_is_cut_with_a_marker(type_: str) -> None:
+    huge = dataclasses.replace(
+        sample("failure"),
+        message="x" * 100_000,
+        pods=tuple(PodDiagnosis(f"p{i}", "c", "CrashLoopBackOff", "y" * 3000) for i in range(60)),
+    )
+    with offline(type_) as peer:
+        rendered = preview(type_, peer.recipients(), peer.options(), huge)
+        assert peer.problems(rendered) == []
+    assert "…" in str(rendered)
