@@ -30,5 +30,12 @@ class RunLog:
         if not logger.isEnabledFor(level):
             return
         extra = {"namespace": self.namespace, "deployjob": self.job, "run": run, "event": event}
-        logger.log(level, "%s/%s run %d: %s", self.namespace, self.job, run, message,
-                   extra={**fields, **extra})  # fmt: skip
+        logger.log(
+            level,
+            "%s/%s run %d: %s",
+            self.namespace,
+            self.job,
+            run,
+            message,
+            extra={**fields, **extra},
+        )

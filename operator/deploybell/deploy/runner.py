@@ -24,6 +24,7 @@ from deploybell.deploy.live import LiveJob, Timers, monotonic_since, utcnow
 from deploybell.deploy.manifests import ObjectRef
 from deploybell.deploy.observe import Observation, Observer
 from deploybell.deploy.run import Action, Phase, RunState
+from deploybell.deploy.runlog import RunLog
 from deploybell.notify import ledger
 from deploybell.notify.model import Message
 from deploybell.notify.outbox import Outbox, Report
@@ -55,6 +56,7 @@ class JobRunner:
         history_limit: int = 10,
     ) -> None:
         self.ports, self.applier, self.observer, self.outbox = ports, applier, observer, outbox
+        self.log = RunLog(live.namespace, live.name)
         self.presentation = presentation or report.Presentation()
         self.failfast_grace = failfast_grace
         self.history_limit = history_limit
@@ -137,6 +139,14 @@ class JobRunner:
         self.timers = Timers()
         self.rollback, self.diagnosis, self.canceled_by = {}, {}, ""
         self.add_event("start")
+        trigger = self.state.trigger
+        self.log.info(
+            self.state.run,
+            "run-started",
+            f"started for generation {trigger.generation}",
+            generation=trigger.generation,
+            redeploy=trigger.redeploy or None,
+        )
 
     async def apply(self, live: LiveJob) -> None:
         assert self.spec is not None
@@ -156,6 +166,9 @@ class JobRunner:
             for ref in result.refs
         ]
         message = f"applied {len(result.refs)} objects, waiting for the rollout"
+        self.log.info(
+            self.state.run, "applied", message, objects=len(result.refs), revision=result.revision
+        )
         self.state = replace(
             self.state, revision=result.revision, reason="Progressing", message=message
         )
@@ -184,6 +197,14 @@ class JobRunner:
             healths, [(p.reason, p.sentence()) for p in stuck], elapsed, self.spec.max_wait_seconds
         )
         changed = self.update_resources(refs, [h for _, h in healths])
+        if changed:
+            self.log.info(
+                self.state.run,
+                "verdict",
+                f"{verdict.outcome.value}: {verdict.message}",
+                outcome=verdict.outcome.value,
+                reason=verdict.reason,
+            )
         if verdict.outcome == runs.Outcome.FAILED:
             await self.diagnose(live, refs, healths, stuck, observation)
             await self.fail(verdict.reason, verdict.message, live)
@@ -221,6 +242,7 @@ class JobRunner:
                     reason="Verifying",
                     message=f"rolled out; must stay healthy for {window}s{note}",
                 )
+                self.log.info(self.state.run, "verifying", self.state.message, seconds=window)
                 await self.persist(live)
                 return float(window)
             if now - since < window:
@@ -296,6 +318,13 @@ class JobRunner:
             for r in generations
         ]
         self.timers = Timers()
+        self.log.warning(
+            self.state.run,
+            "rolling-back",
+            f"{reason}; rolling back to run {snapshot.run}",
+            to_run=snapshot.run,
+            reason=reason,
+        )
         self.state = replace(
             self.state,
             reason="RollingBack",
@@ -354,6 +383,14 @@ class JobRunner:
         self, live: LiveJob, phase: Phase, reason: str, message: str, event: str
     ) -> None:
         self.state = runs.finish(self.state, phase, reason, message, utcnow())
+        log = self.log.info if phase == Phase.SUCCEEDED else self.log.warning
+        log(
+            self.state.run,
+            "run-finished",
+            f"{phase.value} ({reason}): {message}",
+            phase=phase.value,
+            reason=reason,
+        )
         await self.observer.unfollow()
         self.history = runs.push_history(self.history, self.state, self.history_limit)
         self.add_event(event)
