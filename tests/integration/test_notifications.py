@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from deploybell.api.kinds import WATCHED_KINDS
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import (
+    UNSCHEDULABLE,
     deployment,
     events,
     finished,
@@ -130,6 +132,32 @@ def test_metrics_count_runs_and_notifications(
     assert 'deploybell_notifications_total{event="success",result="sent",type="webhook"}' in text
     assert 'deploybell_deployjob_runs_total{result="Succeeded"}' in text
     assert "deploybell_notification_delivery_seconds_bucket" in text
+
+
+def test_a_namespace_is_watched_only_while_a_run_is_in_flight(
+    cluster: ClusterAccess, notification_ns: str, operator: OperatorProcess
+) -> None:
+    """The workload and pod watches of a namespace open with its first run in flight and close
+    when the last one there ends (the operator's gauge, per namespace)."""
+    ns = notification_ns
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    series = f'deploybell_run_watches{{namespace="{ns}"}}'
+
+    def watches() -> float:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(series):
+                    return float(line.split()[-1])
+        return 0.0
+
+    assert watches() == 0
+    stuck = deployment("web", node_selector=UNSCHEDULABLE)
+    cluster.apply(subscribed("web", [stuck, deployment("api")]), ns)
+    wait_dj(cluster, ns, "web", "run 1 Deploying", finished(1, "Deploying"))
+    assert wait_for(f"watches in {ns}", watches, timeout=30) == len(WATCHED_KINDS)
+    cluster.kubectl("annotate", "dj/web", "-n", ns, "deploybell.io/cancel=now")
+    wait_dj(cluster, ns, "web", "run 1 Canceled", finished(1, "Canceled"))
+    wait_for(f"no watches left in {ns}", lambda: watches() == 0, timeout=30)
 
 
 def test_a_changed_secret_is_used_by_the_next_run(

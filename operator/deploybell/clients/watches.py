@@ -34,11 +34,13 @@ class RunWatches:
         trim: Trim,
         on_change: Callable[[JobKey], None],
         kinds: Iterable[WatchedKind] = WATCHED_KINDS,
+        on_watching: Callable[[str, int], None] | None = None,
     ) -> None:
         self.kube = kube
         self.trim = trim
         self.on_change = on_change
         self.kinds = tuple(kinds)
+        self.on_watching = on_watching or (lambda namespace, count: None)
         self._users: dict[str, int] = {}
         self._informers: dict[str, list[Informer]] = {}
         self._by_job: dict[JobKey, dict[ObjectKey, dict[str, Any]]] = {}
@@ -67,7 +69,8 @@ class RunWatches:
                     self._informers[namespace] = group
                     for informer in group:
                         informer.start()
-                    logger.info("watching namespace %s", namespace, extra={"ns": namespace})
+                    self.on_watching(namespace, len(group))
+                    logger.info("watching namespace %s", namespace)
                 started += self._informers[namespace]
         waits = [asyncio.ensure_future(i.synced.wait()) for i in started]
         if waits:
@@ -87,13 +90,15 @@ class RunWatches:
                     await informer.stop()
                     for obj in informer.objects():
                         self._forget(obj)
+                self.on_watching(namespace, 0)
                 logger.info("stopped watching namespace %s", namespace)
 
     async def close(self) -> None:
         async with self._lock:
-            for group in self._informers.values():
+            for namespace, group in self._informers.items():
                 for informer in group:
                     await informer.stop()
+                self.on_watching(namespace, 0)
             self._informers.clear()
             self._users.clear()
             self._by_job.clear()

@@ -65,7 +65,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         notifications=cache,
         limiter=asyncio.Semaphore(ours.delivery_concurrency),
         presentation=Presentation(ours.cluster_name, ours.link_template),
-        watches=RunWatches(kube, trim, wake),
+        watches=RunWatches(kube, trim, wake, on_watching=metrics.watching),
     )
     engine = context.engine = Engine(KopfHooks(context), ours.deletion_grace_seconds)
     logging.getLogger(PEERING_LOGGER).addHandler(PeeringListener(engine))
