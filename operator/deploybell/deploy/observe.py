@@ -8,8 +8,16 @@ from typing import Any
 
 from deploybell.api.kinds import WATCHED_KINDS
 from deploybell.clients.errors import ApiError
+from deploybell.deploy import report
 from deploybell.deploy.apply import service_account_user
-from deploybell.deploy.health import PodProblem, pod_is_ready, pod_problems, pod_restart_total
+from deploybell.deploy.health import (
+    Health,
+    PodProblem,
+    Status,
+    pod_is_ready,
+    pod_problems,
+    pod_restart_total,
+)
 from deploybell.deploy.manifests import ObjectRef
 from deploybell.deploy.ports import ClusterAPI, WatchCache
 from deploybell.notify.model import WarningEvent
@@ -181,6 +189,22 @@ class Observer:
             observation.needs_polling = True
         summarize_pods(current_pods(cached), observation)
         return observation
+
+    async def diagnose(
+        self,
+        namespace: str,
+        refs: Sequence[ObjectRef],
+        healths: Sequence[Health],
+        stuck: Sequence[PodProblem],
+        observation: Observation,
+    ) -> dict[str, Any]:
+        """status.diagnosis: the failing pods and the latest Warning Events of failing objects."""
+        failing = {
+            ref.name for ref, h in zip(refs, healths, strict=True) if h.status != Status.CURRENT
+        }
+        problems = list(stuck) or list(observation.pod_problems.values())
+        failing |= {p.pod for p in problems}
+        return report.diagnosis(problems, await self.warnings(namespace, failing))
 
     async def warnings(self, namespace: str, names: set[str], limit: int = 5) -> list[WarningEvent]:
         """The latest Warning Events about the named objects (and their pods) in a namespace."""
