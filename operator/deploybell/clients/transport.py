@@ -80,7 +80,7 @@ class Transport:
         """(HTTP status, body, Retry-After seconds) of one request; `Unreachable` without one."""
         try:
             response = await self._call(
-                method, path, query, body, content_type, headers, (CONNECT_TIMEOUT, read_timeout)
+                method, path, query, body, content_type, headers, _timeouts(read_timeout)
             )
             async with response:
                 data = await response.read()
@@ -94,7 +94,7 @@ class Transport:
         """The lines of a streamed response (a watch), until the server closes it."""
         try:
             response = await self._call(
-                "GET", path, query, None, "application/json", {}, (CONNECT_TIMEOUT, idle_timeout)
+                "GET", path, query, None, "application/json", {}, _timeouts(idle_timeout)
             )
             async with response:
                 if response.status != 200:
@@ -114,7 +114,7 @@ class Transport:
         body: Any,
         content_type: str,
         headers: Mapping[str, str],
-        timeouts: tuple[float, float],
+        timeouts: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         response = await self._api.call_api(
             path,
@@ -138,6 +138,14 @@ def kubeconfig_namespace() -> str | None:
         return None
     namespace = ((current or {}).get("context") or {}).get("namespace")
     return str(namespace) if namespace else None
+
+
+def _timeouts(read_seconds: float) -> aiohttp.ClientTimeout:
+    """Connecting and each read are bounded; waiting for a free connection of the pool is not
+    (a burst of runs queues there, and that is no reason to give up on the API server)."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_seconds
+    )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float:
