@@ -286,6 +286,11 @@ CASES: list[tuple[str, str, Any]] = [
         note("a", type="email", recipients=["a@b.c"], slack={"threads": True}),
     ),
     ("n-recipient-too-long", "rejected", note("a", type="email", recipients=["a" * 400 + "@b.c"])),
+    (
+        "n-discord-username-too-long",
+        "rejected spec.discord.username",
+        note("a", type="discord", secretRef={"name": "s"}, discord={"username": "d" * 81}),
+    ),
     # --- Notification: the operator says why it is not Ready ----------------------------------
     (
         "n-irc-port-range",
@@ -301,6 +306,33 @@ CASES: list[tuple[str, str, Any]] = [
         "n-template-loop",
         "notready",
         note("a", type="email", recipients=["a@b.c"], template={"title": "{% for %}"}),
+    ),
+    (
+        "n-discord-thread-id-range",
+        "notready spec.recipients[0]: a Discord id is at most 2^64 - 1",
+        note("a", type="discord", recipients=["99999999999999999999"], secretRef={"name": "s"}),
+    ),
+    (
+        "n-discord-username-reserved",
+        "notready spec.discord.username: must not contain 'discord'",
+        note("a", type="discord", secretRef={"name": "s"}, discord={"username": "Discord Bot"}),
+    ),
+    (
+        "n-template-undefined-name",
+        "notready spec.template.title: fails to render for a sample start message (UndefinedError: 'verb' is undefined)",
+        note("a", type="email", recipients=["a@b.c"], template={"title": "{{ job }} {{ verb }}"}),
+    ),
+    (
+        "n-template-sandbox-escape",
+        "notready spec.template.text: fails to render for a sample start message (SecurityError: access to attribute '__class__'",
+        note(
+            "a", type="email", recipients=["a@b.c"], template={"text": "{{ ''.__class__.__mro__ }}"}
+        ),
+    ),
+    (
+        "n-template-index-for-some-events",
+        "notready spec.template.text: fails to render for a sample start message (UndefinedError: tuple object has no element 0)",
+        note("a", type="email", recipients=["a@b.c"], template={"text": "{{ pods[0].reason }}"}),
     ),
     (
         "n-secret-missing",

@@ -10,17 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploybell.notify.model import PodDiagnosis, WarningEvent, sample
-from deploybell.notify.providers.base import Title
-from deploybell.notify.render.irc import (
+from deploybell.notify.providers._irc_lines import (
     MAX_LINE_BYTES,
-    IrcTarget,
     clean,
     line_budget,
     lines,
-    parse_recipient,
     render,
     split,
 )
+from deploybell.notify.providers.base import Title
+from deploybell.notify.providers.irc import IrcTarget, parse_recipient
 
 # The formatting render() adds itself: a colour code before the symbol and a reset after it.
 OWN_FORMATTING = re.compile(r"\x03\d\d(?=[▶✔✖■])|\x0f")

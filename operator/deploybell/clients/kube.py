@@ -16,7 +16,7 @@ from typing import Any, cast
 import orjson
 
 from deploybell.api.constants import FIELD_MANAGER
-from deploybell.clients.errors import ApiError, NotFound, UnknownKind, error_for
+from deploybell.clients.errors import ApiError, Forbidden, NotFound, UnknownKind, error_for
 from deploybell.clients.transport import Transport
 
 
@@ -192,6 +192,41 @@ class KubeClient:
             return False
         return True
 
+    async def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> bool:
+        """A core/v1 Event about `involved`; False when its namespace is gone or being deleted
+        (there is no one left to tell: the API refuses new objects there with 403)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "deploybell"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+        except NotFound:
+            return False
+        except Forbidden as e:
+            if "being terminated" in e.message:
+                return False
+            raise
+        return True
+
     async def merge_patch(
         self, path: str, patch: Mapping[str, Any], subresource: str = ""
     ) -> dict[str, Any]:
@@ -214,34 +249,6 @@ class KubeClient:
 
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self.request("POST", path, body=dict(body))
-
-    async def post_event(
-        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
-    ) -> None:
-        """An Event about `involved` (a body with apiVersion, kind and metadata)."""
-        meta = involved["metadata"]
-        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion"),
-                "kind": involved.get("kind"),
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": "deploybell"},
-            "reportingComponent": "deploybell",
-            "firstTimestamp": now[:19] + "Z",
-            "lastTimestamp": now[:19] + "Z",
-            "count": 1,
-        }
-        await self.create(f"/api/v1/namespaces/{meta['namespace']}/events", event)
 
 
 __all__ = ["ApiError", "Discovery", "KubeClient", "ResourceInfo"]

@@ -16,6 +16,9 @@ from tests.support.peers.contract import (
     SlackContract,
     WebhookContract,
 )
+from tests.support.peers.discord import DiscordContract
+from tests.support.peers.googlechat import GooglechatContract
+from tests.support.peers.teams import TeamsContract
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -23,4 +26,7 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "irc": IrcContract,
     "email": EmailContract,
     "webhook": WebhookContract,
+    "teams": TeamsContract,
+    "discord": DiscordContract,
+    "googlechat": GooglechatContract,
 }
