@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 NOTIFICATIONS = Counter(
     "deploybell_notifications_total",
@@ -21,6 +21,20 @@ RUN_SECONDS = Histogram(
     "Duration of finished DeployJob runs.",
     buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 3600),
 )
+
+WATCHED_NAMESPACES = Gauge(
+    "deploybell_run_watches",
+    "Watches open on the kinds a run observes, per namespace (only while a run is in flight).",
+    ["namespace"],
+)
+
+
+def watching(namespace: str, watches: int) -> None:
+    """`watches` open in `namespace` now; 0 removes the series."""
+    if watches:
+        WATCHED_NAMESPACES.labels(namespace).set(watches)
+    else:
+        WATCHED_NAMESPACES.remove(namespace)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (a pod's metrics port)
