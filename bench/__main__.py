@@ -36,6 +36,12 @@ def parse(argv: list[str] | None = None) -> Config:
         default=0,
         help="what-if: run the operator with this many threads in asyncio's default executor",
     )
+    parser.add_argument(
+        "--flux-sizes",
+        default=",".join(map(str, defaults.flux_sizes)),
+        help="Deployments in one Flux Kustomization, comma-separated; empty: no Flux "
+        "(default %(default)s)",
+    )
     parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
     parser.add_argument(
         "--no-profile",
@@ -54,6 +60,7 @@ def parse(argv: list[str] | None = None) -> Config:
         restart_reps=args.restart_reps,
         quiet_seconds=args.quiet_seconds,
         operator_threads=args.operator_threads,
+        flux_sizes=tuple(int(s) for s in args.flux_sizes.split(",") if s.strip()),
         out_dir=args.out_dir,
         profile=args.profile,
     )

@@ -54,6 +54,9 @@ class Config:
 
     out_dir: Path = ROOT / "bench" / "results"
 
+    flux_sizes: tuple[int, ...] = (10, 100, 1000)
+    """Deployments in one Flux Kustomization, once each, after everything else (empty: no Flux)."""
+
     profile: bool = True
     """Record the operator with py-spy during the largest size's run (skipped, with a note,
     when py-spy is missing or may not attach)."""
