@@ -36,6 +36,7 @@ def parse(argv: list[str] | None = None) -> Config:
         default=0,
         help="what-if: run the operator with this many threads in asyncio's default executor",
     )
+    parser.add_argument("--scale-jobs", type=int, default=defaults.scale_jobs)
     parser.add_argument(
         "--flux-sizes",
         default=",".join(map(str, defaults.flux_sizes)),
@@ -60,6 +61,7 @@ def parse(argv: list[str] | None = None) -> Config:
         restart_reps=args.restart_reps,
         quiet_seconds=args.quiet_seconds,
         operator_threads=args.operator_threads,
+        scale_jobs=args.scale_jobs,
         flux_sizes=tuple(int(s) for s in args.flux_sizes.split(",") if s.strip()),
         out_dir=args.out_dir,
         profile=args.profile,

@@ -54,6 +54,10 @@ class Config:
 
     out_dir: Path = ROOT / "bench" / "results"
 
+    scale_jobs: int = 10_000
+    """DeployJobs in place for the last restart and idle figures (0: skip); those beyond the
+    ones that ran get a copy of a finished run's status (bench/scale.py)."""
+
     flux_sizes: tuple[int, ...] = (10, 100, 1000)
     """Deployments in one Flux Kustomization, once each, after everything else (empty: no Flux)."""
 

@@ -73,6 +73,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     check(f"restart: handling events again with {jobs} DeployJobs (s)", handling, 3.0,
           lambda v: v <= 3.0)  # fmt: skip
     check("notifications re-sent after restart", resent, 0, lambda v: v == 0)
+    scale = results.get("scale") or {}
+    many = scale.get("jobs")
+    check(f"idle RSS with {many} DeployJobs (MiB)", _get(scale, "idle", "deploybell", "rss_mib"),
+          300, lambda v: v <= 300)  # fmt: skip
+    check(f"restart: handling events again with {many} DeployJobs (s)",
+          _get(scale, "restart", "handling_seconds"), 10.0, lambda v: v <= 10.0)  # fmt: skip
+    check(f"notifications re-sent after the restart with {many}",
+          _get(scale, "restart", "resent"), 0, lambda v: v == 0)  # fmt: skip
     return rows
 
 
@@ -124,7 +132,8 @@ def table(results: dict[str, Any]) -> str:
             f"{_num(f['ratio_p50'], '{:.2f}'):>9} {_num(f['end_to_end_ratio_p50'], '{:.2f}'):>20}"
         )
     lines += ["", *_footprint_lines(results), "", *_api_lines(results), ""]
-    lines += [*_restart_lines(results), *_flux_lines(results), *_pipeline_lines(results)]
+    lines += [*_restart_lines(results), *_scale_lines(results), *_flux_lines(results)]
+    lines += _pipeline_lines(results)
     lines += _profile_lines(results)
     lines += ["", "targets:"]
     for row in results.get("targets") or []:
@@ -223,6 +232,23 @@ def _restart_lines(results: dict[str, Any]) -> list[str]:
         f"{summary['handling_seconds']} s",
         f"  notifications re-sent: {summary['resent']}; requests {summary['requests']}, "
         f"writes {summary['writes']} (including the new DeployJob's run)",
+    ]
+
+
+def _scale_lines(results: dict[str, Any]) -> list[str]:
+    scale = results.get("scale")
+    if not scale:
+        return []
+    restart, idle = scale["restart"], scale["idle"]
+    return [
+        "",
+        f"(5b) {scale['jobs']} DeployJobs in place ({scale['ran']} ran; the others were given "
+        f"a copy of a finished run's status, in {scale['created_seconds']} s)",
+        f"  restart: healthy {restart['healthy_seconds']} s, handling events "
+        f"{restart['handling_seconds']} s, re-sent {restart['resent']}",
+        f"  idle {idle['seconds']:.0f} s: RSS {_rss(idle['deploybell'])} MiB, bare kopf "
+        f"{_rss(idle['bare'])} MiB, ratio {_ratio(idle)}; CPU {idle['deploybell']['cpu_seconds']}"
+        f" s, bare {idle['bare']['cpu_seconds']} s",
     ]
 
 

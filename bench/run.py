@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.support.deploybell import notification, webhook_secret
 
-from bench import audit, flux, footprint, latency, report
+from bench import audit, flux, footprint, latency, report, scale
 from bench import restart as restarts
 from bench.audit import AuditLog
 from bench.cluster import (
@@ -158,6 +158,11 @@ def measure(lab: Lab, results: dict[str, Any]) -> None:
         results["restart"]["profile"] = profile_summary(profile)
     if whole_run is not None:
         results["foreign_requests"] = foreign_requests(lab, whole_run)
+    if config.scale_jobs:
+        try:
+            results["scale"] = scale.measure(lab, big, config.scale_jobs)
+        finally:
+            scale.remove(lab, big)
     if config.flux_sizes:
         results["flux"] = flux.measure(lab, sorted(config.flux_sizes))
 
