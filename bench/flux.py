@@ -39,6 +39,7 @@ def measure(lab: Lab, sizes: list[int]) -> dict[str, Any]:
     kubeconfig = identity_kubeconfig(lab.cluster, FLUX_USER)
     crds = str(bins.parent / "crds")
     lab.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
+    lab.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
     results: dict[str, Any] = {"versions": versions(), "sizes": {}}
     with AlertSink() as sink, running(bins, kubeconfig, lab.log_dir / "flux") as flux:
         results["started"] = rss(flux)

@@ -186,6 +186,7 @@ def running(bins: Path, kubeconfig: Path, log_dir: Path) -> Iterator[Flux]:
         events = free_port()
         env = {**os.environ, **LOOPBACK, "KUBECONFIG": str(kubeconfig)}
         storage = free_port()
+        (root / "storage").mkdir()
         common = ["--log-encoding=json", "--log-level=info"]
         specific = {
             "source-controller": [

@@ -258,7 +258,10 @@ def _flux_lines(results: dict[str, Any]) -> list[str]:
         return []
     if "error" in flux:
         return ["", f"(6) Flux as a peer: not measured: {flux['error']}"]
-    pins = ", ".join(f"{k.removeprefix('FLUX_').lower()} {v}" for k, v in flux["versions"].items())
+    pins = ", ".join(
+        f"{k.removeprefix('FLUX_').removesuffix('_VERSION').lower()} {v}"
+        for k, v in flux["versions"].items()
+    )
     lines = [
         "",
         f"(6) Flux as a peer ({pins}): the same N Deployments in one Kustomization (wait: true)",
