@@ -114,27 +114,48 @@ class JobTask:
         self.last_written = 0  # resourceVersion of this task's last write (0: none)
         self.held = FINALIZER in live.finalizers
         self.gone = False
+        self.by_sends_only = False  # woken only by finished sends since the last step
         self.task = asyncio.create_task(self._run(), name=f"deployjob {live.namespace}/{live.name}")
 
     def wake(self) -> None:
         self.woken.set()
+        self.by_sends_only = False
+
+    def wake_by_send(self) -> None:
+        """A send finished: worth a look, and worth letting its siblings finish too."""
+        if not self.woken.is_set():
+            self.by_sends_only = True
+        self.woken.set()
+
+    def echo(self, live: LiveJob, body: Mapping[str, Any]) -> bool:
+        """The event shows this task's own write (or an older version) and nothing else moved:
+        the same generation, annotations, deletion and finalizers as the task already has."""
+        version = resource_version(body)
+        seen = self.live
+        return (
+            version is not None
+            and version <= self.last_written
+            and (live.desired, live.deleting, live.finalizers)
+            == (seen.desired, seen.deleting, seen.finalizers)
+        )
 
     def wrote(self, version: int | None) -> None:
         if version:
             self.last_written = max(self.last_written, version)
 
     async def _run(self) -> None:
-        runner = self.engine.hooks.runner(self.live, self.wake, self.wrote)
+        runner = self.engine.hooks.runner(self.live, self.wake_by_send, self.wrote)
         failures = 0
         try:
             while not self.engine.stopping and not self.gone:
+                settle, self.by_sends_only = self.by_sends_only, False
                 self.woken.clear()
                 live = self.live
                 try:
                     if not live.deleting and not self.held:
                         self.wrote(await self.engine.hooks.hold(live))
                         self.held = True
-                    delay = await runner.step(live)
+                    delay = await runner.step(live, settle=settle)
                     failures = 0
                 except ApiError as e:
                     delay = TRANSIENT_BACKOFF[min(failures, len(TRANSIENT_BACKOFF) - 1)]
@@ -186,6 +207,9 @@ class Engine:
         if task is not None:
             if gone:
                 task.gone = True
+            elif task.echo(live, body):
+                task.live = live
+                return  # our own status write coming back: nothing the run needs to look at
             else:
                 task.live = live
             task.wake()

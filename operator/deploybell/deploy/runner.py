@@ -80,10 +80,13 @@ class JobRunner(Rollbacks):
 
     # --- the loop body ------------------------------------------------------------------------
 
-    async def step(self, live: LiveJob) -> float | None:
-        """Do what the job needs now; return seconds until a timer needs a look (None: never)."""
+    async def step(self, live: LiveJob, settle: bool = False) -> float | None:
+        """Do what the job needs now; return seconds until a timer needs a look (None: never).
+        `settle`: woken by finished sends alone, so let the others of that event finish for one
+        status write (anything else, such as a rollout completing, is looked at at once)."""
         self.live = live
-        await self.outbox.settle()  # sends of one event finish together: one status write
+        if settle:
+            await self.outbox.settle()
         await self.sync_notifications()
         delay = await self.act(live)
         await self.sync_notifications()
