@@ -54,6 +54,9 @@ class Config:
 
     out_dir: Path = ROOT / "bench" / "results"
 
+    trace_memory: bool = False
+    """A what-if: the operator with tracemalloc, reporting what holds its memory (bench.memory)."""
+
     scale_jobs: int = 10_000
     """DeployJobs in place for the last restart and idle figures (0: skip); those beyond the
     ones that ran get a copy of a finished run's status (bench/scale.py)."""

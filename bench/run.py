@@ -86,6 +86,7 @@ def lab_for(config: Config, cluster: ClusterInfo, run_id: str) -> Iterator[Lab]:
                 namespaces,
                 log_dir / "deploybell.log",
                 config.operator_threads,
+                config.trace_memory,
             ),
             bare=bare(identity_kubeconfig(cluster, BARE_USER), namespaces, log_dir / "bare.log"),
             run_id=run_id,

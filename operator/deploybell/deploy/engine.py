@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from deploybell.api.constants import FINALIZER
 from deploybell.clients.errors import ApiError
+from deploybell.deploy import memory
 from deploybell.deploy import run as runs
 from deploybell.deploy.live import LiveJob
 from deploybell.deploy.run import Action, RunState
@@ -30,6 +31,9 @@ logger = logging.getLogger("deploybell.engine")
 JobKey = tuple[str, str]
 TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 STOP_GRACE_SECONDS = 10.0
+# After the last task ends, before the burst's memory is released: idle keep-alive connections
+# (aiohttp closes them after 15 s) go first, with their TLS buffers.
+IDLE_SECONDS = 20.0
 
 
 def has_work(live: LiveJob) -> bool:
@@ -190,9 +194,16 @@ class JobTask:
 class Engine:
     """The DeployJobs with work, each with its task; fed by every DeployJob event."""
 
-    def __init__(self, hooks: JobHooks, deletion_grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        hooks: JobHooks,
+        deletion_grace: float = 30.0,
+        on_idle: Callable[[], None] = memory.release,
+    ) -> None:
         self.hooks = hooks
         self.deletion_grace = deletion_grace
+        self.on_idle = on_idle
+        self._idle_call: asyncio.TimerHandle | None = None
         self.tasks: dict[JobKey, JobTask] = {}
         self.scheduler = Scheduler(self.wake)
         self.stopping = False
@@ -218,6 +229,9 @@ class Engine:
             return
         if has_work(live):
             self.tasks[key] = JobTask(self, live)
+            if self._idle_call is not None:
+                self._idle_call.cancel()
+                self._idle_call = None
 
     def _stale(self, key: JobKey, body: Mapping[str, Any]) -> bool:
         """Older than this operator's last write to it: an event queued before that write."""
@@ -245,6 +259,15 @@ class Engine:
         self.scheduler.at(task.key, None)
         if task.last_written:
             self._written[task.key] = task.last_written
+        if not self.tasks and not self.stopping and self._idle_call is None:
+            loop = asyncio.get_running_loop()
+            self._idle_call = loop.call_later(IDLE_SECONDS, self._idle)
+
+    def _idle(self) -> None:
+        """No run in flight for IDLE_SECONDS: the burst is over, its memory can go back."""
+        self._idle_call = None
+        if not self.tasks:
+            self.on_idle()
 
     async def pause(self) -> None:
         """Another operator took over (peering): let go of every run; they resume from status."""
@@ -256,6 +279,8 @@ class Engine:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self._idle_call is not None:
+            self._idle_call.cancel()
         await self._stop_tasks()
         await self.scheduler.close()
 
