@@ -93,6 +93,24 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
+class Draft(Protocol):
+    """What a renderer reads: one recipient's message and the Notification's options. A
+    `Preview` is one, and so is the message a sender is delivering: what is sent is what
+    `deploybell render` and the contract test show."""
+
+    @property
+    def message(self) -> Message: ...
+
+    @property
+    def override(self) -> Title | None: ...
+
+    @property
+    def recipient(self) -> str: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Preview:
     """What `deploybell render` asks a provider to show: one recipient's message, no network."""
