@@ -165,6 +165,11 @@ class Outgoing:
     def options(self) -> Mapping[str, Any]:
         return self.destination.options
 
+    @property
+    def previous(self) -> Mapping[str, Any]:
+        """The refs of the run's start message to this recipient (from the ledger)."""
+        return self.destination.previous
+
     def url(self, key: str, default: str = "") -> URL:
         """The Secret's `key` (else `default`) as an absolute http(s) URL; the Secret's is
         masked from now on, as written and as parsed."""

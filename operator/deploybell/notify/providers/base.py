@@ -148,6 +148,19 @@ class ProviderType:
         return self.rules.type
 
 
+def masked(
+    error: DeliveryError,
+    secrets: Iterable[str],
+    hide: Callable[[str, list[str]], str] | None = None,
+) -> DeliveryError:
+    """The same error (kind and retry delay) with every secret value masked in its message
+    (by `mask`, or the provider's own `hide`): what a provider raises for an error from below
+    that may quote a credential."""
+    values = list(secrets)
+    text = hide(error.message, values) if hide else mask(error.message, values)
+    return type(error)(text, error.retry_after)
+
+
 def mask(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret value (and URL credentials/paths that carry tokens) with ***."""
     out = text

@@ -122,7 +122,7 @@ class DiscordProvider(_http.HttpProvider):
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         hook = webhook(out)
         thread = out.recipient
-        start_id = str(out.destination.previous.get("messageId", ""))
+        start_id = str(out.previous.get("messageId", ""))
         if out.message.event != "start" and start_id.isdigit():
             edited = await _edit(out, hook, start_id, thread)
             if edited is not None:

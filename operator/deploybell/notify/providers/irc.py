@@ -18,19 +18,9 @@ from typing import Any
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
+from deploybell.notify.providers import base
 from deploybell.notify.providers._irc_lines import lines
 from deploybell.notify.providers._irc_session import Session
-from deploybell.notify.providers.base import (
-    DeliveryError,
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    TemporaryDeliveryError,
-    Title,
-    mask,
-)
 
 DEFAULT_NICK = "deploybell"
 DEFAULT_PORT = 6667
@@ -141,12 +131,12 @@ class IrcProvider:
         ]
 
     async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None = None
+    ) -> base.Sent:
         try:
             return await self._send(message, destination, override)
-        except DeliveryError as e:
-            raise type(e)(mask(e.message, destination.secret.values()), e.retry_after) from None
+        except base.DeliveryError as e:
+            raise base.masked(e, destination.secret.values()) from None
 
     async def close(self) -> None:
         """QUIT every pooled connection."""
@@ -154,12 +144,12 @@ class IrcProvider:
         await asyncio.gather(*(s.quit("deploybell: closing") for s in sessions), *self._quitting)
 
     async def _send(
-        self, message: Message, destination: Destination, override: Title | None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None
+    ) -> base.Sent:
         try:
             settings = irc_settings(destination.recipient, destination.options, destination.secret)
         except ValueError as e:
-            raise PermanentDeliveryError(f"irc: {e}") from None
+            raise base.PermanentDeliveryError(f"irc: {e}") from None
         self._forget_other_loops()
         lock = self._locks.setdefault(settings.key, asyncio.Lock())
         async with lock:
@@ -181,7 +171,7 @@ class IrcProvider:
                 # Silence on an open socket: the link is wedged or half-open; start afresh.
                 self._sessions.pop(settings.key, None)
                 await session.quit("deploybell: no answer")
-                raise TemporaryDeliveryError(
+                raise base.TemporaryDeliveryError(
                     f"irc: no answer from {session.where} within {self.reply_timeout:g}s"
                 ) from None
             finally:
@@ -189,7 +179,7 @@ class IrcProvider:
                 if session.alive:
                     session.start_idle_timer(self.idle_timeout, lambda: self._expire(session))
         where = f"{channel} on {settings.target.host}"
-        return Sent(
+        return base.Sent(
             refs={"server": session.where, "channel": channel, "nick": session.nickname},
             detail=f"sent {len(texts)} line{'s' if len(texts) != 1 else ''} to {where}",
         )
@@ -240,7 +230,7 @@ class IrcProvider:
             self._quitting = set()
 
 
-def _lines(preview: Preview) -> tuple[IrcSettings, list[str]]:
+def _lines(preview: base.Preview) -> tuple[IrcSettings, list[str]]:
     settings = irc_settings(preview.recipient, preview.options, {})
     texts = lines(
         preview.message,
@@ -252,7 +242,7 @@ def _lines(preview: Preview) -> tuple[IrcSettings, list[str]]:
     return settings, texts
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     settings, texts = _lines(preview)
     target = settings.target
     tls = "with TLS " if target.tls else ""
@@ -269,7 +259,7 @@ def _visible(text: str) -> str:
     return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
-PROVIDER = ProviderType(
+PROVIDER = base.ProviderType(
     rules=RULES,
     sender=IrcProvider,
     render=lambda preview: _lines(preview)[1],
