@@ -125,6 +125,18 @@ class Preview:
     def options(self) -> Mapping[str, Any]:
         return self.notification.options
 
+    def update_and_reply(self, start: str, how: str, reply: str) -> list[str]:
+        """The note of a type that, with a bot token and `threads`, updates the run's `start`
+        (message, post) in place with an outcome (`how`) and replies `reply` in its thread."""
+        if self.message.event == "start" or not self.options.get("threads", True):
+            return []
+        return [
+            "",
+            f"with a bot token, after this run's start {start}: that {start} is updated in place",
+            how,
+            reply,
+        ]
+
 
 @dataclass(frozen=True)
 class ProviderType:

@@ -19,7 +19,7 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers import _answers, _forge, _http, _records, base
+from deploybell.notify.providers import _answers, _forge, _http, _layout, _records, base
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -198,7 +198,7 @@ def status_body(
         "description": _records.status_text(message, override, MAX_DESCRIPTION),
         "environment": message.environment,
     }
-    if log_url := _records.web_link(message.link):
+    if log_url := _layout.web_link(message.link):
         body["log_url"] = log_url
     if environment_url := str(options.get("environmentUrl") or ""):
         body["environment_url"] = environment_url
@@ -213,7 +213,7 @@ def commit_status(draft: base.Draft) -> dict[str, Any]:
         "description": _records.status_text(message, override, MAX_DESCRIPTION),
         "context": f"deploybell/{message.namespace}/{message.job}",
     }
-    if target := _records.web_link(message.link):
+    if target := _layout.web_link(message.link):
         body["target_url"] = target
     return body
 

@@ -22,7 +22,7 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _answers, _forge, _http, _records, base
+from deploybell.notify.providers import _answers, _forge, _http, _layout, _records, base
 
 DEFAULT_API_URL = "https://gitlab.com/api/v4"
 DEPLOYMENT_STATES = {
@@ -219,7 +219,7 @@ def commit_status(draft: base.Draft) -> dict[str, Any]:
         "name": f"deploybell/{message.namespace}/{message.job}"[:255],
         "description": _records.status_text(message, override, MAX_DESCRIPTION),
     }
-    if target := _records.web_link(message.link, MAX_TARGET_URL):
+    if target := _layout.web_link(message.link, MAX_TARGET_URL):
         body["target_url"] = target
     if ref := str(options.get("ref") or ""):
         body["ref"] = ref

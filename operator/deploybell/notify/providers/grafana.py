@@ -18,7 +18,7 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers import _http, _records, base
+from deploybell.notify.providers import _http, _layout, _records, base
 
 # Grafana stores a tag's key and value in 100-character columns; the text has no documented
 # limit, so it is kept to what reads well in a tooltip.
@@ -168,7 +168,7 @@ def text(message: Message, override: base.Title | None = None) -> str:
     ]
     lines += [clip(p.line(), MAX_LINE) for p in message.pods[:MAX_ITEMS]]
     lines += [clip(w.line(), MAX_LINE) for w in message.warnings[:MAX_ITEMS]]
-    if link := _records.web_link(message.link, MAX_LINE):
+    if link := _layout.web_link(message.link, MAX_LINE):
         lines.append(link)
     return clip("\n".join(line for line in lines if line), MAX_TEXT)
 

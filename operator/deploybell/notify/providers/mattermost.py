@@ -206,14 +206,11 @@ def _preview(preview: base.Preview) -> list[str]:
         "an incoming webhook gets the same message and attachment as `text` and `attachments`"
         + (f", with {json.dumps(extra, ensure_ascii=False)}" if extra else "")
     )
-    if message.event != "start" and preview.options.get("threads", True):
-        out += [
-            "",
-            "with a bot token, after this run's start post: that post is updated in place",
-            "(PUT /api/v4/posts/<id>/patch) and this reply is posted in its thread (root_id):",
-            thread_reply(message, override),
-        ]
-    return out
+    return out + preview.update_and_reply(
+        "post",
+        "(PUT /api/v4/posts/<id>/patch) and this reply is posted in its thread (root_id):",
+        thread_reply(message, override),
+    )
 
 
 PROVIDER = base.ProviderType(

@@ -230,14 +230,11 @@ def _preview(preview: base.Preview) -> list[str]:
         f"to {preview.recipient}: chat.postMessage (an incoming webhook gets the same body)",
         _http.indented(render(message, override).as_payload()),
     ]
-    if message.event != "start" and preview.options.get("threads", True):
-        out += [
-            "",
-            "with a bot token, after this run's start message: that message is updated in place",
-            "with the body above (chat.update), and this reply is posted in its thread:",
-            thread_reply(message, override),
-        ]
-    return out
+    return out + preview.update_and_reply(
+        "message",
+        "with the body above (chat.update), and this reply is posted in its thread:",
+        thread_reply(message, override),
+    )
 
 
 PROVIDER = base.ProviderType(
