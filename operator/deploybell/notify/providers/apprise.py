@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
@@ -51,11 +51,15 @@ RULES = ProviderRules(
         ),
     ),
     secret_needs=(frozenset({"urls"}),),
+    setup="Put one apprise URL per line in the Secret's `urls` (see apprise's list of services, "
+    "e.g. `ntfy://ntfy.example/deploys`); the operator's own retries apply, apprise retries none.",
 )
 
 
 class AppriseProvider:
     """Sends through apprise; its outcome per URL becomes delivered, retryable or permanent."""
+
+    rules: ClassVar[ProviderRules] = RULES
 
     def __init__(self) -> None:
         # What apprise logs is in its results (masked before use); never in the operator's log.
@@ -199,12 +203,4 @@ def _preview(preview: base.Preview) -> list[str]:
     ]
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=AppriseProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=True,
-    setup="Put one apprise URL per line in the Secret's `urls` (see apprise's list of services, "
-    "e.g. `ntfy://ntfy.example/deploys`); the operator's own retries apply, apprise retries none.",
-)
+PROVIDER = base.ProviderType(AppriseProvider, _render, _preview)

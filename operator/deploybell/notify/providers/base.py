@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from deploybell.api.notification import NotificationSpec
 from deploybell.api.provider import ProviderRules
@@ -93,6 +93,12 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
+class Sender(Provider, Protocol):
+    """A provider class as the registry keeps it: it declares the type it sends."""
+
+    rules: ClassVar[ProviderRules]
+
+
 class Draft(Protocol):
     """What a renderer reads: one recipient's message and the Notification's options. A
     `Preview` is one, and so is the message a sender is delivering: what is sent is what
@@ -140,11 +146,11 @@ class Preview:
 
 @dataclass(frozen=True)
 class ProviderType:
-    """One registered provider type: its API declaration, its sender and its renderer."""
+    """One registered provider type: its sender (which declares the type's rules) and its
+    renderer."""
 
-    rules: ProviderRules
-    sender: Callable[[], Provider]
-    """A new sender; the operator keeps one per type (it may pool connections)."""
+    sender: type[Sender]
+    """Makes a new sender; the operator keeps one per type (it may pool connections)."""
     render: Callable[[Preview], Any]
     """The request body a recipient gets (pure): what the contract test checks against the
     vendor's limits."""
@@ -152,12 +158,18 @@ class ProviderType:
     """`deploybell render`'s lines for one recipient (pure)."""
     preview_once: bool = False
     """The body is the same for every recipient: preview it once, for all of them."""
-    setup: str = ""
-    """How to get credentials (README), e.g. the app and scopes to create, in Markdown."""
+
+    @property
+    def rules(self) -> ProviderRules:
+        return self.sender.rules
 
     @property
     def type(self) -> str:
         return self.rules.type
+
+    @property
+    def setup(self) -> str:
+        return self.rules.setup
 
 
 def masked(

@@ -72,6 +72,10 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"apiKey"}),),
     edits_in_place=True,  # one event per run, made at the outcome: never a second one
+    setup="An API key (Organization Settings → API Keys) is all the deployment events need. To "
+    "mark failed runs as change failures add an application key scoped to `dora_metrics_read` "
+    "and `dora_metrics_write` as `appKey`. The site (`datadoghq.eu`, `us5.datadoghq.com`, …) "
+    "goes in `site`.",
 )
 
 
@@ -234,13 +238,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return lines
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=DatadogProvider,
-    render=_render,
-    preview=_preview,
-    setup="An API key (Organization Settings → API Keys) is all the deployment events need. To "
-    "mark failed runs as change failures add an application key scoped to `dora_metrics_read` "
-    "and `dora_metrics_write` as `appKey`. The site (`datadoghq.eu`, `us5.datadoghq.com`, …) "
-    "goes in `site`.",
-)
+PROVIDER = base.ProviderType(DatadogProvider, _render, _preview)

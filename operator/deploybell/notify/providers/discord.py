@@ -81,6 +81,9 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"webhookUrl"}),),
     edits_in_place=True,
+    setup="In the channel's settings, *Integrations → Webhooks → New Webhook*, then *Copy Webhook "
+    "URL* into the Secret's `webhookUrl`. For threads, enable developer mode and list thread ids "
+    "as recipients.",
 )
 
 
@@ -296,12 +299,4 @@ def _render(draft: base.Draft) -> dict[str, Any]:
     return body
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=DiscordProvider,
-    render=_render,
-    preview=_preview,
-    setup="In the channel's settings, *Integrations → Webhooks → New Webhook*, then *Copy Webhook "
-    "URL* into the Secret's `webhookUrl`. For threads, enable developer mode and list thread ids "
-    "as recipients.",
-)
+PROVIDER = base.ProviderType(DiscordProvider, _render, _preview)

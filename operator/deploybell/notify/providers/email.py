@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiosmtplib
 
@@ -56,6 +56,9 @@ RULES = ProviderRules(
         SecretKey("from", "The sender, e.g. `Deploys <bell@example.com>`.", sensitive=False),
         SecretKey("caFile", _CA_FILE_DOC, sensitive=False),
     ),
+    setup="No Secret needed: the operator's SMTP setting (`DEPLOYBELL_SMTP_HOST`, `_PORT`, "
+    "`_FROM`, `_TLS` = `starttls | tls | none`, `_USERNAME`, `_PASSWORD`) sends the mail; a "
+    "Secret may name another server and login.",
 )
 
 
@@ -123,6 +126,8 @@ def _port(raw: str | None, default: int) -> int:
 
 class EmailProvider:
     """Sends one mail per recipient; a fresh SMTP connection per send (mail is rare and bursty)."""
+
+    rules: ClassVar[ProviderRules] = RULES
 
     async def send(
         self, message: Message, destination: base.Destination, override: base.Title | None = None
@@ -260,12 +265,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return out
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=EmailProvider,
-    render=_render,
-    preview=_preview,
-    setup="No Secret needed: the operator's SMTP setting (`DEPLOYBELL_SMTP_HOST`, `_PORT`, "
-    "`_FROM`, `_TLS` = `starttls | tls | none`, `_USERNAME`, `_PASSWORD`) sends the mail; a "
-    "Secret may name another server and login.",
-)
+PROVIDER = base.ProviderType(EmailProvider, _render, _preview)

@@ -78,6 +78,10 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token"}),),
     edits_in_place=True,
+    setup="A fine-grained personal access token (or a GitHub App) for the repository with the "
+    "repository permissions **Deployments: read and write** and, for `commitStatus`, **Commit "
+    "statuses: read and write** (Metadata: read is implied). A classic token needs "
+    "`repo_deployment` (and `repo:status`). GitHub Enterprise Server: the Secret's `apiUrl`.",
 )
 
 
@@ -252,13 +256,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return lines
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=GithubProvider,
-    render=_render,
-    preview=_preview,
-    setup="A fine-grained personal access token (or a GitHub App) for the repository with the "
-    "repository permissions **Deployments: read and write** and, for `commitStatus`, **Commit "
-    "statuses: read and write** (Metadata: read is implied). A classic token needs "
-    "`repo_deployment` (and `repo:status`). GitHub Enterprise Server: the Secret's `apiUrl`.",
-)
+PROVIDER = base.ProviderType(GithubProvider, _render, _preview)

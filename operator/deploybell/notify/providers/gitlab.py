@@ -83,6 +83,10 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token"}),),
     edits_in_place=True,
+    setup="A project access token (or a group or personal one) with the **`api`** scope and at "
+    "least the **Developer** role in the project (creating deployments and commit statuses; a "
+    "protected environment also needs deploy access to it). Self-managed GitLab: the Secret's "
+    "`apiUrl`.",
 )
 
 
@@ -255,13 +259,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return lines
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=GitlabProvider,
-    render=_render,
-    preview=_preview,
-    setup="A project access token (or a group or personal one) with the **`api`** scope and at "
-    "least the **Developer** role in the project (creating deployments and commit statuses; a "
-    "protected environment also needs deploy access to it). Self-managed GitLab: the Secret's "
-    "`apiUrl`.",
-)
+PROVIDER = base.ProviderType(GitlabProvider, _render, _preview)

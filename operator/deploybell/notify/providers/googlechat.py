@@ -49,6 +49,8 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"webhookUrl"}),),
     threads=True,
+    setup="In the space, *Apps & integrations → Webhooks → Add webhook*, and copy its URL (with "
+    "its `key` and `token` parameters) into the Secret's `webhookUrl`.",
 )
 
 
@@ -184,12 +186,4 @@ def _preview(preview: base.Preview) -> list[str]:
     ]
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=GooglechatProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=True,
-    setup="In the space, *Apps & integrations → Webhooks → Add webhook*, and copy its URL (with "
-    "its `key` and `token` parameters) into the Secret's `webhookUrl`.",
-)
+PROVIDER = base.ProviderType(GooglechatProvider, _render, _preview)

@@ -60,6 +60,10 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token", "url"}),),
     edits_in_place=True,
+    setup="A service account token (Administration → Service accounts). Least privilege: a "
+    "custom role with `annotations:read`, `annotations:create` and `annotations:write` on "
+    "organization annotations (scope `annotations:type:organization`) or, with `dashboardUID`, "
+    "on that dashboard (`dashboards:uid:<uid>`); without custom roles, the Editor role has them.",
 )
 
 
@@ -195,13 +199,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return [what, _http.indented(_render(preview))]
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=GrafanaProvider,
-    render=_render,
-    preview=_preview,
-    setup="A service account token (Administration → Service accounts). Least privilege: a "
-    "custom role with `annotations:read`, `annotations:create` and `annotations:write` on "
-    "organization annotations (scope `annotations:type:organization`) or, with `dashboardUID`, "
-    "on that dashboard (`dashboards:uid:<uid>`); without custom roles, the Editor role has them.",
-)
+PROVIDER = base.ProviderType(GrafanaProvider, _render, _preview)

@@ -50,6 +50,7 @@ RULES = ProviderRules(
         SecretKey("url", "The server's base URL (Server / Data Center).", sensitive=False),
     ),
     secret_needs=(frozenset({"token"}),),
+    setup="A token with the *Send Notification* (rooms) and *Send Message* (users) scopes.",
 )
 
 
@@ -206,10 +207,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return [f"to {preview.recipient}: {what}", _http.indented(_render(preview))]
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=HipchatProvider,
-    render=_render,
-    preview=_preview,
-    setup="A token with the *Send Notification* (rooms) and *Send Message* (users) scopes.",
-)
+PROVIDER = base.ProviderType(HipchatProvider, _render, _preview)

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
@@ -100,11 +100,20 @@ RULES = ProviderRules(
         ),
         SecretKey("nickservPassword", "Sent to NickServ as IDENTIFY after connecting."),
     ),
+    setup="No Secret needed for public channels. Control characters are stripped, so manifest "
+    "values cannot inject IRC commands. The nick is cut to the server's `NICKLEN` (servers with "
+    "RFC 1459's limit of 9 refuse `deploybell`, so it becomes `deploybel`) and given a suffix "
+    "(`_`, `_2`, …) while it is in use. `saslPassword` logs in with IRCv3 SASL PLAIN before "
+    "registering (the account is `irc.nick`; a server that offers no SASL is a retried error, a "
+    "refused password a permanent one); `nickservPassword` is sent to NickServ as `IDENTIFY` "
+    "after the welcome. `caFile` may also come from the Secret.",
 )
 
 
 class IrcProvider:
     """Sends each message as one or more NOTICE/PRIVMSG lines over a pooled connection."""
+
+    rules: ClassVar[ProviderRules] = RULES
 
     idle_timeout: float = 60.0
     """Seconds a connection stays open after its last message."""
@@ -259,19 +268,11 @@ def _visible(text: str) -> str:
     return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=IrcProvider,
-    render=lambda preview: _lines(preview)[1],
-    preview=_preview,
-    setup="No Secret needed for public channels. Control characters are stripped, so manifest "
-    "values cannot inject IRC commands. The nick is cut to the server's `NICKLEN` (servers with "
-    "RFC 1459's limit of 9 refuse `deploybell`, so it becomes `deploybel`) and given a suffix "
-    "(`_`, `_2`, …) while it is in use. `saslPassword` logs in with IRCv3 SASL PLAIN before "
-    "registering (the account is `irc.nick`; a server that offers no SASL is a retried error, a "
-    "refused password a permanent one); `nickservPassword` is sent to NickServ as `IDENTIFY` "
-    "after the welcome. `caFile` may also come from the Secret.",
-)
+def _render(preview: base.Preview) -> list[str]:
+    return _lines(preview)[1]
+
+
+PROVIDER = base.ProviderType(IrcProvider, _render, _preview)
 
 
 @dataclass(frozen=True)

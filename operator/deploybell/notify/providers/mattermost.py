@@ -75,6 +75,9 @@ RULES = ProviderRules(
     secret_needs=(frozenset({"webhookUrl"}), frozenset({"token", "url"})),
     edits_in_place=True,
     threads=True,
+    setup="Either an incoming webhook (Integrations > Incoming Webhooks; allow username and icon "
+    "overrides for `username`/`iconUrl`), or a bot account's access token with the server URL "
+    "(keys `token` and `url`): the bot must be a member of each `#team/channel` it posts to.",
 )
 
 
@@ -213,12 +216,4 @@ def _preview(preview: base.Preview) -> list[str]:
     )
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=MattermostProvider,
-    render=_render,
-    preview=_preview,
-    setup="Either an incoming webhook (Integrations > Incoming Webhooks; allow username and icon "
-    "overrides for `username`/`iconUrl`), or a bot account's access token with the server URL "
-    "(keys `token` and `url`): the bot must be a member of each `#team/channel` it posts to.",
-)
+PROVIDER = base.ProviderType(MattermostProvider, _render, _preview)

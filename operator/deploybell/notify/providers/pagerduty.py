@@ -51,6 +51,8 @@ RULES = ProviderRules(
         SecretKey("apiUrl", "Another Events API base URL (EU accounts, proxies).", sensitive=False),
     ),
     secret_needs=(frozenset({"routingKey"}),),
+    setup="Add an *Events API v2* integration to the PagerDuty service and put its integration "
+    "key in `routingKey`.",
 )
 
 
@@ -88,12 +90,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return out
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=PagerdutyProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=True,
-    setup="Add an *Events API v2* integration to the PagerDuty service and put its integration "
-    "key in `routingKey`.",
-)
+PROVIDER = base.ProviderType(PagerdutyProvider, _render, _preview)

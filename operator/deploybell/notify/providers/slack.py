@@ -47,6 +47,10 @@ RULES = ProviderRules(
     secret_needs=(frozenset({"token"}), frozenset({"webhookUrl"})),
     edits_in_place=True,
     threads=True,
+    setup="Create a Slack app with a bot token and the scopes `chat:write` (plus "
+    "`chat:write.public` for channels the bot has not joined) and, for `@email` recipients, "
+    "`users:read` and `users:read.email`. An incoming-webhook URL also works (the webhook's "
+    "channel; no updates in place).",
 )
 
 # Slack errors that will not go away by retrying: a human must fix the token, channel or app.
@@ -228,7 +232,7 @@ def _preview(preview: base.Preview) -> list[str]:
     message, override = preview.message, preview.override
     out = [
         f"to {preview.recipient}: chat.postMessage (an incoming webhook gets the same body)",
-        _http.indented(render(message, override).as_payload()),
+        _http.indented(_render(preview)),
     ]
     return out + preview.update_and_reply(
         "message",
@@ -237,14 +241,8 @@ def _preview(preview: base.Preview) -> list[str]:
     )
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=SlackProvider,
-    render=lambda preview: render(preview.message, preview.override).as_payload(),
-    preview=_preview,
-    preview_once=True,
-    setup="Create a Slack app with a bot token and the scopes `chat:write` (plus "
-    "`chat:write.public` for channels the bot has not joined) and, for `@email` recipients, "
-    "`users:read` and `users:read.email`. An incoming-webhook URL also works (the webhook's "
-    "channel; no updates in place).",
-)
+def _render(draft: base.Draft) -> dict[str, Any]:
+    return render(draft.message, draft.override).as_payload()
+
+
+PROVIDER = base.ProviderType(SlackProvider, _render, _preview, preview_once=True)

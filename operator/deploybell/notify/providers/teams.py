@@ -46,6 +46,9 @@ RULES = ProviderRules(
         ),
     ),
     secret_needs=(frozenset({"webhookUrl"}),),
+    setup="In the Teams channel, open *Workflows*, pick the template *Post to a channel when a "
+    "webhook request is received*, choose the team and channel, and copy the URL it shows into "
+    "the Secret's `webhookUrl`.",
 )
 
 
@@ -159,13 +162,4 @@ def _preview(preview: base.Preview) -> list[str]:
     ]
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=TeamsProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=True,
-    setup="In the Teams channel, open *Workflows*, pick the template *Post to a channel when a "
-    "webhook request is received*, choose the team and channel, and copy the URL it shows into "
-    "the Secret's `webhookUrl`.",
-)
+PROVIDER = base.ProviderType(TeamsProvider, _render, _preview)

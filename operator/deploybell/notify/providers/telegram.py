@@ -48,6 +48,8 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token"}),),
     edits_in_place=True,
+    setup="Create a bot with @BotFather and add it to each group (or as an administrator to "
+    "each channel) it posts to; a group's chat id is shown by the Bot API's `getUpdates`.",
 )
 
 
@@ -154,12 +156,4 @@ def _preview(preview: base.Preview) -> list[str]:
     return out
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=TelegramProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=False,
-    setup="Create a bot with @BotFather and add it to each group (or as an administrator to "
-    "each channel) it posts to; a group's chat id is shown by the Bot API's `getUpdates`.",
-)
+PROVIDER = base.ProviderType(TelegramProvider, _render, _preview)

@@ -61,6 +61,8 @@ RULES = ProviderRules(
         SecretKey("headers", "More headers: a JSON object or one `Name: value` per line."),
     ),
     secret_needs=(frozenset({"url"}),),
+    setup="Any endpoint that accepts a JSON POST; verify `X-Deploybell-Signature` with the "
+    "shared `hmacKey` and drop repeats by the CloudEvent `id` (the idempotency key).",
 )
 
 
@@ -203,11 +205,4 @@ def _preview(preview: base.Preview) -> list[str]:
     ]
 
 
-PROVIDER = base.ProviderType(
-    rules=RULES,
-    sender=WebhookProvider,
-    render=_render,
-    preview=_preview,
-    setup="Any endpoint that accepts a JSON POST; verify `X-Deploybell-Signature` with the "
-    "shared `hmacKey` and drop repeats by the CloudEvent `id` (the idempotency key).",
-)
+PROVIDER = base.ProviderType(WebhookProvider, _render, _preview)
