@@ -154,6 +154,13 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def seconds(headers: Mapping[str, str], name: str) -> float | None:
+    """A header counting whole seconds from now (Mattermost's and Datadog's rate-limit resets);
+    None when it is absent or not a number."""
+    raw = (header(headers, name) or "").strip()
+    return float(raw) if raw.isdigit() else None
+
+
 def reset_delay(headers: Mapping[str, str], name: str, now: datetime) -> float | None:
     """Seconds until the UTC epoch second in header `name` (GitHub's `x-ratelimit-reset`,
     GitLab's `RateLimit-Reset`); None when the header is absent or not a number."""

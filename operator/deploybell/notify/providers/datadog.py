@@ -138,9 +138,9 @@ def api_root(secret: Mapping[str, str]) -> URL:
 
 def _check(out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sent:
     """Datadog's 429 says when its window resets in `X-RateLimit-Reset` (seconds from now)."""
-    reset = _answers.header(reply.headers, "X-RateLimit-Reset") or ""
-    delay = float(reset) if reset.strip().isdigit() else None
-    return out.check(reply, context, default_delay=delay)
+    return out.check(
+        reply, context, default_delay=_answers.seconds(reply.headers, "X-RateLimit-Reset")
+    )
 
 
 # the event (pure)

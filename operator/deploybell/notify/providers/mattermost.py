@@ -188,8 +188,7 @@ def _check(out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sen
 
 def _reset_seconds(reply: _answers.Reply) -> float | None:
     """Mattermost's rate limiter says in `X-Ratelimit-Reset` how many seconds are left."""
-    raw = (_answers.header(reply.headers, "X-Ratelimit-Reset") or "").strip()
-    return float(raw) if reply.status == 429 and raw.isdigit() else None
+    return _answers.seconds(reply.headers, "X-Ratelimit-Reset") if reply.status == 429 else None
 
 
 def _render(preview: base.Preview) -> dict[str, Any]:
