@@ -13,6 +13,7 @@ from deploybell.deploy.dora import (
     Concluded,
     Observation,
     conclude,
+    conclude_unparsed,
     environment_of,
     seconds_between,
 )
@@ -219,3 +220,11 @@ def test_the_crd_keeps_as_many_history_entries_as_the_setting_allows() -> None:
     # The fields dora needs survive the API server's pruning.
     assert {"environment", "committedAt", "failingSince"} <= set(history["items"]["properties"])
     assert {"totals", "failingSince"} <= set(status["properties"])
+
+
+def test_a_run_whose_spec_could_not_be_read_counts_where_the_job_was_counting() -> None:
+    got = conclude_unparsed({"totals": totals(s=3)}, ended(Phase.FAILED), NS)
+    assert got.totals == Totals("production", T0, succeeded=3, failed=1)
+    assert got.entry == {"environment": "production"}
+    first = conclude_unparsed({}, ended(Phase.FAILED), NS)
+    assert first.totals == Totals(NS, T2, failed=1)

@@ -68,11 +68,27 @@ def conclude(
     status: Mapping[str, Any], state: RunState, source: Source | None, namespace: str
 ) -> Concluded:
     """The DORA side of a finished run, from the status before it and the run's final state."""
+    return conclude_for(status, state, environment_of(source, namespace), source, namespace)
+
+
+def conclude_unparsed(status: Mapping[str, Any], state: RunState, namespace: str) -> Concluded:
+    """For a run whose spec could not be read: counted where the DeployJob was counting."""
+    totals = Totals.from_status(status.get("totals"))
+    environment = totals.environment if totals else namespace
+    return conclude_for(status, state, environment, None, namespace)
+
+
+def conclude_for(
+    status: Mapping[str, Any],
+    state: RunState,
+    environment: str,
+    source: Source | None,
+    namespace: str,
+) -> Concluded:
     phase = state.phase
     if phase is None or phase not in OUTCOMES:
         raise ValueError(f"run {state.run} has not finished (phase {phase})")
     outcome = OUTCOMES[phase]
-    environment = environment_of(source, namespace)
     totals = Totals.from_status(status.get("totals"))
     if totals is None or totals.environment != environment:
         totals = Totals(environment, since=state.started_at or state.finished_at)
