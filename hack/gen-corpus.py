@@ -303,6 +303,23 @@ CASES: list[tuple[str, str, Any]] = [
         note("a", type="email", recipients=["a@b.c"], template={"title": "{% for %}"}),
     ),
     (
+        "n-template-undefined-name",
+        "notready spec.template.title: fails to render for a sample start message (UndefinedError: 'verb' is undefined)",
+        note("a", type="email", recipients=["a@b.c"], template={"title": "{{ job }} {{ verb }}"}),
+    ),
+    (
+        "n-template-sandbox-escape",
+        "notready spec.template.text: fails to render for a sample start message (SecurityError: access to attribute '__class__'",
+        note(
+            "a", type="email", recipients=["a@b.c"], template={"text": "{{ ''.__class__.__mro__ }}"}
+        ),
+    ),
+    (
+        "n-template-index-for-some-events",
+        "notready spec.template.text: fails to render for a sample start message (UndefinedError: tuple object has no element 0)",
+        note("a", type="email", recipients=["a@b.c"], template={"text": "{{ pods[0].reason }}"}),
+    ),
+    (
         "n-secret-missing",
         "notready Secret ghost not found",
         note("a", type="webhook", secretRef={"name": "ghost"}),

@@ -218,6 +218,10 @@ def test_a_missing_notification_is_waited_for_not_fatal(
     )["status"]
     assert [e["state"] for e in status["notifications"]] == ["Pending", "Pending"]
     assert "Notification later not found" in status["notifications"][0]["lastError"]
+    # Waiting is not "delivered": Unknown, naming the Notification it waits for.
+    waiting = delivered_condition(status)
+    assert (waiting["status"], waiting["reason"]) == ("Unknown", "NotificationMissing")
+    assert "Notification later" in waiting["message"]
     wait_for(
         "a NotificationMissing event",
         lambda: any(r == "NotificationMissing" for r, _ in events(cluster, namespace, "web")),
@@ -228,10 +232,21 @@ def test_a_missing_notification_is_waited_for_not_fatal(
         namespace,
         "web",
         "delivered",
-        lambda s: [e["state"] for e in s["notifications"]] == ["Sent", "Sent"],
+        lambda s: (
+            [e["state"] for e in s["notifications"]] == ["Sent", "Sent"]
+            and delivered_condition(s)["status"] == "True"
+        ),
         timeout=30,
     )["status"]
     assert ledger(status) == [(1, "start", "later", "Sent"), (1, "success", "later", "Sent")]
+    assert delivered_condition(status)["reason"] == "Delivered"
+
+
+def delivered_condition(status: dict[str, Any]) -> dict[str, Any]:
+    [condition] = [
+        c for c in status.get("conditions") or [] if c["type"] == "NotificationsDelivered"
+    ]
+    return condition
 
 
 def test_notification_status_reports_problems_the_schema_cannot(

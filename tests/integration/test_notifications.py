@@ -7,7 +7,11 @@ import urllib.request
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
+from deploybell.clients.kube import Discovery, KubeClient
+from deploybell.handlers.notification import report_readiness
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import (
     deployment,
@@ -74,6 +78,25 @@ def test_fixing_the_secret_fixes_ready(cluster: ClusterAccess, namespace: str) -
     )
     cond = wait_ready(cluster, namespace, "chat", "True")
     assert cond["reason"] == "Valid"
+    warnings = wait_for(
+        "Warning Events on the Notification",
+        lambda: (
+            (found := notification_warnings(cluster, namespace, "chat"))
+            and len(found) >= 2
+            and found
+        ),
+    )
+    assert ("SecretNotReady", "Secret slack-creds not found") in warnings
+
+
+def notification_warnings(
+    cluster: ClusterAccess, namespace: str, name: str
+) -> list[tuple[str, str]]:
+    out = cluster.kubectl(
+        "get", "events", "-n", namespace, "-o", "json", "--field-selector",
+        f"involvedObject.name={name},involvedObject.kind=Notification,type=Warning",
+    )  # fmt: skip
+    return [(e["reason"], e["message"]) for e in json.loads(out)["items"]]
 
 
 def test_a_template_that_does_not_compile_is_not_ready(
@@ -94,6 +117,32 @@ def test_a_template_that_does_not_compile_is_not_ready(
     assert cond["reason"] == "InvalidSpec"
 
 
+def test_a_template_that_cannot_render_is_not_ready_until_fixed(
+    cluster: ClusterAccess, namespace: str
+) -> None:
+    escape = {
+        "apiVersion": "deploybell.io/v1alpha1",
+        "kind": "Notification",
+        "metadata": {"name": "mail"},
+        "spec": {
+            "type": "email",
+            "recipients": ["a@example.test"],
+            "template": {"title": "{{ job }} {{ verb }}", "text": "{{ ''.__class__.__mro__ }}"},
+        },
+    }
+    cluster.apply(escape, namespace)
+    cond = wait_ready(cluster, namespace, "mail", "False", "spec.template.title")
+    assert cond["reason"] == "InvalidTemplate"
+    assert cond["message"] == (
+        "spec.template.title: fails to render for a sample start message "
+        "(UndefinedError: 'verb' is undefined); spec.template.text: fails to render for a sample "
+        "start message (SecurityError: access to attribute '__class__' of 'str' object is unsafe.)"
+    )
+    escape["spec"]["template"] = {"title": "{{ job }} {{ phase | lower }}"}
+    cluster.apply(escape, namespace)
+    wait_ready(cluster, namespace, "mail", "True")
+
+
 def test_a_template_failing_at_render_time_falls_back_to_the_default(
     cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
 ) -> None:
@@ -104,10 +153,13 @@ def test_a_template_failing_at_render_time_falls_back_to_the_default(
         "spec": {
             "type": "webhook",
             "secretRef": {"name": "webhook-integration"},
-            "template": {"title": "{{ no_such_field }} deployed"},
+            # Renders for the sample messages (they have a link), not for this operator's
+            # messages: no link template is set, so the link is empty.
+            "template": {"title": "{{ link[0] }} deployed"},
         },
     }
     cluster.apply([webhook_secret(webhook_peer), hook], namespace)
+    wait_ready(cluster, namespace, "deploy-notification", "True")
     cluster.apply(subscribed("web", [deployment("web")]), namespace)
     wait_dj(cluster, namespace, "web", "Succeeded", finished(1, "Succeeded"))
     received = webhook_events(webhook_peer, namespace, "web")
@@ -201,3 +253,60 @@ def test_a_secret_deleted_and_made_anew_with_its_notification_is_read_afresh(
         wait_dj(cluster, ns, "web", "run 2 delivered", finished(2, "Succeeded"))
         assert [e["data"]["run"] for e in webhook_events(moved, ns, "web")] == [2, 2]
     assert [e["data"]["run"] for e in webhook_events(webhook_peer, ns, "web")] == [1, 1]
+
+
+def test_deleting_a_namespace_with_notifications_and_secrets_logs_no_error(
+    cluster: ClusterAccess, namespace: str, operator: OperatorProcess
+) -> None:
+    """Notifications and their Secrets go together with their namespace: the Secret's deletion
+    finds a Notification that is gone (or going). Gone is nothing to do, not an ERROR."""
+    ns = namespace
+    names = [f"hook-{i}" for i in range(6)]
+    for name in names:
+        cluster.apply(
+            [
+                secret(name, {"url": "http://127.0.0.1:9/hook"}),
+                {
+                    "apiVersion": "deploybell.io/v1alpha1",
+                    "kind": "Notification",
+                    "metadata": {"name": name},
+                    "spec": {"type": "webhook", "secretRef": {"name": name}},
+                },
+            ],
+            ns,
+        )
+    for name in names:
+        wait_ready(cluster, ns, name, "True")
+    start = len(operator.log_text())
+
+    cluster.kubectl("delete", "namespace", ns, "--timeout=120s")
+    # A later Notification reported on proves the operator went on past those deletions.
+    after = f"{ns}-after"
+    cluster.kubectl("create", "namespace", after)
+    try:
+        cluster.apply(slack_notification("chat", "absent"), after)
+        wait_ready(cluster, after, "chat", "False", "Secret absent not found")
+    finally:
+        cluster.kubectl("delete", "namespace", after, "--wait=false", check=False)
+    log = operator.log_text()[start:]
+    assert "ERROR" not in log, log[-5000:]
+    assert "Traceback" not in log, log[-5000:]
+
+
+async def test_readiness_of_a_notification_deleted_meanwhile_is_nothing_to_do(
+    cluster: ClusterAccess, namespace: str
+) -> None:
+    """The handler read the Notification, then it went: the API answers the status patch 404."""
+    cluster.apply(slack_notification("chat", "absent"), namespace)
+    wait_ready(cluster, namespace, "chat", "False", "Secret absent not found")
+    seen = cluster.get("notifications.deploybell.io", "chat", namespace)
+    assert seen is not None
+    seen.pop("status")  # as before its first report, so the handler does patch
+    cluster.kubectl("delete", "notification.deploybell.io/chat", "-n", namespace)
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    kube = KubeClient(k8s.ApiClient(configuration), Discovery())
+
+    await report_readiness(kube, seen)  # no ApiError
+
+    assert cluster.get("notifications.deploybell.io", "chat", namespace) is None

@@ -1,4 +1,7 @@
-"""IrcProvider against a real ngircd on 127.0.0.1, checked by an independent `irc` listener."""
+"""IrcProvider against a real ngircd on 127.0.0.1, checked by an independent `irc` listener.
+
+ngircd runs with its stock configuration: nicks of at most 9 characters (RFC 1459).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 import pytest
 
 from deploybell.notify.model import Message, sample
+from deploybell.notify.providers._irc_session import variant
 from deploybell.notify.providers.base import (
     Destination,
     PermanentDeliveryError,
@@ -64,8 +68,8 @@ def channel() -> str:
 
 @pytest.fixture
 def nick() -> str:
-    """A nick of this test's own, so tests sharing the server never collide by accident."""
-    return unique("bell")
+    """A nick of this test's own (7 characters: a suffix still fits in 9), never shared."""
+    return unique("b")
 
 
 @pytest.fixture
@@ -233,6 +237,68 @@ async def test_nick_collision_gets_a_suffix(
     assert sent.refs["nick"] == f"{nick}_"
 
 
+async def test_default_nick_fits_a_stock_server(
+    ircd: NgircdServer, listener: IrcListener, provider: IrcProvider, channel: str
+) -> None:
+    """`deploybell` has 10 characters: refused (432), cut to 9, and the send goes through."""
+    sent = await provider.send(sample("success"), destination(ircd.recipient(channel)))
+    heard = await listener.wait_for_async(lambda h: h.target == channel)
+    assert heard.nick == "deploybel"
+    assert sent.refs["nick"] == "deploybel"
+    assert provider.connections == [(HOST, ircd.port, "deploybel")]
+
+
+async def test_cut_nick_in_use_gets_a_suffix_that_still_fits(
+    ircd: NgircdServer, listener: IrcListener, provider: IrcProvider, channel: str
+) -> None:
+    """The nick is too long (432), its cut is in use (433), so is the first suffix: `_2` fits."""
+    with (
+        IrcListener(ircd.host, ircd.port, nick="deploybel"),
+        IrcListener(ircd.host, ircd.port, nick="deploybe_"),
+    ):
+        sent = await provider.send(sample("success"), destination(ircd.recipient(channel)))
+        heard = await listener.wait_for_async(lambda h: h.target == channel)
+    assert heard.nick == "deployb_2"
+    assert sent.refs["nick"] == "deployb_2"
+
+
+async def test_nick_at_the_limit_in_use_is_cut_for_its_suffix(
+    ircd: NgircdServer, listener: IrcListener, provider: IrcProvider, channel: str
+) -> None:
+    """A 9-character nick in use: `nick_` has 10 and is refused (432), so the nick is cut."""
+    nick = unique("ops")  # 9 characters
+    with IrcListener(ircd.host, ircd.port, nick=nick):
+        sent = await provider.send(
+            sample("success"), destination(ircd.recipient(channel), nick=nick)
+        )
+        heard = await listener.wait_for_async(lambda h: h.target == channel)
+    assert heard.nick == f"{nick[:8]}_"
+    assert sent.refs["nick"] == f"{nick[:8]}_"
+
+
+async def test_a_servers_nicklen_is_remembered_for_its_next_connection(
+    provider: IrcProvider,
+) -> None:
+    """A server that allows 12 says so in ISUPPORT; the first connection learns it after the
+    welcome (its nick was cut to 9 on the 432), the next one starts with 12 characters.
+    """
+    channel = unique("#len-")
+    nick = "deploybell-prod"
+    with (
+        NgircdServer(max_nick_length=12) as server,
+        IrcListener(server.host, server.port, [channel]) as listener,
+    ):
+        where = destination(server.recipient(channel), nick=nick)
+        first = await provider.send(sample("start"), where)
+        await provider.close()
+        await listener.wait_until_async(lambda: listener.saw("QUIT", "deploybel"))
+        second = await provider.send(sample("success"), where)
+        heard = await heard_from(listener, "deploybell-p", channel, 1)
+    assert first.refs["nick"] == "deploybel"
+    assert second.refs["nick"] == "deploybell-p"
+    assert "succeeded" in heard[0].text
+
+
 async def test_server_password_and_default_nick(provider: IrcProvider) -> None:
     channel = unique("#locked-")
     with (
@@ -243,7 +309,7 @@ async def test_server_password_and_default_nick(provider: IrcProvider) -> None:
             sample("success"), destination(server.recipient(channel), {"password": "open sesame"})
         )
         heard = await listener.wait_for_async(lambda h: h.target == channel)
-        assert heard.nick == "deploybell"
+        assert heard.nick == "deploybel"  # the default nick, cut to the stock limit of 9
 
         with pytest.raises(PermanentDeliveryError, match="password") as refused:
             await provider.send(
@@ -470,3 +536,22 @@ async def test_secrets_never_appear_in_errors(provider: IrcProvider) -> None:
         await provider.send(
             sample("success"), destination("irc.invalid#ops", {"password": "a\r\nQUIT"})
         )
+
+
+@pytest.mark.parametrize(
+    ("nick", "attempt", "nicklen", "expected"),
+    [
+        ("deploybell", 0, None, "deploybell"),
+        ("deploybell", 0, 9, "deploybel"),
+        ("deploybell", 1, None, "deploybell_"),
+        ("deploybell", 1, 9, "deploybe_"),
+        ("deploybell", 2, 9, "deployb_2"),
+        ("deploybell", 9, 30, "deploybell_9"),
+        ("ab", 3, 9, "ab_3"),
+        ("abcdefghi", 2, 2, "a_2"),  # never cut to nothing
+    ],
+)
+def test_nick_variants_fit_the_limit(
+    nick: str, attempt: int, nicklen: int | None, expected: str
+) -> None:
+    assert variant(nick, attempt, nicklen) == expected

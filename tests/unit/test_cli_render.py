@@ -63,21 +63,22 @@ def test_the_template_is_used(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Subject: [deploy] team-a/web: failed (run 3)" in out.splitlines()
 
 
-def test_a_template_that_fails_falls_back_with_a_warning(
+def test_a_template_that_cannot_render_is_an_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """As in the cluster (Ready=False): a template failing on every sample message is refused."""
     path = tmp_path / "n.yaml"
     path.write_text(
         "apiVersion: deploybell.io/v1alpha1\nkind: Notification\nmetadata: {name: n}\n"
         "spec: {type: irc, recipients: ['irc.example.org#ops'], template: {text: '{{ nope }}'}}\n"
     )
-    code, out, _ = render(capsys, str(path), "--event", "start")
-    assert code == 0
-    assert (
-        "warning: template not used, the default message would be sent instead: "
-        "spec.template.text: UndefinedError: 'nope' is undefined"
-    ) in out.splitlines()
-    assert "NOTICE #ops :\\x0312▶\\x0f team-a/web started on prod-eu (run 3): deploying " in out
+    code, out, err = render(capsys, str(path), "--event", "start")
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"{path}:4: error: Notification n: spec.template.text: fails to render for a sample "
+        "start message (UndefinedError: 'nope' is undefined)\n"
+    )
 
 
 def test_an_invalid_notification_is_reported_with_its_line(

@@ -105,16 +105,20 @@ BROKEN: dict[str, list[str]] = {
         "19-irc-nick.yaml:10: error: Notification irc: spec.irc.nick: must be an IRC nick (a "
         "letter or one of []\\`_^{|} first, then also digits and -), got '1bell'",
     ],
+    "19-template-render.yaml": [
+        "19-template-render.yaml:11: error: Notification team-chat: spec.template.title: "
+        "fails to render for a sample start message (UndefinedError: 'verb' is undefined)",
+        "19-template-render.yaml:12: error: Notification team-chat: spec.template.text: "
+        "fails to render for a sample start message "
+        "(UndefinedError: tuple object has no element 0)",
+        "19-template-render.yaml:22: error: Notification escape: spec.template.title: "
+        "fails to render for a sample start message "
+        "(SecurityError: access to attribute '__class__' of 'str' object is unsafe.)",
+    ],
 }
 WARNINGS_ONLY = [
     "17-warnings-only.yaml:11: warning: DeployJob team-a/web: spec.onFailure[0].notify: "
     "Notification oncall is not defined in the given files (it must exist in the cluster)",
-    "17-warnings-only.yaml:23: warning: Notification team-a/team-chat: spec.template.title: "
-    "fails to render for a sample start message (UndefinedError: 'verb' is undefined); "
-    "the operator would send the default message",
-    "17-warnings-only.yaml:24: warning: Notification team-a/team-chat: spec.template.text: "
-    "fails to render for a sample start message (UndefinedError: tuple object has no element 0); "
-    "the operator would send the default message",
 ]
 
 
@@ -149,7 +153,7 @@ def test_warnings_alone_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines, err = validate(capsys, "17-warnings-only.yaml")
     assert lines == WARNINGS_ONLY
     assert code == 0
-    assert err == "1 file(s), 2 deploybell object(s): 0 error(s), 3 warning(s)\n"
+    assert err == "1 file(s), 2 deploybell object(s): 0 error(s), 1 warning(s)\n"
 
 
 def test_files_are_reported_in_the_order_given(capsys: pytest.CaptureFixture[str]) -> None:

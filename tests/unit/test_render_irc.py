@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 
 from deploybell.notify.model import PodDiagnosis, WarningEvent, sample
 from deploybell.notify.providers.base import Title
+from deploybell.notify.providers.irc import IrcTarget, parse_recipient
 from deploybell.notify.render.irc import (
     MAX_LINE_BYTES,
-    IrcTarget,
     clean,
     line_budget,
     lines,
-    parse_recipient,
     render,
     split,
 )

@@ -519,8 +519,9 @@ def test_duration(started: str, finished: str, seconds: float | None) -> None:
 
 
 def ledger_entry(
-    run: int, event: str, state: str, recipient: str = "#deploys", **more: Any
+    run: int, event: str, state: str, recipient: str | None = "#deploys", **more: Any
 ) -> dict[str, Any]:
+    """`recipient=None`: an entry still waiting for its Notification (not expanded)."""
     return {**entry(run, event, recipient), "state": state, **more}
 
 
@@ -578,18 +579,54 @@ def ledger_entry(
             [
                 ledger_entry(5, "start", "Pending", "#a"),
                 ledger_entry(5, "start", "Pending", "#b"),
-                {
-                    k: v
-                    for k, v in ledger_entry(5, "success", "Pending").items()
-                    if k != "recipient"
-                },
+                ledger_entry(5, "success", "Pending", None),
             ],
-            (True, "Pending", "3 messages waiting to be delivered"),
+            (
+                None,
+                "NotificationMissing",
+                "waiting for Notification team-chat (not found or invalid): "
+                "3 messages of run 5 wait for it",
+            ),
+            id="waiting-for-a-missing-notification-is-unknown",
+        ),
+        pytest.param(
+            [
+                ledger_entry(5, "start", "Pending", "#a"),
+                ledger_entry(5, "success", "Sent", "#a"),
+            ],
+            (True, "Pending", "1 messages waiting to be delivered"),
             id="pending-count",
+        ),
+        pytest.param(
+            [
+                ledger_entry(5, "start", "Pending", None, notification="later"),
+                ledger_entry(5, "start", "Pending", None, notification="chat"),
+            ],
+            (
+                None,
+                "NotificationMissing",
+                "waiting for Notification chat, later (not found or invalid): "
+                "2 messages of run 5 wait for it",
+            ),
+            id="every-missing-notification-named",
+        ),
+        pytest.param(
+            [
+                ledger_entry(
+                    5,
+                    "start",
+                    "Failed",
+                    None,
+                    notification="later",
+                    lastError="Notification later not found",
+                ),
+            ],
+            (False, "NotificationMissing", "start to later: Notification later not found"),
+            id="given-up-missing-notification-is-false",
         ),
     ],
 )
 def test_delivered_condition(
-    entries: list[dict[str, Any]], expected: tuple[bool, str, str]
+    entries: list[dict[str, Any]], expected: tuple[bool | None, str, str]
 ) -> None:
     assert delivered_condition(entries, 5) == expected

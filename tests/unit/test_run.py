@@ -637,6 +637,25 @@ def test_conditions_without_a_previous_transition_time_use_now() -> None:
     assert got[0]["lastTransitionTime"] == T1
 
 
+def test_notifications_delivered_can_be_unknown_and_flips_with_its_status() -> None:
+    done = run_in(Phase.SUCCEEDED, "RolloutComplete", "all 3 objects rolled out in 41s")
+    waiting = (None, "NotificationMissing", "waiting for Notification later")
+    first = conditions(done, generation=2, now=T0, delivered=waiting)
+    assert first[-1] == {
+        "type": "NotificationsDelivered",
+        "status": "Unknown",
+        "reason": "NotificationMissing",
+        "message": "waiting for Notification later",
+        "observedGeneration": 2,
+        "lastTransitionTime": T0,
+    }
+    same = conditions(done, generation=2, now=T1, previous=first, delivered=waiting)
+    assert same[-1]["lastTransitionTime"] == T0
+    sent = (True, "Delivered", "every message of the latest run was delivered")
+    after = conditions(done, generation=2, now=T2, previous=same, delivered=sent)
+    assert (after[-1]["status"], after[-1]["lastTransitionTime"]) == ("True", T2)
+
+
 # --- push_history -----------------------------------------------------------------------------
 
 

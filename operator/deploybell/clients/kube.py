@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from kubernetes import client as k8s
@@ -216,6 +217,39 @@ class KubeClient:
             await self.request("DELETE", info.path(namespace, name), body=body)
         except ApiError as e:
             if e.status == 404:
+                return False
+            raise
+        return True
+
+    async def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> bool:
+        """A core/v1 Event about `involved`; False when its namespace is gone or being deleted
+        (there is no one left to tell: the API refuses new objects there with 403)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "deploybell"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+        except ApiError as e:
+            if e.status == 404 or (e.status == 403 and "being terminated" in e.message):
                 return False
             raise
         return True

@@ -194,19 +194,35 @@ def environment(source: Source | None, namespace: str) -> str:
     return source.environment or namespace
 
 
-def delivered_condition(entries: Sequence[Mapping[str, Any]], run: int) -> tuple[bool, str, str]:
-    """(status, reason, message) of NotificationsDelivered for the latest run."""
-    failed = [e for e in entries if e.get("run") == run and e.get("state") == Delivery.FAILED]
+def delivered_condition(
+    entries: Sequence[Mapping[str, Any]], run: int
+) -> tuple[bool | None, str, str]:
+    """(status, reason, message) of NotificationsDelivered for the latest run; None: Unknown.
+
+    An entry without a recipient waits for its Notification (not found or invalid): Unknown while
+    it waits, False once it is given up — never True, which would say all is well.
+    """
+    latest = [e for e in entries if e.get("run") == run]
+    failed = [e for e in latest if e.get("state") == Delivery.FAILED]
     if failed:
         first = failed[0]
         where = first.get("recipient") or first["notification"]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         return (
             False,
-            "DeliveryFailed",
+            "DeliveryFailed" if "recipient" in first else "NotificationMissing",
             f"{first['event']} to {where}: {first.get('lastError')}{more}",
         )
-    waiting = [e for e in entries if e.get("run") == run and e.get("state") == Delivery.PENDING]
+    waiting = [e for e in latest if e.get("state") == Delivery.PENDING]
+    missing = sorted({str(e["notification"]) for e in waiting if "recipient" not in e})
+    if missing:
+        names = ", ".join(missing)
+        return (
+            None,
+            "NotificationMissing",
+            f"waiting for Notification {names} (not found or invalid): "
+            f"{len(waiting)} messages of run {run} wait for it",
+        )
     if waiting:
         return True, "Pending", f"{len(waiting)} messages waiting to be delivered"
     return True, "Delivered", "every message of the latest run was delivered"

@@ -175,16 +175,16 @@ def conditions(
     generation: int,
     now: str,
     previous: Sequence[Mapping[str, Any]] = (),
-    delivered: tuple[bool, str, str] | None = None,
+    delivered: tuple[bool | None, str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """kstatus conditions (Ready, Reconciling, Stalled) derived from the run state, and
-    NotificationsDelivered from `delivered` (status, reason, message) when given."""
+    NotificationsDelivered from `delivered` (status, None for Unknown; reason, message)."""
     phase = state.phase
     ready = phase == Phase.SUCCEEDED
     reconciling = phase in IN_FLIGHT
     stalled = phase == Phase.FAILED
     # Ready always explains itself; Reconciling and Stalled only while they are True.
-    wanted = [
+    wanted: list[tuple[str, bool | None, str, str]] = [
         ("Ready", ready, state.reason if phase else "NoRun", state.message),
         (
             "Reconciling",
@@ -204,7 +204,7 @@ def conditions(
     before = {c.get("type"): c for c in previous}
     out = []
     for type_, flag, reason, message in wanted:
-        status = "True" if flag else "False"
+        status = "Unknown" if flag is None else "True" if flag else "False"
         old = before.get(type_) or {}
         changed_at = old.get("lastTransitionTime") if old.get("status") == status else None
         out.append(

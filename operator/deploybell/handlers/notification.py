@@ -1,23 +1,28 @@
 """kopf glue for Notifications: index them for delivery, report their readiness in status.
 
-Ready=True once the spec is valid, its template compiles and its Secret holds the keys the type
-needs. Secrets are watched, so fixing a Secret fixes Ready; no message is sent to check.
+Ready=True once the spec is valid, its template compiles and renders for a sample message of every
+event, and its Secret holds the keys the type needs. Secrets are watched, so fixing a Secret fixes
+Ready; no message is sent to check.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
 from deploybell.api.constants import GROUP, VERSION
 from deploybell.api.errors import SpecError
+from deploybell.clients.errors import ApiError
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.live import utcnow
 from deploybell.handlers.context import Context
 from deploybell.notify import providers as registry
-from deploybell.notify.template import TemplateError, compile_template
+from deploybell.notify.template import TemplateError, compile_template, sample_failures
+
+logger = logging.getLogger("deploybell.notifications")
 
 
 @kopf.index(GROUP, VERSION, "notifications", id="notifications_index")  # type: ignore[arg-type]
@@ -33,9 +38,12 @@ async def readiness(
     """(ready, reason, message) of a Notification."""
     try:
         parsed = registry.parse(spec)
-        compile_template(parsed.template)
+        template = compile_template(parsed.template)
     except (SpecError, TemplateError) as e:
         return False, "InvalidSpec", str(e)
+    failures = sample_failures(template)
+    if failures:
+        return False, "InvalidTemplate", "; ".join(map(str, failures))
     problems = registry.recipient_errors(parsed.type, parsed.recipients)
     if problems:
         return False, "InvalidRecipients", "; ".join(problems)
@@ -75,9 +83,22 @@ async def report_readiness(kube: KubeClient, body: Mapping[str, Any]) -> None:
     }
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/notifications/{meta['name']}"
     patch = {"status": {"observedGeneration": generation, "conditions": [condition]}}
-    await kube.merge_patch(path, patch, "status")
+    try:
+        await kube.merge_patch(path, patch, "status")
+    except ApiError as e:
+        if e.status == 404:  # deleted meanwhile (e.g. with its namespace): nothing to report
+            return
+        raise
     if not ok:
-        kopf.event(cast(kopf.Body, body), type="Warning", reason=reason, message=message)
+        await _warn(kube, body, reason, message)
+
+
+async def _warn(kube: KubeClient, body: Mapping[str, Any], reason: str, message: str) -> None:
+    """A Warning Event; none when the namespace is going (with the Notification in it)."""
+    try:
+        await kube.post_event(body, "Warning", reason, message)
+    except ApiError as e:  # Events help but are not essential: say so, carry on
+        logger.warning("cannot record the Event %s on the Notification: %s", reason, e.message)
 
 
 @kopf.on.event(GROUP, VERSION, "notifications", id="readiness")  # type: ignore[arg-type]

@@ -191,6 +191,14 @@ class Message:
         return data
 
 
+SAMPLE_PHASES = {
+    "start": "Deploying",
+    "success": "Succeeded",
+    "failure": "Failed",
+    "cancel": "Canceled",
+}
+
+
 def sample(event: str = "failure") -> Message:
     """A realistic message for previews (`deploybell render`) and provider tests."""
     failed = event == "failure"
@@ -199,12 +207,7 @@ def sample(event: str = "failure") -> Message:
         namespace="team-a",
         run=3,
         event=event,
-        phase={
-            "start": "Deploying",
-            "success": "Succeeded",
-            "failure": "Failed",
-            "cancel": "Canceled",
-        }.get(event, "Deploying"),
+        phase=SAMPLE_PHASES.get(event, "Deploying"),
         reason={
             "start": "Deploying",
             "success": "RolloutComplete",

@@ -1,7 +1,9 @@
 """Optional title/text templates of a Notification: Jinja2's sandbox, compiled apart from sending.
 
 Compile once (a template that does not compile makes the Notification not Ready, naming the line),
-render many; a render that fails or runs away falls back to the default message.
+and render it against a sample message of every event (one that fails there, e.g. on an
+undefined name or a blocked attribute, makes it not Ready too); render many; a render that fails
+or runs away on a real message falls back to the default message.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
+
+from deploybell.api.constants import EVENTS
+from deploybell.notify.model import sample
 
 MAX_OUTPUT = 4000  # characters of one rendered field
 MAX_STEPS = 200_000  # executed template lines of one render (loops of loops included)
@@ -137,6 +142,44 @@ def compile_template(spec: Mapping[str, Any] | None) -> CompiledTemplate:
             raise TemplateError(f"spec.template.{field}: line {e.lineno}: {e.message}") from None
         sources[field] = source
     return CompiledTemplate(sources)
+
+
+@dataclass(frozen=True)
+class SampleFailure:
+    """A field of a template that fails to render for the sample message of `event`."""
+
+    field: str
+    event: str
+    why: str  # e.g. "UndefinedError: 'verb' is undefined"
+
+    @property
+    def problem(self) -> str:
+        return f"fails to render for a sample {self.event} message ({self.why})"
+
+    def __str__(self) -> str:
+        return f"spec.template.{self.field}: {self.problem}"
+
+
+def sample_failures(compiled: CompiledTemplate) -> tuple[SampleFailure, ...]:
+    """For each field, the first event whose sample message it fails to render for.
+
+    Used by the operator (Ready) and `deploybell validate` alike; kept per source, since the
+    operator asks on every event of the Notification.
+    """
+    return _sample_failures(tuple(compiled.sources.items()))
+
+
+@functools.lru_cache(maxsize=256)
+def _sample_failures(sources: tuple[tuple[str, str], ...]) -> tuple[SampleFailure, ...]:
+    failures = []
+    for field, source in sources:
+        for event in EVENTS:
+            try:
+                _render_field(field, source, sample(event).as_data())
+            except TemplateError as e:
+                failures.append(SampleFailure(field, event, str(e).partition(": ")[2]))
+                break
+    return tuple(failures)
 
 
 def render(compiled: CompiledTemplate, context: Mapping[str, Any]) -> dict[str, str]:

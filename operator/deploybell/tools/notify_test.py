@@ -15,11 +15,9 @@ from deploybell.clients.kube import KubeClient
 from deploybell.notify import providers
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.notify.ledger import stamp
-from deploybell.notify.model import Message
+from deploybell.notify.model import SAMPLE_PHASES, Message
 from deploybell.notify.providers.base import SmtpDefaults
 from deploybell.tools.cluster import NotFound
-
-PHASES = {"start": "Deploying", "success": "Succeeded", "failure": "Failed", "cancel": "Canceled"}
 
 
 class ClusterSource:
@@ -97,7 +95,7 @@ def labelled_message(namespace: str, name: str, event: str, cluster: str = "") -
         namespace=namespace,
         run=0,
         event=event,
-        phase=PHASES[event],
+        phase=SAMPLE_PHASES[event],
         reason="NotifyTest",
         message=f"a test of Notification {namespace}/{name} by `deploybell notify-test`; "
         "nothing was deployed",

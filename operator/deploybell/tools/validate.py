@@ -13,12 +13,11 @@ from typing import Any
 
 import yaml
 
-from deploybell.api.constants import EVENTS, GROUP, VERSION
+from deploybell.api.constants import GROUP, VERSION
 from deploybell.api.deployjob import HOOK_FIELDS, parse_deployjob
 from deploybell.api.errors import DNS_SUBDOMAIN, SpecError, shown
 from deploybell.notify import providers
-from deploybell.notify.model import sample
-from deploybell.notify.template import CompiledTemplate, TemplateError, compile_template, render
+from deploybell.notify.template import TemplateError, compile_template, sample_failures
 from deploybell.tools import schema
 from deploybell.tools.documents import OUR_KINDS, Document, Finding, duplicate_keys, load
 
@@ -123,19 +122,10 @@ def _template_problems(document: Document, template: Any) -> Iterator[Finding]:
     except TemplateError as e:
         yield _template_error(document, str(e))
         return
-    # A template that compiles may still fail on real messages (a misspelt name, say): the
-    # operator then sends the default message, so this is a warning, once per field.
-    for field, source in compiled.sources.items():
-        for event in EVENTS:
-            try:
-                render(CompiledTemplate({field: source}), sample(event).as_data())
-            except TemplateError as e:
-                why = str(e).partition(": ")[2]
-                message = f"fails to render for a sample {event} message ({why}); the operator "
-                yield _warning(
-                    document, f"spec.template.{field}", message + "would send the default message"
-                )
-                break
+    # One that compiles may still fail on every message (a misspelt name, say): the operator
+    # shows the Notification not Ready for it, so it is an error here too, once per field.
+    for failure in sample_failures(compiled):
+        yield _error(document, f"spec.template.{failure.field}", failure.problem)
 
 
 def _template_error(document: Document, text: str) -> Finding:

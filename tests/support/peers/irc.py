@@ -57,16 +57,24 @@ class NgircdServer:
     `password`: the server password every client must send (PASS). `tls`: also listen with TLS on
     `tls_port`, with a self-signed certificate for 127.0.0.1/localhost written to `ca_file`.
     `penalties=False`: no server-side flood throttling, so a client's own pacing shows as it is.
+    `max_nick_length`: ngircd's MaxNickLength; by default its stock limit (RFC 1459's 9), as a
+    server installed from the package has it.
     The ports stay the same across `stop()`/`start()`, so a restart looks like the same server.
     """
 
     def __init__(
-        self, *, password: str | None = None, tls: bool = False, penalties: bool = True
+        self,
+        *,
+        password: str | None = None,
+        tls: bool = False,
+        penalties: bool = True,
+        max_nick_length: int | None = None,
     ) -> None:
         self.host = HOST
         self.password = password
         self.tls = tls
         self.penalties = penalties
+        self.max_nick_length = max_nick_length
         self.port = free_port()
         self.tls_port = free_port() if tls else 0
         self.name = "irc.deploybell.test"
@@ -131,6 +139,7 @@ class NgircdServer:
         motd = self._dir / "ngircd.motd"
         motd.write_text("deploybell test server\n")
         password = f"\tPassword = {self.password}\n" if self.password else ""
+        nicklen = f"\tMaxNickLength = {self.max_nick_length}\n" if self.max_nick_length else ""
         ssl = ""
         if self.tls:
             cert, key = _self_signed_certificate()
@@ -159,7 +168,7 @@ class NgircdServer:
             "[Limits]\n"
             "\tMaxConnectionsIP = 0\n"
             "\tMaxJoins = 0\n"
-            "\tMaxNickLength = 30\n"
+            f"{nicklen}"
             f"\tMaxPenaltyTime = {-1 if self.penalties else 0}\n"
             "\tPingTimeout = 120\n"
             "\tPongTimeout = 20\n"

@@ -161,6 +161,18 @@ class HttpSession:
             self._session = None
 
 
+class HttpProvider:
+    """The base of an HTTP provider: its `kind` names it in errors; one session per instance."""
+
+    kind = "http"
+
+    def __init__(self) -> None:
+        self._http = HttpSession(self.kind)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
 def outcome(
     reply: Reply,
     kind: str,

@@ -1,6 +1,11 @@
-"""One IRC connection for the IRC provider: connect, register (nick fallbacks, PASS, NickServ),
-JOIN, paced sends confirmed by PING/PONG, QUIT. The provider (irc.py) pools these by server and
-nick; this module knows nothing of messages or ledgers.
+"""One IRC connection for the IRC provider: connect, register (nick fallbacks, PASS, SASL PLAIN,
+NickServ), JOIN, paced sends confirmed by PING/PONG, QUIT. The provider (irc.py) pools these by
+server and nick; this module knows nothing of messages or ledgers.
+
+Nick length: RFC 1459 servers (ngircd's default configuration among them) allow 9 characters, and
+say so only after the welcome, in ISUPPORT `NICKLEN`. A nick they refuse as erroneous (432) is cut
+to 9 and tried again; a nick in use (433) gets a suffix, cut to fit; the NICKLEN a server announced
+is kept by the provider, so its next connection starts with a nick that fits.
 """
 
 from __future__ import annotations
@@ -10,20 +15,26 @@ import itertools
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irc.client import Event, NickMask
 from irc.client_aio import AioConnection, AioReactor, IrcProtocol
 from irc.connection import AioFactory
 
+from deploybell.notify.providers import _irc_sasl
 from deploybell.notify.providers.base import (
     DeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from deploybell.notify.render.irc import DEFAULT_NICK, IrcSettings
+
+if TYPE_CHECKING:
+    from deploybell.notify.providers.irc import IrcSettings
 
 MAX_NICK_ATTEMPTS = 9
+# RFC 1459/2812: nicks of up to 9 characters are valid everywhere.
+MIN_NICKLEN = 9
+USERNAME = "deploybell"
 _NICK_TAKEN = frozenset({"nicknameinuse", "nickcollision", "unavailresource"})
 # Join refusals; True: a human must change something (invite, ban, key), False: try again.
 _JOIN_REFUSALS = {
@@ -39,10 +50,12 @@ _JOIN_REFUSALS = {
 _SEND_REFUSALS = frozenset({"cannotsendtochan", "nosuchchannel", "nosuchnick"})
 _WATCHED = frozenset(
     {"welcome", "passwdmismatch", "yourebannedcreep", "erroneusnickname", "error", "disconnect"}
+    | {"featurelist"}
     | {"join", "pong", "privnotice", "loggedin"}
     | _NICK_TAKEN
     | _JOIN_REFUSALS.keys()
     | _SEND_REFUSALS
+    | _irc_sasl.EVENTS
 )
 _pings = itertools.count(1)
 
@@ -77,14 +90,22 @@ class Session:
         loop: asyncio.AbstractEventLoop,
         connect_timeout: float,
         reply_timeout: float,
+        nicklen: int | None = None,
     ) -> None:
         self.settings = settings
+        self.nicklen = nicklen
+        """The server's NICKLEN: known from an earlier connection, or read from its ISUPPORT."""
         self.loop = loop
         self.connect_timeout = connect_timeout
         self.reply_timeout = reply_timeout
-        self.where = f"{settings.target.host}:{settings.target.port}"
-        self.reactor = _Reactor(loop=loop)
+        self.reactor = _Reactor(loop=loop, on_connect=self._on_connect)
         self.connection = self.reactor.server()
+        self.where = f"{settings.target.host}:{settings.target.port}"
+        self.sasl = (
+            _irc_sasl.SaslPlain(self.connection, settings.nick, settings.sasl_password, self.where)
+            if settings.sasl_password
+            else None
+        )
         # Every event the session acts on is queued from the moment the socket opens, so a
         # reply can never slip past between sending a command and waiting for its answer.
         self.events: asyncio.Queue[Event] = asyncio.Queue()
@@ -102,6 +123,11 @@ class Session:
     def nickname(self) -> str:
         return str(self.connection.get_nickname())
 
+    def _on_connect(self, *_: Any) -> None:
+        """Before NICK/USER: CAP LS makes the server wait for CAP END to finish registering."""
+        if self.sasl is not None:
+            self.sasl.start()
+
     def _on_event(self, _connection: Any, event: Event) -> None:
         if event.type == "disconnect":
             self.registered = False
@@ -110,6 +136,8 @@ class Session:
             who = event.arguments[0] if event.type == "kick" else NickMask(event.source).nick
             if who == self.nickname:
                 self.channels.discard(str(event.target).lower())
+        elif event.type == "featurelist":
+            self.nicklen = _nicklen(event.arguments) or self.nicklen
         if event.type in _WATCHED:
             self.events.put_nowait(event)
 
@@ -122,10 +150,10 @@ class Session:
                 await self.connection.connect(
                     target.host,
                     target.port,
-                    s.nick,
+                    fit_nick(s.nick, self.nicklen),
                     # A trailing parameter: the library sends `PASS :secret`, spaces and all.
                     password=f":{s.password}" if s.password else None,
-                    username=DEFAULT_NICK,
+                    username=USERNAME,
                     ircname="deploybell notifications",
                     connect_factory=factory,
                 )
@@ -145,13 +173,20 @@ class Session:
             raise TemporaryDeliveryError(f"irc: cannot connect to {self.where}: {e}") from None
 
     async def _register(self) -> None:
-        nick, attempt, fit = self.settings.nick, 0, False
+        """Wait for the welcome, trying shorter or suffixed nicks while the server refuses ours."""
+        nick, attempt = self.settings.nick, 0
+        tried = fit_nick(nick, self.nicklen)
         while True:
             event = await self._next()
             reason = " ".join(str(a) for a in event.arguments[1:])
             if event.type == "welcome":
+                if self.sasl is not None and not self.sasl.done:
+                    raise self.sasl.unavailable("it registered us without CAP negotiation")
                 self.registered = True
                 return
+            if self.sasl is not None and event.type in _irc_sasl.EVENTS:
+                self.sasl.feed(event)
+                continue
             if event.type in _NICK_TAKEN:
                 attempt += 1
                 if attempt > MAX_NICK_ATTEMPTS:
@@ -159,16 +194,19 @@ class Session:
                         f"irc: {self.where}: the nick {nick!r} and its "
                         f"{MAX_NICK_ATTEMPTS} variants are all in use"
                     )
-                self.connection.nick(_variant(nick, attempt, fit))
             elif event.type == "erroneusnickname":
-                if attempt == 0 or fit:
+                if len(tried) <= MIN_NICKLEN:
+                    # Short enough for any server: its characters are what the server refuses.
                     raise PermanentDeliveryError(
-                        f"irc: {self.where} refused option 'irc.nick' {nick!r}: {reason}"
+                        f"irc: {self.where} refused option 'irc.nick' {tried!r}: {reason}"
                     )
-                fit = True  # our suffix made it too long: cut the nick instead
-                self.connection.nick(_variant(nick, attempt, fit))
+                self.nicklen = MIN_NICKLEN  # too long, most likely: cut to what all accept
             elif event.type in ("passwdmismatch", "yourebannedcreep", "error"):
                 raise _refusal(event, self.where, reason)
+            else:
+                continue
+            tried = variant(nick, attempt, self.nicklen)
+            self.connection.nick(tried)
 
     async def _identify(self) -> None:
         """IDENTIFY to NickServ; wait briefly for its answer (a +r channel needs it)."""
@@ -299,10 +337,27 @@ class _TokenBucket:
             await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
 
-def _variant(nick: str, attempt: int, fit: bool) -> str:
-    """`deploybell_`, `deploybell_2`, …; when the server said too long, cut to the nick's length."""
+def fit_nick(nick: str, nicklen: int | None) -> str:
+    """The nick cut to the server's NICKLEN (unknown: as it is)."""
+    return nick if nicklen is None else nick[:nicklen]
+
+
+def variant(nick: str, attempt: int, nicklen: int | None) -> str:
+    """Attempt 0 is the nick itself, then `deploybell_`, `deploybell_2`, …, each cut to fit."""
+    if attempt == 0:
+        return fit_nick(nick, nicklen)
     suffix = "_" if attempt == 1 else f"_{attempt}"
-    return (nick[: max(1, len(nick) - len(suffix))] if fit else nick) + suffix
+    room = len(nick) if nicklen is None else nicklen - len(suffix)
+    return nick[: max(1, room)] + suffix
+
+
+def _nicklen(arguments: list[str]) -> int | None:
+    """NICKLEN from one ISUPPORT (005) line's tokens, when it has a usable one."""
+    for token in arguments:
+        name, _, value = str(token).partition("=")
+        if name.upper() == "NICKLEN" and value.isascii() and value.isdigit():
+            return max(1, int(value))
+    return None
 
 
 def _from_nickserv(event: Event) -> bool:

@@ -65,9 +65,8 @@ RULES = ProviderRules(
 )
 
 
-class HipchatProvider:
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("hipchat")
+class HipchatProvider(_http.HttpProvider):
+    kind = "hipchat"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -99,9 +98,6 @@ class HipchatProvider:
             default_delay=_rate_limit_reset(reply),
         )
         return Sent(refs={kind: target}, detail=sent.detail)
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 def _target(recipient: str) -> tuple[str, str]:

@@ -1,15 +1,19 @@
 """IRC through jaraco `irc`'s asyncio client: one pooled connection per server and nick.
 
 Options (spec.irc): `nick` (default deploybell), `notice` (default true; else PRIVMSG), `join`
-(default true), `tls`, `linesPerSecond` (default 1), `caFile`. Optional Secret keys: `password`
-(server PASS), `nickservPassword` or `saslPassword` (both sent to NickServ as IDENTIFY after the
-welcome: the asyncio client has no SASL handshake).
+(default true), `tls`, `linesPerSecond` (default 1), `caFile` (or Secret key `caFile`). Optional
+Secret keys: `password` (server PASS), `saslPassword` (IRCv3 SASL PLAIN as the account named like
+`irc.nick`, before registering), `nickservPassword` (IDENTIFY to NickServ after the welcome).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
@@ -26,13 +30,15 @@ from deploybell.notify.providers.base import (
     Title,
     mask,
 )
-from deploybell.notify.render.irc import (
-    DEFAULT_NICK,
-    IrcSettings,
-    irc_settings,
-    lines,
-    parse_recipient,
-)
+from deploybell.notify.render.irc import lines
+
+DEFAULT_NICK = "deploybell"
+DEFAULT_PORT = 6667
+TLS_PORT = 6697
+MAX_CHANNEL_LENGTH = 50
+_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
+# RFC 2812 nick characters; servers cap the length (see _irc_session: NICKLEN and fallbacks).
+_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,63}")
 
 
 def _recipient_problem(recipient: str) -> str | None:
@@ -98,7 +104,10 @@ RULES = ProviderRules(
     ),
     secret_keys=(
         SecretKey("password", "The server password (PASS)."),
-        SecretKey("saslPassword", "A SASL PLAIN password for the nick (the account is the nick)."),
+        SecretKey(
+            "saslPassword",
+            "Logs in with IRCv3 SASL PLAIN before registering; the account is irc.nick.",
+        ),
         SecretKey("nickservPassword", "Sent to NickServ as IDENTIFY after connecting."),
     ),
 )
@@ -119,6 +128,8 @@ class IrcProvider:
         self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._quitting: set[asyncio.Task[None]] = set()
+        # The NICKLEN each server announced: a new connection starts with a nick that fits.
+        self._nicklens: dict[tuple[str, int], int] = {}
 
     @property
     def connections(self) -> list[tuple[str, int, str]]:
@@ -174,6 +185,7 @@ class IrcProvider:
                     f"irc: no answer from {session.where} within {self.reply_timeout:g}s"
                 ) from None
             finally:
+                self._remember_nicklen(session)
                 if session.alive:
                     session.start_idle_timer(self.idle_timeout, lambda: self._expire(session))
         where = f"{channel} on {settings.target.host}"
@@ -188,16 +200,27 @@ class IrcProvider:
             return session
         if session is not None:
             await session.quit("deploybell: reconnecting")
+        server = (settings.target.host.lower(), settings.target.port)
         session = Session(
-            settings, asyncio.get_running_loop(), self.connect_timeout, self.reply_timeout
+            settings,
+            asyncio.get_running_loop(),
+            self.connect_timeout,
+            self.reply_timeout,
+            nicklen=self._nicklens.get(server),
         )
         try:
             await session.open()
         except BaseException:
+            self._remember_nicklen(session)
             await session.quit("deploybell: giving up")
             raise
         self._sessions[settings.key] = session
         return session
+
+    def _remember_nicklen(self, session: Session) -> None:
+        if session.nicklen is not None:
+            target = session.settings.target
+            self._nicklens[(target.host.lower(), target.port)] = session.nicklen
 
     def _expire(self, session: Session) -> None:
         key = session.settings.key
@@ -252,5 +275,122 @@ PROVIDER = ProviderType(
     render=lambda preview: _lines(preview)[1],
     preview=_preview,
     setup="No Secret needed for public channels. Control characters are stripped, so manifest "
-    "values cannot inject IRC commands.",
+    "values cannot inject IRC commands. The nick is cut to the server's `NICKLEN` (servers with "
+    "RFC 1459's limit of 9 refuse `deploybell`, so it becomes `deploybel`) and given a suffix "
+    "(`_`, `_2`, …) while it is in use. `saslPassword` logs in with IRCv3 SASL PLAIN before "
+    "registering (the account is `irc.nick`; a server that offers no SASL is a retried error, a "
+    "refused password a permanent one); `nickservPassword` is sent to NickServ as `IDENTIFY` "
+    "after the welcome. `caFile` may also come from the Secret.",
 )
+
+
+@dataclass(frozen=True)
+class IrcTarget:
+    """Where an IRC recipient points: server, port, channel and whether to use TLS."""
+
+    host: str
+    port: int
+    channel: str
+    tls: bool
+
+
+def parse_recipient(recipient: str, tls: bool | None = None) -> IrcTarget:
+    """Parse `host[:port]#channel`.
+
+    TLS when `tls` is true or, when it is not given, when the port is 6697; with `tls` true and no
+    port the port is 6697, otherwise 6667. Raises ValueError saying what is wrong.
+    """
+    where, hash_, name = recipient.partition("#")
+    channel = hash_ + name
+    if not hash_ or not name:
+        raise ValueError(f"an irc recipient must be 'host[:port]#channel', got {recipient!r}")
+    if len(channel) > MAX_CHANNEL_LENGTH or any(
+        c in " ,\x07" or unicodedata.category(c) == "Cc" for c in channel
+    ):
+        raise ValueError(
+            f"an irc channel must be at most {MAX_CHANNEL_LENGTH} characters without spaces, "
+            f"commas or control characters, got {channel!r}"
+        )
+    host, port = _host_port(where, recipient)
+    secure = tls if tls is not None else port == TLS_PORT
+    if port is None:
+        port = TLS_PORT if secure else DEFAULT_PORT
+    return IrcTarget(host=host.strip("[]"), port=port, channel=channel, tls=secure)
+
+
+def _host_port(where: str, recipient: str) -> tuple[str, int | None]:
+    host, colon, port_text = where.rpartition(":") if not where.endswith("]") else ("", "", "")
+    if not colon:
+        host = where
+    if not _HOST.fullmatch(host):
+        raise ValueError(f"an irc recipient needs a host name before the '#', got {recipient!r}")
+    if not colon:
+        return host, None
+    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"an irc port must be a number from 1 to 65535, got {port_text!r}")
+    return host, int(port_text)
+
+
+@dataclass(frozen=True)
+class IrcSettings:
+    """One destination's recipient, options and credentials, validated."""
+
+    target: IrcTarget
+    nick: str
+    command: str  # NOTICE | PRIVMSG
+    join: bool
+    lines_per_second: float
+    password: str  # server PASS
+    identify: str  # sent to NickServ
+    sasl_password: str  # SASL PLAIN, account = nick
+    ca_file: str | None
+
+    @property
+    def key(self) -> tuple[str, int, bool, str, str | None, str]:
+        """What one pooled connection serves; credentials only as a digest, never shown."""
+        secrets = f"{self.password}\0{self.identify}\0{self.sasl_password}"
+        digest = hashlib.sha256(secrets.encode()).hexdigest()[:16]
+        t = self.target
+        return (t.host.lower(), t.port, t.tls, self.nick, self.ca_file, digest)
+
+
+def irc_settings(
+    recipient: str, options: Mapping[str, Any], secret: Mapping[str, str]
+) -> IrcSettings:
+    """Validate the recipient, spec.irc and the Secret; ValueError names the bad key."""
+    tls = _option(options, "tls", bool, None)
+    try:
+        target = parse_recipient(recipient, tls)
+    except ValueError as e:
+        raise ValueError(f"recipient: {e}") from None
+    nick = _option(options, "nick", str, DEFAULT_NICK)
+    if not _NICK.fullmatch(nick):
+        raise ValueError(f"option 'irc.nick' is not a valid IRC nick: {nick!r}")
+    rate = _option(options, "linesPerSecond", (int, float), 1)
+    if isinstance(rate, bool) or not 0 < rate <= 100:
+        raise ValueError(
+            f"option 'irc.linesPerSecond' must be a number above 0 and at most 100, got {rate!r}"
+        )
+    for name in ("password", "nickservPassword", "saslPassword"):
+        if any(unicodedata.category(c) == "Cc" for c in secret.get(name, "")):
+            raise ValueError(f"Secret key {name!r} contains control characters")
+    return IrcSettings(
+        target=target,
+        nick=nick,
+        command="NOTICE" if _option(options, "notice", bool, True) else "PRIVMSG",
+        join=_option(options, "join", bool, True),
+        lines_per_second=float(rate),
+        password=secret.get("password", ""),
+        identify=secret.get("nickservPassword", ""),
+        sasl_password=secret.get("saslPassword", ""),
+        ca_file=secret.get("caFile") or _option(options, "caFile", str, "") or None,
+    )
+
+
+def _option(options: Mapping[str, Any], name: str, kind: Any, default: Any) -> Any:
+    value = options.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise ValueError(f"option 'irc.{name}' has the wrong type: {value!r}")
+    return value

@@ -91,11 +91,10 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")  # names are lowercase, IDs upp
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
-class SlackProvider:
+class SlackProvider(_http.HttpProvider):
     """Sends run events to Slack with slack_sdk, over the shared HTTP session."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("slack")
+    kind = "slack"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -118,9 +117,6 @@ class SlackProvider:
         except SlackClientError as e:
             text = mask(f"slack: client error: {type(e).__name__}: {e}", secrets)
             raise PermanentDeliveryError(text) from None
-
-    async def close(self) -> None:
-        await self._http.close()
 
     async def _send_with_token(
         self,

@@ -73,11 +73,10 @@ RULES = ProviderRules(
 )
 
 
-class WebhookProvider:
+class WebhookProvider(_http.HttpProvider):
     """Sends each message as one CloudEvents 1.0 JSON request (structured mode)."""
 
-    def __init__(self) -> None:
-        self._http = _http.HttpSession("webhook")
+    kind = "webhook"
 
     async def send(
         self, message: Message, destination: Destination, override: Title | None = None
@@ -91,9 +90,6 @@ class WebhookProvider:
         secrets = _http.secrets_of(secret, str(url))
         reply = await self._http.post(url, secrets, headers=headers, data=body)
         return _http.outcome(reply, "webhook", secrets)
-
-    async def close(self) -> None:
-        await self._http.close()
 
 
 # the request (pure)

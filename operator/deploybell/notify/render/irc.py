@@ -1,4 +1,4 @@
-"""IRC's pure side: the one line per message, the splitter, recipient and option parsing.
+"""IRC's pure side: the one line per message and the splitter (connection settings: providers/irc).
 
 IRC has no escaping: a CR or LF in a value ends the line and starts a new command, and the bytes
 below 0x20 are mIRC formatting codes. So every value that comes from a manifest, a template or
@@ -8,25 +8,17 @@ around the event symbol that `render()` adds itself.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
 from deploybell.notify.providers.base import Title
 
-DEFAULT_NICK = "deploybell"
 MAX_LINE_BYTES = 512  # RFC 1459/2812: a whole line, CR LF included
-DEFAULT_PORT = 6667
-TLS_PORT = 6697
 # What the server puts in front of our line when it relays it, `:nick!user@host `, minus the
 # nick: `!`, `~` + a user name of up to 20 bytes, `@`, a host of up to 63 bytes (one DNS label's
 # worth; cloaks and IPv6 addresses fit), the space, and some slack for servers that differ.
 PREFIX_ALLOWANCE = 100
-MAX_CHANNEL_LENGTH = 50
 DETAIL_CHARS = 160  # a pod's message or a Warning's text: the gist, not a stack trace
 SEPARATOR = " | "
 
@@ -36,9 +28,6 @@ _COLOUR, _RESET = "\x03", "\x0f"
 _SPACES = re.compile(r"[\t\n\r\v\f\u2028\u2029\x85]+")
 # Bidirectional overrides reorder what a reader sees; no IRC client needs them from a manifest.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
-# RFC 2812 nick characters; servers cap the length (ngircd's default is 9, Libera's 16).
-_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,63}")
 
 
 def clean(value: str) -> str:
@@ -148,112 +137,3 @@ def lines(
 ) -> list[str]:
     """The rendered message as the texts of the protocol lines that carry it."""
     return split(render(message, override), line_budget(command, target, nick))
-
-
-@dataclass(frozen=True)
-class IrcTarget:
-    """Where an IRC recipient points: server, port, channel and whether to use TLS."""
-
-    host: str
-    port: int
-    channel: str
-    tls: bool
-
-
-def parse_recipient(recipient: str, tls: bool | None = None) -> IrcTarget:
-    """Parse `host[:port]#channel`.
-
-    TLS when `tls` is true or, when it is not given, when the port is 6697; with `tls` true and no
-    port the port is 6697, otherwise 6667. Raises ValueError saying what is wrong.
-    """
-    where, hash_, name = recipient.partition("#")
-    channel = hash_ + name
-    if not hash_ or not name:
-        raise ValueError(f"an irc recipient must be 'host[:port]#channel', got {recipient!r}")
-    if len(channel) > MAX_CHANNEL_LENGTH or any(
-        c in " ,\x07" or unicodedata.category(c) == "Cc" for c in channel
-    ):
-        raise ValueError(
-            f"an irc channel must be at most {MAX_CHANNEL_LENGTH} characters without spaces, "
-            f"commas or control characters, got {channel!r}"
-        )
-    host, port = _host_port(where, recipient)
-    secure = tls if tls is not None else port == TLS_PORT
-    if port is None:
-        port = TLS_PORT if secure else DEFAULT_PORT
-    return IrcTarget(host=host.strip("[]"), port=port, channel=channel, tls=secure)
-
-
-def _host_port(where: str, recipient: str) -> tuple[str, int | None]:
-    host, colon, port_text = where.rpartition(":") if not where.endswith("]") else ("", "", "")
-    if not colon:
-        host = where
-    if not _HOST.fullmatch(host):
-        raise ValueError(f"an irc recipient needs a host name before the '#', got {recipient!r}")
-    if not colon:
-        return host, None
-    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"an irc port must be a number from 1 to 65535, got {port_text!r}")
-    return host, int(port_text)
-
-
-@dataclass(frozen=True)
-class IrcSettings:
-    """One destination's recipient, options and credentials, validated."""
-
-    target: IrcTarget
-    nick: str
-    command: str  # NOTICE | PRIVMSG
-    join: bool
-    lines_per_second: float
-    password: str  # server PASS
-    identify: str  # sent to NickServ
-    ca_file: str | None
-
-    @property
-    def key(self) -> tuple[str, int, bool, str, str | None, str]:
-        """What one pooled connection serves; credentials only as a digest, never shown."""
-        digest = hashlib.sha256(f"{self.password}\0{self.identify}".encode()).hexdigest()[:16]
-        t = self.target
-        return (t.host.lower(), t.port, t.tls, self.nick, self.ca_file, digest)
-
-
-def irc_settings(
-    recipient: str, options: Mapping[str, Any], secret: Mapping[str, str]
-) -> IrcSettings:
-    """Validate the recipient, spec.irc and the Secret; ValueError names the bad key."""
-    tls = _option(options, "tls", bool, None)
-    try:
-        target = parse_recipient(recipient, tls)
-    except ValueError as e:
-        raise ValueError(f"recipient: {e}") from None
-    nick = _option(options, "nick", str, DEFAULT_NICK)
-    if not _NICK.fullmatch(nick):
-        raise ValueError(f"option 'irc.nick' is not a valid IRC nick: {nick!r}")
-    rate = _option(options, "linesPerSecond", (int, float), 1)
-    if isinstance(rate, bool) or not 0 < rate <= 100:
-        raise ValueError(
-            f"option 'irc.linesPerSecond' must be a number above 0 and at most 100, got {rate!r}"
-        )
-    for name in ("password", "nickservPassword", "saslPassword"):
-        if any(unicodedata.category(c) == "Cc" for c in secret.get(name, "")):
-            raise ValueError(f"Secret key {name!r} contains control characters")
-    return IrcSettings(
-        target=target,
-        nick=nick,
-        command="NOTICE" if _option(options, "notice", bool, True) else "PRIVMSG",
-        join=_option(options, "join", bool, True),
-        lines_per_second=float(rate),
-        password=secret.get("password", ""),
-        identify=secret.get("nickservPassword") or secret.get("saslPassword") or "",
-        ca_file=secret.get("caFile") or _option(options, "caFile", str, "") or None,
-    )
-
-
-def _option(options: Mapping[str, Any], name: str, kind: Any, default: Any) -> Any:
-    value = options.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, kind):
-        raise ValueError(f"option 'irc.{name}' has the wrong type: {value!r}")
-    return value
