@@ -122,8 +122,8 @@ build_tool() { # name module-path version
 }
 
 # A test tool outside the cache key: built as <name>-<version>, linked as <name>.
-build_versioned_tool() { # name package version module
-  local name="$1" pkg="$2" version="$3" mod="$4"
+build_versioned_tool() { # name package version module [go build tags]
+  local name="$1" pkg="$2" version="$3" mod="$4" tags="${5:-}"
   local dir="$work/$name-$version" lock
   mkdir -p "$dir"
   # Several checkouts may share this cache: one builds, the others wait for it.
@@ -134,7 +134,8 @@ build_versioned_tool() { # name package version module
     printf 'module deploybell.local/cluster/%s\n\ngo 1.24\n\nrequire %s %s\n\ntool %s\n' \
       "$name" "$mod" "$version" "$pkg" >"$dir/go.mod"
     (cd "$dir" && go mod tidy &&
-      go_build_with_progress "$name" go build -v -trimpath -ldflags "-s -w" -o "$bin/$name-$version.tmp" "$pkg")
+      go_build_with_progress "$name" go build -v -trimpath -tags "$tags" -ldflags "-s -w" \
+        -o "$bin/$name-$version.tmp" "$pkg")
     mv -f "$bin/$name-$version.tmp" "$bin/$name-$version"
   fi
   ln -sfn "$name-$version" "$bin/$name"
@@ -145,8 +146,10 @@ build_kubernetes
 build_etcd
 build_tool kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" sigs.k8s.io/kwok
 build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm.sh/helm/v3
+# remove_all_sd: without the service discoveries (cloud SDKs), which checking and testing rules
+# never use; the build is a fraction of the full one.
 build_versioned_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" \
-  github.com/prometheus/prometheus
+  github.com/prometheus/prometheus remove_all_sd
 # kwok's stock stage definitions ship inside its module; keep a copy beside the binaries.
 kwok_dir="$(cd "$work/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
 mkdir -p "$cache_root/$key/kwok-stages"
