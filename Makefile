@@ -72,7 +72,26 @@ demo: venv ## the main job: deploy, watch and notify on the local cluster
 bench: venv ## measure latency, kubectl comparison, RSS/CPU, API load, restart (~15 min)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The image installs from these with --require-hashes; pyproject.toml keeps the ranges, and
+# tests/unit/test_lock.py fails when a lock no longer matches them. LOCK_ARGS=--upgrade moves
+# every pin to the newest version inside the ranges.
+LOCK_ARGS ?=
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+  --python-platform linux --custom-compile-command 'make lock' $(LOCK_ARGS)
+
+.PHONY: lock
+lock: venv ## lock the image's dependencies with hashes (requirements/*.lock)
+	$(UV_COMPILE) pyproject.toml -o requirements/runtime.lock
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(UV_COMPILE) - -o requirements/build.lock
+
 .PHONY: sync-crds
 sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test checks they match)
 	cp crds/*.yaml manifests/helm/deploybell/crds/
 	cp crds/*.yaml manifests/install/crds/
+
+BASE ?=
+
+.PHONY: image
+image: venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
+	$(PY) hack/image/build_image.py $(if $(BASE),--base $(BASE))

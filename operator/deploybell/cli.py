@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import logging
 import os
 import sys
@@ -133,6 +134,12 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploybell", description=__doc__)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=importlib.metadata.version("deploybell"),
+        help="print the installed package's version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     add_run_flags(sub.add_parser("run", help="run the operator"))
     commands.add_validate(

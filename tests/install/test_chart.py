@@ -227,11 +227,12 @@ def test_kustomize_base_matches_the_chart_defaults(cluster: ClusterAccess, helm:
 
 def test_dockerfile_agrees_with_the_chart(helm: Helm) -> None:
     text = DOCKERFILE.read_text()
-    assert image_entrypoint() == ["python", "-m", "deploybell", "run"]
+    assert image_entrypoint() == ["deploybell", "run"]
+    assert "ARG BASE=python:3.11-slim" in text.splitlines()
     stages = [ln.split()[1] for ln in text.splitlines() if ln.startswith("FROM ")]
-    assert stages == ["python:3.11-slim", "python:3.11-slim"], stages
+    assert stages == ["${BUILD_BASE}", "${BASE}"], stages
     pod = find(helm.template("deploybell", "ops", {}), "Deployment")["spec"]["template"]["spec"]
     user = pod["securityContext"]["runAsUser"]
     assert f"USER {user}:{pod['securityContext']['runAsGroup']}" in text.splitlines()
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
-    assert {"*", "!pyproject.toml", "!README.md", "!operator/"} <= set(ignored)
+    assert {"*", "!pyproject.toml", "!README.md", "!operator/", "!requirements/"} <= set(ignored)

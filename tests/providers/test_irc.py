@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from deploybell.notify.model import Message, sample
+from deploybell.notify.providers._irc_lines import MAX_LINE_BYTES, lines, render
 from deploybell.notify.providers._irc_session import variant
 from deploybell.notify.providers.base import (
     Destination,
@@ -22,7 +23,6 @@ from deploybell.notify.providers.base import (
     TemporaryDeliveryError,
 )
 from deploybell.notify.providers.irc import IrcProvider
-from deploybell.notify.render.irc import MAX_LINE_BYTES, lines, render
 from tests.support.peers.irc import HOST, Heard, IrcListener, NgircdServer, free_port
 
 

@@ -18,11 +18,11 @@ from deploybell.api.errors import SpecError
 from deploybell.deploy.health import evaluate, pod_problems
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
 from deploybell.notify.providers import _email_mime as email
+from deploybell.notify.providers import _irc_lines as irc
 from deploybell.notify.providers import _slack_blocks as slack
 from deploybell.notify.providers import parse as parse_notification
 from deploybell.notify.providers import webhook
 from deploybell.notify.providers.base import Title
-from deploybell.notify.render import irc
 
 EXAMPLES = 10_000 if os.environ.get("RELIABILITY_LONG") == "1" else 200
 PROFILE = settings(

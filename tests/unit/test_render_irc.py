@@ -10,9 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploybell.notify.model import PodDiagnosis, WarningEvent, sample
-from deploybell.notify.providers.base import Title
-from deploybell.notify.providers.irc import IrcTarget, parse_recipient
-from deploybell.notify.render.irc import (
+from deploybell.notify.providers._irc_lines import (
     MAX_LINE_BYTES,
     clean,
     line_budget,
@@ -20,6 +18,8 @@ from deploybell.notify.render.irc import (
     render,
     split,
 )
+from deploybell.notify.providers.base import Title
+from deploybell.notify.providers.irc import IrcTarget, parse_recipient
 
 # The formatting render() adds itself: a colour code before the symbol and a reset after it.
 OWN_FORMATTING = re.compile(r"\x03\d\d(?=[▶✔✖■])|\x0f")

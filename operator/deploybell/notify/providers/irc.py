@@ -18,6 +18,7 @@ from typing import Any
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
+from deploybell.notify.providers._irc_lines import lines
 from deploybell.notify.providers._irc_session import Session
 from deploybell.notify.providers.base import (
     DeliveryError,
@@ -30,7 +31,6 @@ from deploybell.notify.providers.base import (
     Title,
     mask,
 )
-from deploybell.notify.render.irc import lines
 
 DEFAULT_NICK = "deploybell"
 DEFAULT_PORT = 6667

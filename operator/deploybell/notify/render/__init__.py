@@ -1,1 +1,0 @@
-"""Per-provider rendering of the message model (pure)."""
