@@ -1,7 +1,8 @@
 """`make demo`: deploybell's whole job on the local cluster, with a readable timeline.
 
 Starts (or reuses) the local cluster, real local sinks for every provider (a Slack-API-compatible
-server, a HipChat server, ngircd with a listener, an SMTP server, a webhook receiver), the
+server, a HipChat server, ngircd with a listener, an SMTP server, a webhook receiver, a Teams
+Workflows webhook, a Discord webhook API, a Google Chat space webhook), the
 operator, and applies examples/demo/: one DeployJob that succeeds, one that fails (a kwok failure
 annotation; the diagnosis shows in the messages) and one that is canceled while rolling out. It
 prints each message as a sink receives it, then `kubectl get dj,dbn` and a summary. Exit code 0
@@ -25,10 +26,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
 import localcluster  # noqa: E402
+from tests.support.peers.discord import DiscordPeer, readable  # noqa: E402
+from tests.support.peers.googlechat import GooglechatPeer  # noqa: E402
 from tests.support.peers.hipchat import HipchatPeer  # noqa: E402
 from tests.support.peers.irc import IrcListener, NgircdServer  # noqa: E402
 from tests.support.peers.slack import SlackPeer  # noqa: E402
 from tests.support.peers.smtp import SmtpPeer  # noqa: E402
+from tests.support.peers.teams import TeamsPeer  # noqa: E402
 from tests.support.peers.webhook import WebhookPeer  # noqa: E402
 
 NAMESPACE = "deploybell-demo"
@@ -40,7 +44,8 @@ def say(message: str) -> None:
 
 
 class Sinks:
-    """The local stand-ins for Slack, HipChat, IRC, SMTP and a webhook, and what they heard."""
+    """The local stand-ins for Slack, HipChat, IRC, SMTP, a webhook, Teams, Discord and Google
+    Chat, and what they heard."""
 
     def __init__(self, stack: ExitStack) -> None:
         self.slack = stack.enter_context(SlackPeer())
@@ -51,6 +56,9 @@ class Sinks:
         self.irc = stack.enter_context(
             IrcListener(self.ircd.host, self.ircd.port, ["#deploys"], nick="watcher")
         )
+        self.teams = stack.enter_context(TeamsPeer())
+        self.discord = stack.enter_context(DiscordPeer())
+        self.googlechat = stack.enter_context(GooglechatPeer())
         self.printed: set[tuple[str, int]] = set()
 
     def placeholders(self) -> dict[str, str]:
@@ -59,6 +67,9 @@ class Sinks:
             "HIPCHAT_URL": self.hipchat.url,
             "WEBHOOK_URL": self.webhook.url,
             "IRC_SERVER": f"{self.ircd.host}:{self.ircd.port}",
+            "TEAMS_URL": self.teams.url,
+            "DISCORD_URL": self.discord.url,
+            "GOOGLECHAT_URL": self.googlechat.url,
         }
 
     def heard(self) -> list[tuple[str, str, str]]:
@@ -84,6 +95,18 @@ class Sinks:
         for request in self.webhook.received:
             data = request.json if isinstance(request.json, dict) else {}
             out.append(("webhook", data.get("type", ""), data.get("data", {}).get("title", "")))
+        for run in self.teams.received:
+            out += [("teams", "channel (workflow)", _first_text(card)) for card in run.posted]
+        for request in self.discord.received:
+            if request.status == 200:
+                verb = "edited" if request.method == "PATCH" else "posted"
+                title = readable(request.answer["embeds"][0].get("title", ""))
+                out.append(
+                    ("discord", f"channel {request.answer['channel_id']}", f"{verb}: {title}")
+                )
+        for message in self.googlechat.messages():
+            thread = message["thread"]["name"].rsplit("/", 1)[-1]
+            out.append(("googlechat", f"thread {thread}", message["text"]))
         return out
 
     def print_new(self) -> None:
@@ -93,8 +116,19 @@ class Sinks:
             key = (provider, counts[provider])
             if key not in self.printed:
                 self.printed.add(key)
-                line = f"  {time.strftime('%H:%M:%S')}  {provider:<8} {recipient:<32} {text}"
+                line = f"  {time.strftime('%H:%M:%S')}  {provider:<10} {recipient:<32} {text}"
                 print(line[:200], flush=True)
+
+
+def _first_text(card: Any) -> str:
+    """The first text of an Adaptive Card (its title), depth first."""
+    if isinstance(card, dict):
+        if card.get("type") in ("TextRun", "TextBlock") and isinstance(card.get("text"), str):
+            return str(card["text"])
+        values = list(card.values())
+    else:
+        values = list(card) if isinstance(card, list) else []
+    return next((found for v in values if (found := _first_text(v))), "")
 
 
 def _plain(text: str) -> str:
@@ -169,7 +203,7 @@ class Demo:
         )
 
     def apply_examples(self, values: dict[str, str]) -> None:
-        say("applying examples/demo/ (3 DeployJobs, 5 Notifications)")
+        say("applying examples/demo/ (3 DeployJobs, 8 Notifications)")
         for path in sorted((ROOT / "examples" / "demo").glob("*.yaml")):
             text = string.Template(path.read_text()).substitute(values)
             self.kubectl("apply", "-f", "-", stdin=text)
@@ -219,7 +253,10 @@ class Demo:
         began = time.monotonic()
         self.cluster()
         with ExitStack() as stack:
-            say("starting local sinks: Slack API, HipChat, ngircd + listener, SMTP, webhook")
+            say(
+                "starting local sinks: Slack API, HipChat, ngircd + listener, SMTP, webhook, "
+                "Teams, Discord, Google Chat"
+            )
             sinks = Sinks(stack)
             stack.callback(self.stop_operator)
             self.start_operator(sinks)

@@ -52,6 +52,10 @@ def note(name: str, **spec: Any) -> dict[str, Any]:
     return {**NOTE, "metadata": {"name": name}, "spec": spec}
 
 
+def secret_doc(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+
+
 def source(name: str, text: str) -> list[dict[str, Any]]:
     """A DeployJob reading `text` from a ConfigMap."""
     cm = {
@@ -286,6 +290,11 @@ CASES: list[tuple[str, str, Any]] = [
         note("a", type="email", recipients=["a@b.c"], slack={"threads": True}),
     ),
     ("n-recipient-too-long", "rejected", note("a", type="email", recipients=["a" * 400 + "@b.c"])),
+    (
+        "n-discord-username-too-long",
+        "rejected spec.discord.username",
+        note("a", type="discord", secretRef={"name": "s"}, discord={"username": "d" * 81}),
+    ),
     # --- Notification: the operator says why it is not Ready ----------------------------------
     (
         "n-irc-port-range",
@@ -301,6 +310,16 @@ CASES: list[tuple[str, str, Any]] = [
         "n-template-loop",
         "notready",
         note("a", type="email", recipients=["a@b.c"], template={"title": "{% for %}"}),
+    ),
+    (
+        "n-discord-thread-id-range",
+        "notready spec.recipients[0]: a Discord id is at most 2^64 - 1",
+        note("a", type="discord", recipients=["99999999999999999999"], secretRef={"name": "s"}),
+    ),
+    (
+        "n-discord-username-reserved",
+        "notready spec.discord.username: must not contain 'discord'",
+        note("a", type="discord", secretRef={"name": "s"}, discord={"username": "Discord Bot"}),
     ),
     (
         "n-template-undefined-name",
@@ -336,6 +355,30 @@ CASES: list[tuple[str, str, Any]] = [
             },
             note("a", type="webhook", secretRef={"name": "nokey"}),
         ],
+    ),
+    # --- Beyond the per-type cases below: a bot without recipients, values out of range -----
+    (
+        "n-mattermost-bot-no-recipients",
+        "notready at least one recipient",
+        [
+            secret_doc("mm", {"token": "x", "url": "https://chat.example.test"}),
+            note("a", type="mattermost", secretRef={"name": "mm"}),
+        ],
+    ),
+    (
+        "n-mattermost-username-too-long",
+        "rejected spec.mattermost.username",
+        note("a", type="mattermost", secretRef={"name": "s"}, mattermost={"username": "u" * 65}),
+    ),
+    (
+        "n-pagerduty-severity",
+        "rejected spec.pagerduty.severity",
+        note("a", type="pagerduty", secretRef={"name": "s"}, pagerduty={"severity": "page"}),
+    ),
+    (
+        "n-apprise-unknown-option",
+        "rejected spec.apprise.format",
+        note("a", type="apprise", secretRef={"name": "s"}, apprise={"format": "html"}),
     ),
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ import pytest
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import (
     UNSCHEDULABLE,
+    delivered,
     deployment,
     events,
-    ledger,
+    sent_everywhere,
     wait_dj,
 )
 from tests.support.deploybell import webhook_events as received_events
@@ -28,6 +30,7 @@ from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("slack", "hipchat", "irc", "email", "webhook")
+all_sent = functools.partial(sent_everywhere, TYPES)
 HMAC_KEY = "hmac-test-key"
 HIPCHAT_TOKEN = "hipchat-test-token"
 
@@ -95,14 +98,6 @@ def subscribed_to_all(name: str, manifests: list[dict[str, Any]], **spec: Any) -
         "metadata": {"name": name},
         "spec": {"manifests": manifests, "onStart": every, "always": every, **spec},
     }
-
-
-def delivered(status: dict[str, Any], run: int, event: str) -> set[str]:
-    return {e[2] for e in ledger(status, run) if e[1] == event and e[3] == "Sent"}
-
-
-def all_sent(run: int, outcome: str) -> Any:
-    return lambda s: delivered(s, run, "start") == set(TYPES) == delivered(s, run, outcome)
 
 
 def webhook_events(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:

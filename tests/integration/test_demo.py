@@ -26,8 +26,17 @@ def test_demo_delivers_every_expected_notification(cluster: ClusterAccess) -> No
     )
     transcript = proc.stdout + proc.stderr
     assert proc.returncode == 0, transcript[-4000:]
-    assert "OK: 24 notifications delivered for 3 DeployJobs" in transcript
-    for provider in ("slack", "hipchat", "irc", "email", "webhook"):
+    assert "OK: 40 notifications delivered for 3 DeployJobs" in transcript
+    for provider in (
+        "slack",
+        "hipchat",
+        "irc",
+        "email",
+        "webhook",
+        "teams",
+        "discord",
+        "googlechat",
+    ):
         assert f"  {provider} " in transcript, f"no {provider} line in the timeline"
     assert "CrashLoopBackOff" in transcript  # the failure's diagnosis reached the sinks
     table = transcript[transcript.index("NAME") :]

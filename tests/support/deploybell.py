@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tests.support.cluster import ClusterAccess, wait_for
@@ -159,6 +159,17 @@ def ledger(status: dict[str, Any], run: int | None = None) -> list[tuple[int, st
         for e in status.get("notifications") or []
         if run is None or e["run"] == run
     ]
+
+
+def delivered(status: dict[str, Any], run: int, event: str) -> set[str]:
+    """The Notifications whose `event` message of `run` was sent."""
+    return {e[2] for e in ledger(status, run) if e[1] == event and e[3] == "Sent"}
+
+
+def sent_everywhere(types: Iterable[str], run: int, outcome: str) -> Callable[[Any], bool]:
+    """A status check: the start and `outcome` of `run` reached every one of `types`."""
+    wanted = set(types)
+    return lambda s: delivered(s, run, "start") == wanted == delivered(s, run, outcome)
 
 
 def events(cluster: ClusterAccess, namespace: str, name: str) -> list[tuple[str, str]]:

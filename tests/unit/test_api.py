@@ -545,6 +545,18 @@ RECIPIENTS: dict[str, tuple[list[str], list[str]]] = {
         ["ops@example.com", "a.b+c@x.y.z", "root@localhost", "o'brien@example.ie"],
         ["ops", "@example.com", "ops@", "a@b@c", "a b@c.d", "a@b c"],
     ),
+    "discord": (  # thread ids: snowflakes
+        ["1234567890123456789", "12345678901234567", "18446744073709551615"],
+        [
+            "#general",
+            "123",
+            "0123456789012345678",
+            "1234567890123456789 ",
+            "x1234567890123456789",
+            "123456789012345678901",
+            "",
+        ],
+    ),
 }
 PYTHON_ONLY_REJECTS: dict[str, list[str]] = {
     # Beyond the CRD's cheap CEL checks: port range and stricter address syntax.
@@ -557,6 +569,7 @@ PYTHON_ONLY_REJECTS: dict[str, list[str]] = {
         "a@b_c.d",
         "a" * 65 + "@b.c",
     ],
+    "discord": ["18446744073709551616", "99999999999999999999"],  # over 2^64 - 1
 }
 
 
@@ -593,7 +606,7 @@ def test_recipient_errors_lists_every_bad_one() -> None:
 
 def test_unknown_types_are_named() -> None:
     (error,) = recipient_errors("pigeon", ["#x"])
-    assert error.startswith("spec.type: must be one of slack, hipchat, irc, email, webhook")
+    assert error.startswith("spec.type: must be one of slack, hipchat, irc, email, webhook, ")
     assert error.endswith("got 'pigeon'")
 
 

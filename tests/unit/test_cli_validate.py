@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploybell.cli import main
+from deploybell.notify.providers import NAMES
 from deploybell.tools import schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ BROKEN: dict[str, list[str]] = {
     ],
     "07-notification-type.yaml": [
         "07-notification-type.yaml:6: error: Notification chat: spec.type: "
-        "must be one of slack, hipchat, irc, email, webhook, got 'teams'",
+        f"must be one of {', '.join(NAMES)}, got 'msn'",
     ],
     "08-slack-recipients.yaml": [
         "08-slack-recipients.yaml:9: error: Notification slack: spec.recipients[1]: "

@@ -133,6 +133,9 @@ class Recipients:
     valid: tuple[str, ...] = ()  # examples, shown in docs and proven by the contract test
     invalid: tuple[str, ...] = ()
     doc: str = ""  # what a recipient does for this type, for the docs
+    required_with: frozenset[str] = frozenset()
+    """Secret keys that make a recipient necessary when `required` is False (Mattermost's REST
+    API posts to a channel it must be told; its incoming webhook has one of its own)."""
 
     @property
     def taken(self) -> bool:
@@ -184,13 +187,24 @@ class ProviderRules:
             )
         return self.recipients.check(recipient) if self.recipients.check else None
 
-    def secret_problem(self, secret_name: str, keys: Sequence[str] | None) -> str | None:
-        """Why the Secret (its keys, None when it is missing) cannot serve this type."""
+    def secret_problem(
+        self, secret_name: str, keys: Sequence[str] | None, recipients: Sequence[str] | None = None
+    ) -> str | None:
+        """Why the Secret (its keys, None when it is missing) cannot serve this type; with the
+        Notification's `recipients`, also when those keys need a recipient and there is none."""
         if keys is None:
             return f"Secret {secret_name} not found"
-        if not self.secret_needs or any(need <= set(keys) for need in self.secret_needs):
-            return None
-        return f"Secret {secret_name} has no key {self.secret_wording()} (needed by {self.type})"
+        if self.secret_needs and not any(need <= set(keys) for need in self.secret_needs):
+            return (
+                f"Secret {secret_name} has no key {self.secret_wording()} (needed by {self.type})"
+            )
+        needing = self.recipients.required_with
+        if recipients is not None and not recipients and needing and needing <= set(keys):
+            return (
+                f"Secret {secret_name} has {' and '.join(sorted(needing))}: "
+                f"at least one recipient ({self.recipients.syntax}) is required with them"
+            )
+        return None
 
     def secret_wording(self) -> str:
         """`token or webhookUrl`; `webhookUrl, or token and url`."""

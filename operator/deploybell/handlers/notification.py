@@ -53,7 +53,7 @@ async def readiness(
             set((secret.get("data") or {}) | (secret.get("stringData") or {})) if secret else None
         )
         problem = registry.TYPES[parsed.type].rules.secret_problem(
-            parsed.secret_name, sorted(keys) if keys is not None else None
+            parsed.secret_name, sorted(keys) if keys is not None else None, parsed.recipients
         )
         if problem:
             return False, "SecretNotReady", problem

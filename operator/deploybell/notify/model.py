@@ -181,6 +181,17 @@ class Message:
             facts.append(("Revision", self.revision))
         return facts
 
+    def footer(self) -> str:
+        """`deploybell · started … · finished …`: the small print under a rich message."""
+        parts = ["deploybell"]
+        if self.test:
+            parts.append("test message")
+        if self.started_at:
+            parts.append(f"started {self.started_at}")
+        if self.finished_at:
+            parts.append(f"finished {self.finished_at}")
+        return " · ".join(parts)
+
     def as_data(self) -> dict[str, Any]:
         """A JSON-ready dict (webhook bodies, template contexts); built, never string-templated."""
         data = asdict(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.contract import (
     Contract,
     EmailContract,
@@ -16,6 +17,12 @@ from tests.support.peers.contract import (
     SlackContract,
     WebhookContract,
 )
+from tests.support.peers.discord import DiscordContract
+from tests.support.peers.googlechat import GooglechatContract
+from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.pagerduty import PagerdutyPeer
+from tests.support.peers.teams import TeamsContract
+from tests.support.peers.telegram import TelegramPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -23,4 +30,11 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "irc": IrcContract,
     "email": EmailContract,
     "webhook": WebhookContract,
+    "teams": TeamsContract,
+    "discord": DiscordContract,
+    "googlechat": GooglechatContract,
+    "mattermost": MattermostPeer,
+    "telegram": TelegramPeer,
+    "pagerduty": PagerdutyPeer,
+    "apprise": AppriseJsonPeer,
 }

@@ -14,7 +14,20 @@ from typing import Any
 from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
-from deploybell.notify.providers import email, hipchat, irc, slack, webhook
+from deploybell.notify.providers import (
+    apprise,
+    discord,
+    email,
+    googlechat,
+    hipchat,
+    irc,
+    mattermost,
+    pagerduty,
+    slack,
+    teams,
+    telegram,
+    webhook,
+)
 from deploybell.notify.providers.base import Provider, ProviderType
 
 REGISTRY: tuple[ProviderType, ...] = (
@@ -23,6 +36,13 @@ REGISTRY: tuple[ProviderType, ...] = (
     irc.PROVIDER,
     email.PROVIDER,
     webhook.PROVIDER,
+    teams.PROVIDER,
+    discord.PROVIDER,
+    googlechat.PROVIDER,
+    mattermost.PROVIDER,
+    telegram.PROVIDER,
+    pagerduty.PROVIDER,
+    apprise.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}

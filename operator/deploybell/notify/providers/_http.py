@@ -2,8 +2,8 @@
 instance and one classification of answers into Sent, retryable or permanent errors.
 
 Rate limits are honoured from the `Retry-After` header (seconds or an HTTP-date) and from the JSON
-bodies vendors use instead or as well: `retry_after` (Discord, Slack-likes) and
-`parameters.retry_after` (Telegram)."""
+bodies vendors use instead or as well: `retry_after` (Discord, Slack-likes),
+`parameters.retry_after` (Telegram) and the `RetryInfo` detail of Google's error model."""
 
 from __future__ import annotations
 
@@ -209,17 +209,32 @@ def outcome(
 
 
 def body_retry_after(body: Any) -> float | None:
-    """Seconds to wait from a JSON body: `retry_after` (Discord) or `parameters.retry_after`
-    (Telegram's Bot API)."""
+    """Seconds to wait from a JSON body: `retry_after` (Discord), `parameters.retry_after`
+    (Telegram's Bot API) or a `google.rpc.RetryInfo` detail's `retryDelay` ("7s", Google APIs)."""
     if not isinstance(body, dict):
         return None
     parameters = body.get("parameters")
     for value in (
         body.get("retry_after"),
         (parameters or {}).get("retry_after") if isinstance(parameters, dict) else None,
+        _google_retry_delay(body.get("error")),
     ):
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             return float(value)
+    return None
+
+
+def _google_retry_delay(error: Any) -> float | None:
+    """`error.details[].retryDelay` of Google's error model: a Duration as JSON, e.g. "7s"."""
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        if not isinstance(detail, dict) or not str(detail.get("@type", "")).endswith(
+            "google.rpc.RetryInfo"
+        ):
+            continue
+        delay = str(detail.get("retryDelay", ""))
+        if delay.endswith("s") and _SECONDS.fullmatch(delay[:-1]):
+            return float(delay[:-1])
     return None
 
 

@@ -141,12 +141,5 @@ def _link(link: str) -> dict[str, Any] | None:
 
 
 def _context(message: Message) -> dict[str, Any]:
-    parts = ["deploybell"]
-    if message.test:
-        parts.append("test message")
-    if message.started_at:
-        parts.append(f"started {message.started_at}")
-    if message.finished_at:
-        parts.append(f"finished {message.finished_at}")
-    text = escape(" · ".join(parts))
+    text = escape(message.footer())
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

@@ -1,0 +1,345 @@
+"""Discord through a channel webhook: one embed per message, coloured by the event. The start
+message is posted with `?wait=true`, so Discord answers with its id; the outcome edits that
+message in place (the id comes from the ledger, so this survives an operator restart) and is
+posted anew when the message is gone. Recipients, optional, are threads of the webhook's channel."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from yarl import URL
+
+from deploybell.api.errors import SpecError, shown
+from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
+from deploybell.notify.model import Message
+from deploybell.notify.providers import _http
+from deploybell.notify.providers.base import (
+    Destination,
+    PermanentDeliveryError,
+    Preview,
+    ProviderType,
+    Sent,
+    Title,
+    headline,
+)
+
+# Discord's documented limits (characters).
+MAX_TITLE = 256
+MAX_DESCRIPTION = 4096
+MAX_FIELDS = 25
+MAX_FIELD_NAME = 256
+MAX_FIELD_VALUE = 1024
+MAX_FOOTER = 2048
+MAX_EMBED_TOTAL = 6000  # title, description, field names and values, footer, author together
+MAX_USERNAME = 80
+MAX_URL = 2048
+UNKNOWN_MESSAGE = 10008  # the JSON error code of a message that is gone
+_SNOWFLAKE = r"[1-9][0-9]{16,19}"
+_WEBHOOK_PATH = re.compile(r"/webhooks/([0-9]+)/([A-Za-z0-9_-]+)/?")
+# Markdown that would change how a value reads; escaped with a backslash, which Discord allows
+# before any punctuation.
+_MARKDOWN = re.compile(r"([\\*_~`|\[\]<])")
+_LINE_START = re.compile(r"^([#>-])", re.MULTILINE)
+_URL = re.compile(r"https?://[^\s<>]+")
+
+
+def _check_username(value: Any, path: str) -> Any:
+    lowered = str(value).lower()
+    for word in ("discord", "clyde"):
+        if word in lowered:
+            raise SpecError(
+                path, f"must not contain {word!r} (Discord refuses it), got {shown(value)}"
+            )
+    return value
+
+
+def _thread_id(recipient: str) -> str | None:
+    return None if int(recipient) < 2**64 else "a Discord id is at most 2^64 - 1"
+
+
+RULES = ProviderRules(
+    type="discord",
+    title="Discord",
+    doc="An embed coloured by event, posted by a channel webhook; the start message is edited "
+    "in place with the outcome.",
+    recipients=Recipients(
+        syntax="a thread id (17 to 20 digits)",
+        pattern=_SNOWFLAKE,
+        required=False,
+        check=_thread_id,
+        valid=("1234567890123456789", "98765432109876543"),
+        invalid=("#general", "123", "thread-1", "12345678901234567890123"),
+        doc="a thread (or forum post) of the webhook's channel, by the id *Copy Thread ID* "
+        "shows in developer mode; without recipients, the channel itself",
+    ),
+    options=(
+        Field(
+            "username",
+            "string",
+            "Post under this name instead of the webhook's own (1 to 80 characters, not "
+            "containing 'discord' or 'clyde').",
+            min_length=1,
+            max_length=MAX_USERNAME,
+            check=_check_username,
+        ),
+    ),
+    secret_keys=(
+        SecretKey("webhookUrl", "The channel webhook's URL (`…/api/webhooks/<id>/<token>`)."),
+    ),
+    secret_needs=(frozenset({"webhookUrl"}),),
+    edits_in_place=True,
+)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """The webhook URL split into what the requests need."""
+
+    url: URL  # without query
+    token: str
+
+    def execute(self, thread: str) -> URL:
+        query = {"wait": "true", **({"thread_id": thread} if thread else {})}
+        return self.url.with_query(query)
+
+    def message(self, message_id: str, thread: str) -> URL:
+        url = self.url / "messages" / message_id
+        return url.with_query({"thread_id": thread}) if thread else url
+
+
+def webhook(raw: str) -> Webhook:
+    """The Secret's `webhookUrl`, checked: an http(s) URL ending in `/webhooks/<id>/<token>`."""
+    where = "discord: Secret key 'webhookUrl'"
+    url = _http.http_url(raw, where)
+    found = _WEBHOOK_PATH.search(url.path)
+    if found is None or found.end() != len(url.path):
+        raise PermanentDeliveryError(
+            f"{where} must be a webhook URL ending in /webhooks/<id>/<token>"
+        )
+    return Webhook(url.with_query(None).with_fragment(None), found.group(2))
+
+
+class DiscordProvider(_http.HttpProvider):
+    """Posts with `?wait=true`; edits the start message with the outcome."""
+
+    kind = "discord"
+
+    async def send(
+        self, message: Message, destination: Destination, override: Title | None = None
+    ) -> Sent:
+        hook = webhook(destination.secret.get("webhookUrl", ""))
+        secrets = _http.secrets_of(destination.secret, str(hook.url), hook.token)
+        thread = destination.recipient
+        body = payload(message, override)
+        start_id = str(destination.previous.get("messageId", ""))
+        if message.event != "start" and start_id.isdigit():
+            edited = await self._edit(hook, start_id, thread, body, secrets)
+            if edited is not None:
+                return edited
+        if username := destination.options.get("username"):
+            body["username"] = username
+        reply = await self._http.post(hook.execute(thread), secrets, json=body)
+        _outcome(reply, secrets, thread)
+        return _sent(reply, "posted")
+
+    async def _edit(
+        self,
+        hook: Webhook,
+        message_id: str,
+        thread: str,
+        body: Mapping[str, Any],
+        secrets: list[str],
+    ) -> Sent | None:
+        """Edit the start message; None when Discord says it is gone (post a new one)."""
+        reply = await self._http.request(
+            "PATCH", hook.message(message_id, thread), secrets, json=body
+        )
+        said = reply.json()
+        if reply.status == 404 and isinstance(said, dict) and said.get("code") == UNKNOWN_MESSAGE:
+            return None
+        _outcome(reply, secrets, thread)
+        return _sent(reply, "edited")
+
+
+def _outcome(reply: _http.Reply, secrets: list[str], thread: str) -> None:
+    """Raise for anything but 2xx; Discord's `code` is named beside its message."""
+    said = reply.json()
+    code = said.get("code") if isinstance(said, dict) else None
+    explain = ""
+    if isinstance(code, int) and not isinstance(code, bool):
+        explain = f"{_http.vendor_message(said)} (code {code})"
+    _http.outcome(
+        reply, "discord", secrets, context=f"thread {thread}" if thread else "", explain=explain
+    )
+
+
+def _sent(reply: _http.Reply, verb: str) -> Sent:
+    said = reply.json()
+    if not isinstance(said, dict) or not str(said.get("id", "")).isdigit():
+        # `?wait=true` always returns the message; without an id the next edit cannot happen.
+        return Sent(detail=f"{verb}, HTTP {reply.status} without a message id")
+    refs = {"messageId": str(said["id"]), "channelId": str(said.get("channel_id", ""))}
+    return Sent(refs=refs, detail=f"{verb} message {refs['messageId']}")
+
+
+# the message body (pure)
+
+
+def escape(text: str) -> str:
+    """Markdown, mentions and links in a value shown as written."""
+    return _LINE_START.sub(r"\\\1", _MARKDOWN.sub(r"\\\1", text))
+
+
+def colour(message: Message) -> int:
+    return int(message.colour.lstrip("#"), 16)
+
+
+@dataclass(frozen=True)
+class Level:
+    """How much one embed shows: diagnosis items per list and the longest values."""
+
+    items: int
+    summary_chars: int
+    value_chars: int
+
+
+# From the most to the least; the first whose embed fits Discord's 6000 characters is sent.
+LEVELS = (
+    Level(10, 1500, 200),
+    Level(5, 1500, 200),
+    Level(3, 1000, 150),
+    Level(1, 600, 100),
+    Level(0, 400, 80),
+)
+
+
+def payload(message: Message, override: Title | None = None) -> dict[str, Any]:
+    """The execute/edit body: one embed within Discord's limits; mentions never ping."""
+    for level in LEVELS:
+        embed_ = embed(message, override, level)
+        if embed_size(embed_) <= MAX_EMBED_TOTAL:
+            break
+    return {"embeds": [embed_], "allowed_mentions": {"parse": []}}
+
+
+def embed(message: Message, override: Title | None, level: Level) -> dict[str, Any]:
+    """Title (linked), the summary and diagnosis as description, facts as fields."""
+    title, summary = headline(message, override)
+    out: dict[str, Any] = {"title": _cut(escape(title), MAX_TITLE), "color": colour(message)}
+    if link := _link(message.link):
+        out["url"] = link
+    lines = [_cut(escape(summary), level.summary_chars)] if summary else []
+    lines += _section("Failing pods", [p.line() for p in message.pods], level)
+    lines += _section("Recent warnings", [w.line() for w in message.warnings], level)
+    if message.link and not link:
+        lines.append(f"Link: {_cut(escape(message.link), level.value_chars)}")
+    if lines:
+        out["description"] = _cut("\n".join(lines), MAX_DESCRIPTION)
+    out["fields"] = _fields(message, level)[:MAX_FIELDS]
+    out["footer"] = {"text": _footer(message)}
+    if stamp := message.finished_at or message.started_at:
+        out["timestamp"] = stamp
+    return out
+
+
+def embed_size(embed_: Mapping[str, Any]) -> int:
+    """What Discord counts against the 6000 characters of a message's embeds."""
+    fields = embed_.get("fields") or []
+    return (
+        len(embed_.get("title", ""))
+        + len(embed_.get("description", ""))
+        + sum(len(f["name"]) + len(f["value"]) for f in fields)
+        + len((embed_.get("footer") or {}).get("text", ""))
+        + len((embed_.get("author") or {}).get("name", ""))
+    )
+
+
+def _fields(message: Message, level: Level) -> list[dict[str, Any]]:
+    limit = level.value_chars
+    out = [
+        {
+            "name": name,
+            "value": _value(value, 2 * limit if name == "Images" else limit),
+            "inline": "\n" not in value and len(value) <= 40,
+        }
+        for name, value in message.facts()
+    ]
+    if message.objects:
+        lines = _listed([o.line() for o in message.objects], level)
+        out.append({"name": "Objects", "value": _cut(lines, 3 * limit), "inline": False})
+    return out
+
+
+def _value(value: str, limit: int) -> str:
+    """A field's value; a lone web link as written, since an escape inside it breaks the link
+    (and Markdown does not apply inside a link)."""
+    if _URL.fullmatch(value) and len(value) <= limit:
+        return value
+    # Discord refuses a blank field value.
+    return _cut(escape(value), limit) if value.strip() else "—"
+
+
+def _section(heading: str, lines: Sequence[str], level: Level) -> list[str]:
+    return [f"**{heading}**", _listed(lines, level)] if lines else []
+
+
+def _listed(lines: Sequence[str], level: Level) -> str:
+    """Bullets (escaped, each cut to 2x the value length), then how many are not shown."""
+    out = [_cut(escape(f"• {line}"), 2 * level.value_chars) for line in lines[: level.items]]
+    if len(lines) > level.items:
+        out.append(f"… and {len(lines) - level.items} more")
+    return "\n".join(out)
+
+
+def _cut(text: str, limit: int) -> str:
+    """Cut escaped text without leaving a lone escaping backslash at the end."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    trailing = len(cut) - len(cut.rstrip("\\"))
+    return (cut[:-1] if trailing % 2 else cut) + "…"
+
+
+def _link(link: str) -> str:
+    ok = link.startswith(("https://", "http://")) and len(link) <= MAX_URL
+    return link if ok else ""
+
+
+def _footer(message: Message) -> str:
+    return "deploybell · test message" if message.test else "deploybell"
+
+
+def _preview(preview: Preview) -> list[str]:
+    where = f"thread {preview.recipient}" if preview.recipient else "the webhook's channel"
+    out = [
+        f"to {where}: POST <the Secret's webhookUrl>?wait=true",
+        _http.indented(_render(preview)),
+    ]
+    if preview.message.event != "start":
+        out += [
+            "",
+            "after this run's start message, this body edits that message in place",
+            "(PATCH …/messages/<its id>); when it is gone, it is posted anew.",
+        ]
+    return out
+
+
+def _render(preview: Preview) -> dict[str, Any]:
+    body = payload(preview.message, preview.override)
+    if username := preview.options.get("username"):
+        body["username"] = username
+    return body
+
+
+PROVIDER = ProviderType(
+    rules=RULES,
+    sender=DiscordProvider,
+    render=_render,
+    preview=_preview,
+    setup="In the channel's settings, *Integrations → Webhooks → New Webhook*, then *Copy Webhook "
+    "URL* into the Secret's `webhookUrl`. For threads, enable developer mode and list thread ids "
+    "as recipients.",
+)
