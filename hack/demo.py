@@ -2,11 +2,12 @@
 
 Starts (or reuses) the local cluster, real local sinks for every provider (a Slack-API-compatible
 server, a HipChat server, ngircd with a listener, an SMTP server, a webhook receiver, a Teams
-Workflows webhook, a Discord webhook API, a Google Chat space webhook), the
-operator, and applies examples/demo/: one DeployJob that succeeds, one that fails (a kwok failure
-annotation; the diagnosis shows in the messages) and one that is canceled while rolling out. It
-prints each message as a sink receives it, then `kubectl get dj,dbn` and a summary. Exit code 0
-only when every expected notification was delivered. Ctrl-C stops everything it started.
+Workflows webhook, a Discord webhook API, a Google Chat space webhook, a GitHub API that records
+deployments, a Grafana API that records annotations), the operator, and applies examples/demo/:
+one DeployJob that succeeds, one that fails (a kwok failure annotation; the diagnosis shows in the
+messages) and one that is canceled while rolling out. It prints each message as a sink receives
+it, then `kubectl get dj,dbn` and a summary. Exit code 0 only when every expected notification
+was delivered. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
 import localcluster  # noqa: E402
 from tests.support.peers.discord import DiscordPeer, readable  # noqa: E402
+from tests.support.peers.github import GithubPeer  # noqa: E402
 from tests.support.peers.googlechat import GooglechatPeer  # noqa: E402
+from tests.support.peers.grafana import GrafanaPeer  # noqa: E402
 from tests.support.peers.hipchat import HipchatPeer  # noqa: E402
 from tests.support.peers.irc import IrcListener, NgircdServer  # noqa: E402
 from tests.support.peers.slack import SlackPeer  # noqa: E402
@@ -36,6 +39,11 @@ from tests.support.peers.teams import TeamsPeer  # noqa: E402
 from tests.support.peers.webhook import WebhookPeer  # noqa: E402
 
 NAMESPACE = "deploybell-demo"
+# The commits examples/demo/20-deployjobs.yaml deploys (spec.source), known to the GitHub sink.
+COMMITS = {
+    "5e1f0c2d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e",
+    "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b",
+}
 DEADLINE_SECONDS = 150
 
 
@@ -59,6 +67,8 @@ class Sinks:
         self.teams = stack.enter_context(TeamsPeer())
         self.discord = stack.enter_context(DiscordPeer())
         self.googlechat = stack.enter_context(GooglechatPeer())
+        self.github = stack.enter_context(GithubPeer(repositories={"acme/shop": COMMITS}))
+        self.grafana = stack.enter_context(GrafanaPeer())
         self.printed: set[tuple[str, int]] = set()
 
     def placeholders(self) -> dict[str, str]:
@@ -70,6 +80,8 @@ class Sinks:
             "TEAMS_URL": self.teams.url,
             "DISCORD_URL": self.discord.url,
             "GOOGLECHAT_URL": self.googlechat.url,
+            "GITHUB_API_URL": self.github.api_url,
+            "GRAFANA_URL": self.grafana.url,
         }
 
     def heard(self) -> list[tuple[str, str, str]]:
@@ -107,6 +119,23 @@ class Sinks:
         for message in self.googlechat.messages():
             thread = message["thread"]["name"].rsplit("/", 1)[-1]
             out.append(("googlechat", f"thread {thread}", message["text"]))
+        out += self.records()
+        return out
+
+    def records(self) -> list[tuple[str, str, str]]:
+        """GitHub deployment and commit statuses, Grafana annotations added and patched."""
+        out: list[tuple[str, str, str]] = []
+        for call in self.github.received:
+            if call.method == "POST" and call.status == 201 and "state" in call.json:
+                where = call.path.split("/repos/")[1].rsplit("/", 1)[0]
+                out.append(("github", where, f"{call.json['state']}: {call.json['description']}"))
+        for call in self.grafana.received:
+            if call.method in ("POST", "PATCH") and call.status == 200:
+                seconds = (call.json["timeEnd"] - call.json["time"]) / 1000
+                shape = f"region of {seconds:.0f}s" if seconds else "point"
+                first = call.json["text"].splitlines()[0]
+                tags = ",".join(call.json["tags"][2:])
+                out.append(("grafana", f"{call.method} {shape} [{tags}]", first))
         return out
 
     def print_new(self) -> None:
@@ -204,6 +233,7 @@ class Demo:
 
     def apply_examples(self, values: dict[str, str]) -> None:
         say("applying examples/demo/ (3 DeployJobs, 8 Notifications)")
+        say("applying examples/demo/ (3 DeployJobs, 7 Notifications)")
         for path in sorted((ROOT / "examples" / "demo").glob("*.yaml")):
             text = string.Template(path.read_text()).substitute(values)
             self.kubectl("apply", "-f", "-", stdin=text)
@@ -256,6 +286,7 @@ class Demo:
             say(
                 "starting local sinks: Slack API, HipChat, ngircd + listener, SMTP, webhook, "
                 "Teams, Discord, Google Chat"
+                "GitHub API, Grafana API"
             )
             sinks = Sinks(stack)
             stack.callback(self.stop_operator)

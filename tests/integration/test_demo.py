@@ -26,7 +26,7 @@ def test_demo_delivers_every_expected_notification(cluster: ClusterAccess) -> No
     )
     transcript = proc.stdout + proc.stderr
     assert proc.returncode == 0, transcript[-4000:]
-    assert "OK: 40 notifications delivered for 3 DeployJobs" in transcript
+    assert "OK: 48 notifications delivered for 3 DeployJobs" in transcript
     for provider in (
         "slack",
         "hipchat",
@@ -36,9 +36,13 @@ def test_demo_delivers_every_expected_notification(cluster: ClusterAccess) -> No
         "teams",
         "discord",
         "googlechat",
+        "github",
+        "grafana",
     ):
         assert f"  {provider} " in transcript, f"no {provider} line in the timeline"
     assert "CrashLoopBackOff" in transcript  # the failure's diagnosis reached the sinks
+    assert "in_progress: ▶ deploybell-demo/web started" in transcript  # a GitHub deployment
+    assert "PATCH region of" in transcript  # a Grafana region from a run's start to its end
     table = transcript[transcript.index("NAME") :]
     for job, phase in (("web", "Succeeded"), ("api", "Failed"), ("batch", "Canceled")):
         row = next(line for line in table.splitlines() if f"deployjob.deploybell.io/{job} " in line)

@@ -181,3 +181,14 @@ def test_an_unknown_option_is_refused_for_every_type() -> None:
         with pytest.raises(SpecError) as caught:
             providers.parse(spec)
         assert caught.value.field == f"spec.{rules.type}.noSuchOption"
+
+
+def test_an_integral_number_is_an_integer_as_json_schema_says() -> None:
+    """`panelId: 2.0` passes the CRD (and the API server stores 2): the parser agrees."""
+    field = Field("count", "integer", "A count.", minimum=1)
+    parsed = field.parse(2.0, "spec.x.count")
+    assert (parsed, type(parsed)) == (2, int)
+    with pytest.raises(SpecError):
+        field.parse(1.5, "spec.x.count")
+    with pytest.raises(SpecError):
+        field.parse(0.0, "spec.x.count")

@@ -78,6 +78,8 @@ class Field:
         wrong = SpecError(path, f"must be {_TYPE_WORDS[self.type]}, got {shown(value)}")
         if self.type == "boolean" and not isinstance(value, bool):
             raise wrong
+        if self.type == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # 1.0 is an integer to JSON Schema and to the API server
         if self.type in ("integer", "number"):
             numeric = int if self.type == "integer" else int | float
             if isinstance(value, bool) or not isinstance(value, numeric):

@@ -17,8 +17,12 @@ from tests.support.peers.contract import (
     SlackContract,
     WebhookContract,
 )
+from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
+from tests.support.peers.github import GithubContract
+from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
+from tests.support.peers.grafana import GrafanaContract
 from tests.support.peers.mattermost import MattermostPeer
 from tests.support.peers.pagerduty import PagerdutyPeer
 from tests.support.peers.teams import TeamsContract
@@ -37,4 +41,8 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "telegram": TelegramPeer,
     "pagerduty": PagerdutyPeer,
     "apprise": AppriseJsonPeer,
+    "github": GithubContract,
+    "gitlab": GitlabContract,
+    "grafana": GrafanaContract,
+    "datadog": DatadogContract,
 }

@@ -16,9 +16,13 @@ from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
     apprise,
+    datadog,
     discord,
     email,
+    github,
+    gitlab,
     googlechat,
+    grafana,
     hipchat,
     irc,
     mattermost,
@@ -43,6 +47,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     telegram.PROVIDER,
     pagerduty.PROVIDER,
     apprise.PROVIDER,
+    github.PROVIDER,
+    gitlab.PROVIDER,
+    grafana.PROVIDER,
+    datadog.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}

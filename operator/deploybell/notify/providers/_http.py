@@ -181,13 +181,16 @@ def outcome(
     context: str = "",
     explain: str = "",
     default_delay: float | None = None,
+    limited: bool = False,
     now: datetime | None = None,
 ) -> Sent:
     """2xx → Sent; 5xx, 408, 425 and 429 → temporary (honouring the delay the answer asks for);
     anything else → permanent.
 
     `context` names what was addressed (e.g. "room 'ops'"); `explain` replaces the vendor's error
-    message found in a JSON body; `default_delay` is the retry delay when the answer names none.
+    message found in a JSON body; `default_delay` is the retry delay when the answer names none;
+    `limited` says the vendor marked this answer as a rate limit although its status is not 429
+    (GitHub answers 403 with `x-ratelimit-remaining: 0`), so it is retried like a 429.
     """
     if reply.ok:
         return Sent(detail=f"HTTP {reply.status}")
@@ -200,7 +203,7 @@ def outcome(
     if 300 <= reply.status < 400:
         text += " (redirects are not followed; configure the final URL)"
     text = mask(text, secrets)
-    if reply.status >= 500 or reply.status in _TEMPORARY_4XX:
+    if reply.status >= 500 or reply.status in _TEMPORARY_4XX or limited:
         delay = retry_after(header(reply.headers, "Retry-After"), now or datetime.now(UTC))
         if delay is None:
             delay = body_retry_after(body)
@@ -276,6 +279,15 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def reset_delay(headers: Mapping[str, str], name: str, now: datetime) -> float | None:
+    """Seconds until the UTC epoch second in header `name` (GitHub's `x-ratelimit-reset`,
+    GitLab's `RateLimit-Reset`); None when the header is absent or not a number."""
+    raw = (header(headers, name) or "").strip()
+    if not raw.isdigit():
+        return None
+    return max(0.0, int(raw) - now.timestamp())
 
 
 def excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:

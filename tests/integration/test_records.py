@@ -1,0 +1,213 @@
+"""End to end: the operator records DeployJob runs on local GitHub, GitLab, Grafana and Datadog
+peers — start, success, failure and cancel with the right state transitions — and a SIGKILL
+between a run's start and its outcome leaves exactly one deployment / annotation / event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import ClusterAccess
+from tests.support.deploybell import UNSCHEDULABLE, deployjob, deployment, ledger, secret, wait_dj
+from tests.support.operator import OperatorProcess
+from tests.support.peers.datadog import DatadogPeer
+from tests.support.peers.github import GithubPeer
+from tests.support.peers.gitlab import GitlabPeer
+from tests.support.peers.grafana import GrafanaPeer
+
+pytestmark = pytest.mark.usefixtures("operator")
+TYPES = ("github", "gitlab", "grafana", "datadog")
+REPOSITORY = "https://github.com/acme/web"
+SHAS = {  # one commit per job, so that each job's records are told apart
+    "web": "1111111111111111111111111111111111111111",
+    "api": "2222222222222222222222222222222222222222",
+    "slow": "3333333333333333333333333333333333333333",
+    "again": "4444444444444444444444444444444444444444",
+}
+
+
+@dataclass
+class Peers:
+    github: GithubPeer
+    gitlab: GitlabPeer
+    grafana: GrafanaPeer
+    datadog: DatadogPeer
+
+
+@pytest.fixture(scope="module")
+def peers() -> Iterator[Peers]:
+    commits = set(SHAS.values())
+    with (
+        GithubPeer(repositories={"acme/web": commits}) as github,
+        GitlabPeer(projects={"acme/web": commits}) as gitlab,
+        GrafanaPeer() as grafana,
+        DatadogPeer() as datadog,
+    ):
+        yield Peers(github, gitlab, grafana, datadog)
+
+
+def setup_notifications(cluster: ClusterAccess, ns: str, peers: Peers) -> None:
+    def note(type_: str, options: dict[str, Any]) -> dict[str, Any]:
+        spec = {"type": type_, "secretRef": {"name": type_}, type_: options}
+        return {
+            "apiVersion": "deploybell.io/v1alpha1",
+            "kind": "Notification",
+            "metadata": {"name": type_},
+            "spec": spec,
+        }
+
+    cluster.apply(
+        [
+            secret("github", {"token": peers.github.token, "apiUrl": peers.github.api_url}),
+            secret("gitlab", {"token": peers.gitlab.token, "apiUrl": peers.gitlab.url}),
+            secret("grafana", {"token": peers.grafana.token, "url": peers.grafana.url}),
+            secret(
+                "datadog",
+                {
+                    "apiKey": peers.datadog.api_key,
+                    "appKey": peers.datadog.app_key,
+                    "apiUrl": peers.datadog.url,
+                },
+            ),
+            note("github", {"commitStatus": True}),
+            note("gitlab", {"project": "acme/web", "commitStatus": True}),
+            note("grafana", {}),
+            note("datadog", {}),
+        ],
+        ns,
+    )
+
+
+def recorded(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A DeployJob of commit SHAS[name] whose start and outcome go to every record type."""
+    every = [{"notify": t} for t in TYPES]
+    source = {"repository": REPOSITORY, "revision": SHAS[name]}
+    return deployjob(name, manifests, onStart=every, always=every, source=source, **spec)
+
+
+def delivered(status: dict[str, Any], run: int, event: str) -> set[str]:
+    return {e[2] for e in ledger(status, run) if e[1] == event and e[3] == "Sent"}
+
+
+def all_sent(outcome: str) -> Any:
+    return lambda s: delivered(s, 1, "start") == set(TYPES) == delivered(s, 1, outcome)
+
+
+def github_of(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in peers.github.deployments()
+        if d["payload"]["deploybell"]["namespace"] == ns and d["sha"] == SHAS[job]
+    ]
+
+
+def gitlab_of(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in peers.gitlab.deployments()
+        if d["environment"]["name"] == ns and d["sha"] == SHAS[job]
+    ]
+
+
+def grafana_of(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:
+    return [a for a in peers.grafana.annotations() if f"{ns}/{job}" in a["tags"]]
+
+
+def datadog_of(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:
+    return [e for e in peers.datadog.events() if f"deploybell.job:{ns}/{job}" in e["custom_tags"]]
+
+
+def assert_recorded(peers: Peers, ns: str, job: str, outcome: str) -> None:
+    """Exactly one record per provider, with the start's state followed by the outcome's."""
+    github = {"success": "success", "failure": "failure", "cancel": "inactive"}[outcome]
+    gitlab = {"success": "success", "failure": "failed", "cancel": "canceled"}[outcome]
+    word = {"success": "succeeded", "failure": "failed", "cancel": "canceled"}[outcome]
+    [deployment] = github_of(peers, ns, job)
+    assert [s["state"] for s in deployment["statuses"]] == ["in_progress", github], deployment
+    assert f"{ns}/{job} " in deployment["statuses"][-1]["description"]
+    commit = [
+        s["state"]
+        for s in peers.github.commit_statuses()
+        if s["context"] == f"deploybell/{ns}/{job}"
+    ]
+    assert commit == ["pending", {"cancel": "error"}.get(outcome, github)]
+    [lab] = gitlab_of(peers, ns, job)
+    assert lab["history"] == ["running", gitlab], lab
+    [annotation] = grafana_of(peers, ns, job)
+    assert annotation["tags"] == ["deploybell", f"{ns}/{job}", ns, word], annotation
+    assert annotation["timeEnd"] >= annotation["time"]
+    assert annotation["patches"] == 1
+    [event] = datadog_of(peers, ns, job)
+    assert f"deploybell.outcome:{word}" in event["custom_tags"]
+    assert event["change_failure"] is (True if outcome == "failure" else None)
+    assert event["git"]["commit_sha"] == SHAS[job]
+
+
+def test_start_and_every_outcome_are_recorded(
+    cluster: ClusterAccess, namespace: str, peers: Peers
+) -> None:
+    ns = namespace
+    setup_notifications(cluster, ns, peers)
+    crashing = deployment("api", annotations={"deploybell.test/fail": "CrashLoopBackOff"})
+    cluster.apply(
+        [
+            recorded("web", [deployment("web")]),
+            recorded("api", [crashing]),
+            recorded("slow", [deployment("slow", node_selector=UNSCHEDULABLE)]),
+        ],
+        ns,
+    )
+    wait_dj(cluster, ns, "slow", "start recorded", lambda s: delivered(s, 1, "start") == set(TYPES))
+    cluster.kubectl("annotate", "dj/slow", "-n", ns, "deploybell.io/cancel=now")
+    for job, outcome in (("web", "success"), ("api", "failure"), ("slow", "cancel")):
+        wait_dj(cluster, ns, job, f"{outcome} recorded", all_sent(outcome), timeout=120)
+        assert_recorded(peers, ns, job, outcome)
+
+
+def test_a_sigkill_between_start_and_outcome_makes_no_second_record(
+    cluster: ClusterAccess, namespace: str, peers: Peers, operator: OperatorProcess
+) -> None:
+    ns = namespace
+    setup_notifications(cluster, ns, peers)
+    cluster.apply(recorded("again", [deployment("again")], stabilitySeconds=6), ns)
+    wait_dj(
+        cluster,
+        ns,
+        "again",
+        "start recorded, verifying",
+        lambda s: s.get("phase") == "Verifying" and delivered(s, 1, "start") == set(TYPES),
+    )
+    operator.kill()
+    operator.start()
+    wait_dj(cluster, ns, "again", "success recorded", all_sent("success"), timeout=120)
+    assert_recorded(peers, ns, "again", "success")
+
+
+def test_a_deployjob_without_source_fails_the_record_naming_the_field(
+    cluster: ClusterAccess, namespace: str, peers: Peers
+) -> None:
+    ns = namespace
+    setup_notifications(cluster, ns, peers)
+    job = deployjob(
+        "plain",
+        [deployment("plain")],
+        onStart=[{"notify": "github"}],
+        always=[{"notify": "github"}],
+    )
+    cluster.apply(job, ns)
+    status = wait_dj(
+        cluster,
+        ns,
+        "plain",
+        "both records failed, the run succeeded",
+        lambda s: (
+            s.get("phase") == "Succeeded" and [e[3] for e in ledger(s, 1)] == ["Failed", "Failed"]
+        ),
+    )["status"]
+    condition = {c["type"]: c for c in status["conditions"]}["NotificationsDelivered"]
+    assert condition["status"] == "False"
+    assert "has no spec.source.revision" in condition["message"]
+    assert peers.github.token not in str(status)
