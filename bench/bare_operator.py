@@ -1,7 +1,9 @@
-"""The framework floor: a kopf operator watching what deploybell watches, with no-op handlers.
+"""The framework floor: a kopf operator watching what a run observes, with no-op handlers.
 
-Same kinds, same label filters, same watch settings as deploybell, and nothing else: no
-indexes, no daemons, no status writes, no finalizers, so it only reads. Run it as
+The kinds a run watches (`deploybell.api.kinds.WATCHED_KINDS`), with the same label filters,
+watched the way kopf watches (cluster-wide or per watched namespace, all the time) plus
+DeployJobs, Notifications and Secrets; and nothing else: no indexes, no daemons, no status
+writes, no finalizers, so it only reads. Run it as
 
     python -m kopf run --standalone -n NAMESPACE bench/bare_operator.py
 """
@@ -13,15 +15,10 @@ from typing import Any
 
 import kopf
 
-LABELS = {"deploybell.io/job": kopf.PRESENT, "deploybell.io/job-namespace": kopf.PRESENT}
-WORKLOADS = (
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("apps", "v1", "daemonsets"),
-    ("apps", "v1", "replicasets"),
-    ("batch", "v1", "jobs"),
-    ("", "v1", "pods"),
-)
+from deploybell.api.constants import LABEL_JOB, LABEL_JOB_NAMESPACE
+from deploybell.api.kinds import WATCHED_KINDS
+
+LABELS = {LABEL_JOB: kopf.PRESENT, LABEL_JOB_NAMESPACE: kopf.PRESENT}
 
 
 @kopf.on.startup()
@@ -39,5 +36,5 @@ def ignore(**_: Any) -> None:
 kopf.on.event("deploybell.io", "v1alpha1", "deployjobs", id="deployjobs")(ignore)
 kopf.on.event("deploybell.io", "v1alpha1", "notifications", id="notifications")(ignore)
 kopf.on.event("", "v1", "secrets", id="secrets")(ignore)
-for _group, _version, _plural in WORKLOADS:
-    kopf.on.event(_group, _version, _plural, labels=LABELS, id=_plural)(ignore)
+for _kind in WATCHED_KINDS:
+    kopf.on.event(_kind.group, _kind.version, _kind.plural, labels=LABELS, id=_kind.plural)(ignore)

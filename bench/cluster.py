@@ -7,18 +7,24 @@ bench's, from kubectl's, and from any other deploybell that happens to run on th
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+from deploybell.clients import errors
+from deploybell.clients.kube import KubeClient
+from deploybell.clients.transport import Transport
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
@@ -80,34 +86,19 @@ def install_crds(cluster: ClusterInfo) -> None:
 
 
 class Api:
-    """JSON over the `kubernetes` client's transport (TLS, client certificates)."""
+    """JSON requests and watches for the bench's threads, over deploybell's own async client
+    (kubernetes_asyncio's transport) running on an event loop of its own."""
 
-    def __init__(self, kubeconfig: Path, pool: int = 32) -> None:
-        configuration = k8s.Configuration()
-        k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-        configuration.connection_pool_maxsize = pool
-        self._api = k8s.ApiClient(configuration)
-        self._api.user_agent = USER_AGENT
-        self._open: set[Any] = set()
+    def __init__(self, kubeconfig: Path) -> None:
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="bench-api", daemon=True).start()
+        transport = self._call(Transport.from_environment(str(kubeconfig), USER_AGENT))
+        self._kube = KubeClient(transport)
+        self._open: set[concurrent.futures.Future[None]] = set()
         self._lock = threading.Lock()
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str] | None,
-        body: Any,
-        content_type: str,
-        timeout: Any,
-    ) -> Any:
-        request = self._api.param_serialize(
-            method,
-            path,
-            query_params=list((query or {}).items()),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-        )
-        return self._api.call_api(*request, _request_timeout=timeout)
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def request(
         self,
@@ -117,40 +108,48 @@ class Api:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        response = self._call(method, path, query, body, content_type, 60)
-        raw = response.read() or b"{}"
-        if not 200 <= response.status <= 299:
-            raise ApiError(int(response.status), raw.decode(errors="replace")[:500])
-        return dict(json.loads(raw))
+        try:
+            return self._call(
+                self._kube.request(method, path, query=query, body=body, content_type=content_type)
+            )
+        except errors.ApiError as e:
+            raise ApiError(e.status, str(e)) from None
 
     def watch(self, path: str, query: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-        """Watch events until the server ends the stream or `close_watches` is called."""
-        response = self._call(
-            "GET", path, {**query, "watch": "true"}, None, "application/json", (10, None)
-        )
-        if response.status != 200:
-            raise ApiError(int(response.status), response.read().decode(errors="replace")[:500])
-        raw = response.response
+        """Watch events until the server ends the stream (or says 410) or `close_watches`."""
+        events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in self._kube.watch(path, query, 660):
+                    events.put(event)
+            except errors.Gone:
+                pass
+            except Exception as e:  # handed to the reading thread
+                events.put(e)
+            finally:
+                events.put(None)
+
+        future = asyncio.run_coroutine_threadsafe(pump(), self._loop)
         with self._lock:
-            self._open.add(raw)
-        pending = b""
+            self._open.add(future)
         try:
-            for chunk in raw.stream(amt=None, decode_content=False):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
+            while (item := events.get()) is not None:
+                if isinstance(item, errors.ApiError):
+                    raise ApiError(item.status, str(item))
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
             with self._lock:
-                self._open.discard(raw)
-            raw.release_conn()
+                self._open.discard(future)
+            future.cancel()
 
     def close_watches(self) -> None:
         with self._lock:
             streams = list(self._open)
-        for raw in streams:
-            raw.shutdown()
+        for future in streams:
+            future.cancel()
 
 
 def deployjobs_path(namespace: str, name: str = "") -> str:

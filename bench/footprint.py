@@ -40,6 +40,7 @@ def idle(lab: Lab, jobs: int) -> dict[str, Any]:
     with UsageWindow(pids(lab)) as window:
         time.sleep(seconds)
     result: dict[str, Any] = {"jobs": jobs, "seconds": seconds, **with_ratios(window.result)}
+    result["run_watches"] = lab.operator.run_watches()
     if mark is not None and lab.audit is not None:
         ended = audit.now()
         minutes = seconds / 60

@@ -24,6 +24,7 @@ class Supervised:
         self.kubeconfig = kubeconfig
         self.log = log
         self.port = 0
+        self.metrics_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,6 +86,15 @@ class Supervised:
             raise RuntimeError(f"{self.name} ignored SIGTERM for {timeout:.0f}s") from None
         return time.monotonic() - began
 
+    def run_watches(self) -> float | None:
+        """Watches open on the kinds a run observes (the operator's gauge); None: no metrics."""
+        if not self.metrics_port:
+            return None
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            lines = response.read().decode().splitlines()
+        return sum(float(x.split()[-1]) for x in lines if x.startswith("deploybell_run_watches{"))
+
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
@@ -93,10 +103,14 @@ class Supervised:
 def deploybell(kubeconfig: Path, namespaces: list[str], log: Path, threads: int = 0) -> Supervised:
     """`threads`: run it with that many threads in asyncio's default executor (0: as is)."""
     wide = ["bench.wide_executor", str(threads)] if threads else ["deploybell"]
+    metrics_port = free_port()
     argv = [sys.executable, "-m", *wide, "run", "--cluster-name", "bench"]
+    argv += ["--metrics-port", str(metrics_port)]
     for namespace in namespaces:
         argv += ["-n", namespace]
-    return Supervised("deploybell", argv, kubeconfig, log)
+    operator = Supervised("deploybell", argv, kubeconfig, log)
+    operator.metrics_port = metrics_port
+    return operator
 
 
 def bare(kubeconfig: Path, namespaces: list[str], log: Path) -> Supervised:

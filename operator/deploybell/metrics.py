@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -142,6 +142,20 @@ class DoraCollector(Collector):
 
 JOBS = JobView()
 REGISTRY.register(DoraCollector(JOBS))
+
+WATCHED_NAMESPACES = Gauge(
+    "deploybell_run_watches",
+    "Watches open on the kinds a run observes, per namespace (only while a run is in flight).",
+    ["namespace"],
+)
+
+
+def watching(namespace: str, watches: int) -> None:
+    """`watches` open in `namespace` now; 0 removes the series."""
+    if watches:
+        WATCHED_NAMESPACES.labels(namespace).set(watches)
+    else:
+        WATCHED_NAMESPACES.remove(namespace)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (a pod's metrics port)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from deploybell.api.kinds import WATCHED_KINDS
 from tests.install.helpers import (
     CHART,
     DOCKERFILE,
@@ -143,6 +144,22 @@ def test_lockdown_grants_no_apply_rights(helm: Helm) -> None:
         }
         impersonate = [r for r in rules_of(objects) if "impersonate" in r["verbs"]]
         assert [r["resources"] for r in impersonate] == [["serviceaccounts"]]
+
+
+@pytest.mark.parametrize("watch", [[], ["team-a"]])
+def test_rbac_lets_the_operator_watch_every_watched_kind(helm: Helm, watch: list[str]) -> None:
+    """The watched kinds are listed once (api/kinds.py); the chart (and so the kustomize base,
+    equal to it) grants list and watch on each of them, cluster-wide or per namespace."""
+    granted = {
+        (group, resource, verb)
+        for rule in rules_of(helm.template("deploybell", "ops", {"watchNamespaces": watch}))
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    for kind in WATCHED_KINDS:
+        for verb in ("list", "watch"):
+            assert (kind.group, kind.plural, verb) in granted, (kind, verb)
 
 
 def test_default_mode_binds_the_apply_cluster_role(helm: Helm) -> None:

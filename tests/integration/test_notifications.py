@@ -7,13 +7,14 @@ import urllib.request
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from deploybell.clients.kube import Discovery, KubeClient
+from deploybell.api.kinds import WATCHED_KINDS
+from deploybell.clients.kube import KubeClient
+from deploybell.clients.transport import Transport
 from deploybell.handlers.notification import report_readiness
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import (
+    UNSCHEDULABLE,
     deployment,
     events,
     finished,
@@ -184,6 +185,32 @@ def test_metrics_count_runs_and_notifications(
     assert "deploybell_notification_delivery_seconds_bucket" in text
 
 
+def test_a_namespace_is_watched_only_while_a_run_is_in_flight(
+    cluster: ClusterAccess, notification_ns: str, operator: OperatorProcess
+) -> None:
+    """The workload and pod watches of a namespace open with its first run in flight and close
+    when the last one there ends (the operator's gauge, per namespace)."""
+    ns = notification_ns
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    series = f'deploybell_run_watches{{namespace="{ns}"}}'
+
+    def watches() -> float:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(series):
+                    return float(line.split()[-1])
+        return 0.0
+
+    assert watches() == 0
+    stuck = deployment("web", node_selector=UNSCHEDULABLE)
+    cluster.apply(subscribed("web", [stuck, deployment("api")]), ns)
+    wait_dj(cluster, ns, "web", "run 1 Deploying", finished(1, "Deploying"))
+    assert wait_for(f"watches in {ns}", watches, timeout=30) == len(WATCHED_KINDS)
+    cluster.kubectl("annotate", "dj/web", "-n", ns, "deploybell.io/cancel=now")
+    wait_dj(cluster, ns, "web", "run 1 Canceled", finished(1, "Canceled"))
+    wait_for(f"no watches left in {ns}", lambda: watches() == 0, timeout=30)
+
+
 def test_a_changed_secret_is_used_by_the_next_run(
     cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer
 ) -> None:
@@ -303,10 +330,10 @@ async def test_readiness_of_a_notification_deleted_meanwhile_is_nothing_to_do(
     assert seen is not None
     seen.pop("status")  # as before its first report, so the handler does patch
     cluster.kubectl("delete", "notification.deploybell.io/chat", "-n", namespace)
-    configuration = k8s.Configuration()
-    k8s_config.load_kube_config(str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
-    kube = KubeClient(k8s.ApiClient(configuration), Discovery())
-
-    await report_readiness(kube, seen)  # no ApiError
+    kube = KubeClient(await Transport.from_environment(str(cluster.kubeconfig)))
+    try:
+        await report_readiness(kube, seen)  # no ApiError
+    finally:
+        await kube.close()
 
     assert cluster.get("notifications.deploybell.io", "chat", namespace) is None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deploybell.clients.errors import ApiError
+from deploybell.clients.errors import Forbidden
 from deploybell.notify import ledger
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.notify.model import Message, sample
@@ -424,7 +424,7 @@ async def test_secret_problems_are_temporary(
 
 async def test_source_error_is_a_temporary_error() -> None:
     rig = make_rig()
-    rig.source.secret_error = ApiError(403, "Forbidden", 'secrets "hook" is forbidden')
+    rig.source.secret_error = Forbidden("Forbidden", 'secrets "hook" is forbidden')
     entries, _ = await rig.cycle(queue("start"))
     [entry] = entries
     assert entry["state"] == "Pending"

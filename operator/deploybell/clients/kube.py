@@ -1,25 +1,23 @@
-"""The only code that talks to the Kubernetes API outside kopf's own watches.
+"""The only code that talks to the Kubernetes API: one async client for every read and write.
 
-Built on the `kubernetes` client's transport (auth, TLS, retries) with a small lazy discovery
-map, so applying any kind costs one request and no full DynamicClient discovery.
+Requests go through `clients.transport` (the API library: auth, TLS, one connection pool for
+every identity) as JSON decoded with orjson; a small lazy discovery map makes applying any kind
+cost one request. Impersonation is a header on the shared pool, not a client per identity.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+import orjson
 
 from deploybell.api.constants import FIELD_MANAGER
-from deploybell.clients.errors import ApiError, UnknownKind
-
-USER_AGENT = "deploybell/0.1.0"
+from deploybell.clients.errors import ApiError, Forbidden, NotFound, UnknownKind, error_for
+from deploybell.clients.transport import Transport
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class Discovery:
             if key not in self._known:
                 await self._load(kube, api_version)
         if key not in self._known:
-            raise UnknownKind(404, "NotFound", f'the server has no kind "{kind}" in {api_version}')
+            raise UnknownKind("NotFound", f'the server has no kind "{kind}" in {api_version}')
         return self._known[key]
 
     async def _load(self, kube: KubeClient, api_version: str) -> None:
@@ -72,10 +70,8 @@ class Discovery:
         path = "/api/v1" if not group else f"/apis/{group}/{version}"
         try:
             doc = await kube.request("GET", path)
-        except ApiError as e:
-            if e.status == 404:
-                raise UnknownKind(404, "NotFound", f'the server serves no "{api_version}"') from e
-            raise
+        except NotFound as e:
+            raise UnknownKind("NotFound", f'the server serves no "{api_version}"') from e
         for res in doc.get("resources", []):
             if "/" in res["name"]:  # subresources such as deployments/status
                 continue
@@ -84,60 +80,32 @@ class Discovery:
 
 
 class KubeClient:
-    """Async facade over the kubernetes client; one per identity (self or an impersonated SA)."""
-
-    max_identities = 64
-    """Impersonating clients kept (each with its own connection pool); the oldest goes first."""
+    """Acts as the operator, or (`impersonating`) as another user over the same connections."""
 
     def __init__(
-        self,
-        api: k8s.ApiClient,
-        discovery: Discovery,
-        user: str | None = None,
-        identities: dict[str, KubeClient] | None = None,
+        self, transport: Transport, discovery: Discovery | None = None, user: str | None = None
     ) -> None:
-        self._api = api
-        self._discovery = discovery
+        self.transport = transport
+        self._discovery = discovery or Discovery()
         self.user = user
-        self._identities = {} if identities is None else identities
+        self._headers = {"Impersonate-User": user} if user else {}
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        except k8s_config.ConfigException:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        configuration.connection_pool_maxsize = 32
-        api = k8s.ApiClient(configuration)
-        api.user_agent = USER_AGENT
-        return cls(api, Discovery())
+    async def from_environment(cls) -> KubeClient:
+        """In-cluster credentials in a pod, else $KUBECONFIG / ~/.kube/config."""
+        return cls(await Transport.from_environment())
 
     def impersonating(self, user: str | None) -> KubeClient:
-        """A client that acts as `user` (e.g. system:serviceaccount:ns:sa); None: as self.
-
-        Kept per user, so that a job's requests reuse their TLS connections instead of opening
-        new ones for every apply and every look at the rollout.
-        """
-        if user is None:
+        """A client that acts as `user` (e.g. system:serviceaccount:ns:sa); None: as self."""
+        if user == self.user:
             return self
-        client = self._identities.get(user)
-        if client is None:
-            if len(self._identities) >= self.max_identities:
-                oldest = self._identities.pop(next(iter(self._identities)))
-                oldest._api.rest_client.pool_manager.clear()  # idle sockets only; calls finish
-            api = k8s.ApiClient(self._api.configuration, "Impersonate-User", user)
-            api.user_agent = USER_AGENT
-            client = KubeClient(api, self._discovery, user, self._identities)
-            self._identities[user] = client
-        return client
+        return KubeClient(self.transport, self._discovery, user)
 
     def forget_kinds(self, api_version: str) -> None:
         self._discovery.forget(api_version)
+
+    async def close(self) -> None:
+        await self.transport.close()
 
     async def request(
         self,
@@ -148,30 +116,38 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        def call() -> dict[str, Any]:
-            request = self._api.param_serialize(
-                method,
-                path,
-                query_params=list((query or {}).items()),
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
+        status, raw, retry_after = await self.transport.request(
+            method, path, query or {}, body, content_type, self._headers
+        )
+        try:
+            data = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            data = {"message": raw.decode(errors="replace")[:500]}
+        if not 200 <= status <= 299:
+            raise error_for(
+                status,
+                str(data.get("reason") or ""),
+                str(data.get("message") or f"HTTP {status}"),
+                retry_after,
             )
-            response = self._api.call_api(*request, _request_timeout=30)
-            raw = response.read() or b"{}"  # type: ignore[no-untyped-call]
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                data = {"message": raw.decode(errors="replace")[:500]}
-            if not 200 <= response.status <= 299:
-                raise ApiError(
-                    int(response.status),
-                    str(data.get("reason") or response.reason or ""),
-                    str(data.get("message") or response.reason or ""),
-                )
-            return cast(dict[str, Any], data)
+        return cast(dict[str, Any], data)
 
-        return await asyncio.to_thread(call)
+    async def watch(
+        self, path: str, query: Mapping[str, str], idle_seconds: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request until the server ends it (`idle_seconds` of silence:
+        a dead connection). An ERROR event becomes the error it carries (e.g. `Gone`)."""
+        stream = self.transport.stream(path, {**query, "watch": "true"}, idle_seconds)
+        async for line in stream:
+            event = orjson.loads(line)
+            if event.get("type") == "ERROR" or event.get("kind") == "Status":
+                status = event.get("object") or event
+                raise error_for(
+                    int(status.get("code") or 500),
+                    str(status.get("reason") or ""),
+                    str(status.get("message") or "watch error"),
+                )
+            yield event
 
     async def resource(self, api_version: str, kind: str) -> ResourceInfo:
         return await self._discovery.lookup(self, api_version, kind)
@@ -180,12 +156,11 @@ class KubeClient:
         """Server-side apply with field manager `deploybell`, taking ownership on conflicts."""
         info = await self.resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        path = info.path(meta.get("namespace"), meta["name"])
         return await self.request(
             "PATCH",
-            path,
+            info.path(meta.get("namespace"), meta["name"]),
             query={"fieldManager": FIELD_MANAGER, "force": "true"},
-            body=json.dumps(obj),
+            body=obj,
             content_type="application/apply-patch+yaml",
         )
 
@@ -195,10 +170,8 @@ class KubeClient:
         info = await self.resource(api_version, kind)
         try:
             return await self.request("GET", info.path(namespace, name))
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
 
     async def list(
         self, api_version: str, kind: str, namespace: str | None, field_selector: str = ""
@@ -215,10 +188,8 @@ class KubeClient:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         try:
             await self.request("DELETE", info.path(namespace, name), body=body)
-        except ApiError as e:
-            if e.status == 404:
-                return False
-            raise
+        except NotFound:
+            return False
         return True
 
     async def post_event(
@@ -248,8 +219,10 @@ class KubeClient:
         }
         try:
             await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
-        except ApiError as e:
-            if e.status == 404 or (e.status == 403 and "being terminated" in e.message):
+        except NotFound:
+            return False
+        except Forbidden as e:
+            if "being terminated" in e.message:
                 return False
             raise
         return True
@@ -263,3 +236,19 @@ class KubeClient:
             body=dict(patch),
             content_type="application/merge-patch+json",
         )
+
+    async def json_patch(
+        self, path: str, operations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            path,
+            body=[dict(o) for o in operations],
+            content_type="application/json-patch+json",
+        )
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", path, body=dict(body))
+
+
+__all__ = ["ApiError", "Discovery", "KubeClient", "ResourceInfo"]

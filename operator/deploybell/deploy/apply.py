@@ -12,7 +12,7 @@ from typing import Any
 
 from deploybell.api.constants import GROUP, LABEL_JOB, LABEL_JOB_NAMESPACE
 from deploybell.api.deployjob import DeployJobSpec
-from deploybell.clients.errors import ApiError, UnknownKind
+from deploybell.clients.errors import ApiError, Forbidden, UnknownKind
 from deploybell.deploy.manifests import (
     ManifestError,
     ObjectRef,
@@ -194,10 +194,9 @@ class Applier:
                 await asyncio.sleep(0.5)
             except ApiError as e:
                 # Server-side apply answers 500 for a field of the wrong type: not transient.
-                typed = e.status == 500 and "failed to create typed patch object" in e.message
-                if not typed and (e.status == 0 or e.status >= 500 or e.status == 429):
-                    raise  # transient: the caller retries the whole step
-                reason = "Forbidden" if e.status == 403 else "ApplyFailed"
+                if e.transient:
+                    raise  # the caller retries the whole step
+                reason = "Forbidden" if isinstance(e, Forbidden) else "ApplyFailed"
                 who = f" as {client.user}" if client.user else ""
                 raise ApplyFailure(
                     reason, f"applying {ref.describe()}{who} failed: {e.message}"

@@ -38,6 +38,11 @@ class LiveJob:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     deleting: bool
+    finalizers: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.namespace, self.name
 
     @property
     def desired(self) -> Trigger:
@@ -59,6 +64,7 @@ class LiveJob:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             deleting=bool(meta.get("deletionTimestamp")),
+            finalizers=tuple(meta.get("finalizers") or ()),
         )
 
 

@@ -6,23 +6,45 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploybell.api.kinds import WATCHED_KINDS
 from deploybell.clients.errors import ApiError
+from deploybell.deploy import report
 from deploybell.deploy.apply import service_account_user
-from deploybell.deploy.health import PodProblem, pod_is_ready, pod_problems, pod_restart_total
+from deploybell.deploy.health import (
+    Health,
+    PodProblem,
+    Status,
+    pod_is_ready,
+    pod_problems,
+    pod_restart_total,
+)
 from deploybell.deploy.manifests import ObjectRef
 from deploybell.deploy.ports import ClusterAPI, WatchCache
 from deploybell.notify.model import WarningEvent
 
-# Kinds the operator watches (label-filtered), so their state is always in the cache.
-WATCHED = frozenset(
-    {
-        ("apps/v1", "Deployment"),
-        ("apps/v1", "StatefulSet"),
-        ("apps/v1", "DaemonSet"),
-        ("apps/v1", "ReplicaSet"),
-        ("batch/v1", "Job"),
-        ("v1", "Pod"),
-    }
+# Kinds watched (label-selected) while a run is in flight in their namespace: read from memory.
+WATCHED = frozenset((kind.api_version, kind.kind) for kind in WATCHED_KINDS)
+_META_KEYS = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+    "creationTimestamp",
+)
+_SPEC_KEYS = (
+    "replicas",
+    "updateStrategy",
+    "progressDeadlineSeconds",
+    "completions",
+    "parallelism",
+    "backoffLimit",
+    "suspend",
+    "type",
 )
 REVISION = "deployment.kubernetes.io/revision"
 DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
@@ -37,6 +59,26 @@ class Observation:
     all_pods_ready: bool = True
     needs_polling: bool = False
     """Some objects are not watched and not yet ready: look again on a timer."""
+
+
+def trim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What health evaluation reads; pod templates and managedFields stay out of memory."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in _META_KEYS if k in meta},
+        "spec": {k: spec[k] for k in _SPEC_KEYS if k in spec},
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def namespaces_of(refs: Sequence[ObjectRef]) -> set[str]:
+    """Where the watched kinds among a run's objects (and their pods) live."""
+    return {
+        ref.namespace for ref in refs if ref.namespace and (ref.api_version, ref.kind) in WATCHED
+    }
 
 
 def key_of(obj: Mapping[str, Any]) -> ObjectRef:
@@ -110,6 +152,19 @@ class Observer:
         self.cluster = cluster
         self.cache = cache
         self.default_sa = default_service_account
+        self.following: set[str] = set()
+
+    async def follow(self, refs: Sequence[ObjectRef]) -> None:
+        """Watch the namespaces of these objects (for as long as the run needs them)."""
+        wanted = namespaces_of(refs)
+        await self.cache.acquire(wanted - self.following)
+        await self.cache.release(self.following - wanted)
+        self.following = wanted
+
+    async def unfollow(self) -> None:
+        """The run ended: its namespaces may stop being watched."""
+        following, self.following = self.following, set()
+        await self.cache.release(following)
 
     async def observe(
         self, job_namespace: str, job: str, refs: Sequence[ObjectRef], service_account: str | None
@@ -128,12 +183,28 @@ class Observer:
                     ref.api_version, ref.kind, ref.namespace, ref.name
                 )
             except ApiError as e:
-                if e.status in (0, 429) or e.status >= 500:
+                if e.transient:
                     raise
                 observation.objects[ref] = None
             observation.needs_polling = True
         summarize_pods(current_pods(cached), observation)
         return observation
+
+    async def diagnose(
+        self,
+        namespace: str,
+        refs: Sequence[ObjectRef],
+        healths: Sequence[Health],
+        stuck: Sequence[PodProblem],
+        observation: Observation,
+    ) -> dict[str, Any]:
+        """status.diagnosis: the failing pods and the latest Warning Events of failing objects."""
+        failing = {
+            ref.name for ref, h in zip(refs, healths, strict=True) if h.status != Status.CURRENT
+        }
+        problems = list(stuck) or list(observation.pod_problems.values())
+        failing |= {p.pod for p in problems}
+        return report.diagnosis(problems, await self.warnings(namespace, failing))
 
     async def warnings(self, namespace: str, names: set[str], limit: int = 5) -> list[WarningEvent]:
         """The latest Warning Events about the named objects (and their pods) in a namespace."""

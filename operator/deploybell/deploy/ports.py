@@ -35,6 +35,9 @@ class ClusterAPI(Protocol):
 
 
 class WatchCache(Protocol):
-    """Objects the operator's watches have seen, per DeployJob (namespace, name)."""
+    """Objects the operator's watches have seen, per DeployJob (namespace, name); namespaces are
+    watched while some run holds them."""
 
     def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]: ...
+    async def acquire(self, namespaces: Iterable[str]) -> None: ...
+    async def release(self, namespaces: Iterable[str]) -> None: ...

@@ -8,7 +8,7 @@ DeployJob's status: the outbox delivers in the background and hands results back
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -17,14 +17,16 @@ from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
 from deploybell.api.errors import SpecError
 from deploybell.deploy import report
 from deploybell.deploy import run as runs
+from deploybell.deploy import verdict as verdicts
 from deploybell.deploy.apply import Applier, ApplyFailure, Snapshot
-from deploybell.deploy.health import Health, PodProblem, Status, evaluate
+from deploybell.deploy.health import Status
 from deploybell.deploy.live import LiveJob, Timers, monotonic_since, utcnow
 from deploybell.deploy.manifests import ObjectRef
-from deploybell.deploy.observe import Observation, Observer
+from deploybell.deploy.messages import RunMessages
+from deploybell.deploy.observe import Observer
 from deploybell.deploy.run import Action, Phase, RunState
-from deploybell.notify import ledger
-from deploybell.notify.model import Message
+from deploybell.deploy.runlog import RunLog
+from deploybell.deploy.status import JobStatus
 from deploybell.notify.outbox import Outbox
 
 __all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
@@ -54,26 +56,34 @@ class JobRunner:
         history_limit: int = 10,
     ) -> None:
         self.ports, self.applier, self.observer, self.outbox = ports, applier, observer, outbox
-        self.presentation = presentation or report.Presentation()
+        self.log = RunLog(live.namespace, live.name)
         self.failfast_grace = failfast_grace
         self.history_limit = history_limit
-        status = live.status
         self.live = live
-        self.state = RunState.from_status(status)
-        self.resources: list[dict[str, Any]] = [dict(r) for r in status.get("resources") or []]
-        self.history: list[dict[str, Any]] = [dict(h) for h in status.get("history") or []]
-        self.notifications = [dict(n) for n in status.get("notifications") or []]
-        self.conditions: list[dict[str, Any]] = [dict(c) for c in status.get("conditions") or []]
-        self.rollback: dict[str, Any] = dict(status.get("rollback") or {})
-        self.images: list[str] = list(status.get("images") or [])
-        self.diagnosis: dict[str, Any] = dict(status.get("diagnosis") or {})
-        self.canceled_by = str(status.get("canceledBy") or "")
+        self.status = JobStatus.from_status(live.status)
         self.timers = Timers()
         if self.state.in_flight:  # resumed: maxWaitSeconds counts from the run's real start
             self.timers.started = monotonic_since(self.state.started_at)
         self.applied = False  # applied in this process: a resumed run re-applies (idempotent)
         self.generations: dict[ObjectRef, int] = {}  # as applied; older cached copies are stale
         self.spec: DeployJobSpec | None = None
+        self.messages = RunMessages(
+            live.namespace, live.name, outbox, presentation or report.Presentation()
+        )
+
+    @property
+    def state(self) -> RunState:
+        """The latest run (status.state)."""
+        return self.status.state
+
+    @state.setter
+    def state(self, value: RunState) -> None:
+        self.status.state = value
+
+    @property
+    def idle(self) -> bool:
+        """No run in flight, nothing being sent and nothing left to send: the task may end."""
+        return not self.state.in_flight and not self.messages.pending(self.status)
 
     # --- the loop body ------------------------------------------------------------------------
 
@@ -84,7 +94,7 @@ class JobRunner:
         await self.sync_notifications()
         delay = await self.act(live)
         await self.sync_notifications()
-        retry = self.outbox.next_wake(self.notifications)
+        retry = self.outbox.next_wake(self.status.notifications)
         waits = [w for w in (delay, retry) if w is not None]
         return min(waits) if waits else None
 
@@ -124,9 +134,16 @@ class JobRunner:
         A crash before that write leaves no trace, so the run starts afresh with that number."""
         self.state = runs.start(self.state, live.desired, utcnow(), revision)
         self.timers = Timers()
-        self.rollback, self.diagnosis, self.canceled_by = {}, {}, ""
+        self.status.rollback, self.status.diagnosis, self.status.canceled_by = {}, {}, ""
         self.add_event("start")
-        await self.ports.record_event(False, "RunStarted", f"run {self.state.run} started")
+        trigger = self.state.trigger
+        self.log.info(
+            self.state.run,
+            "run-started",
+            f"started for generation {trigger.generation}",
+            generation=trigger.generation,
+            redeploy=trigger.redeploy or None,
+        )
 
     async def apply(self, live: LiveJob) -> None:
         assert self.spec is not None
@@ -138,14 +155,21 @@ class JobRunner:
         self.applied = True
         self.generations = result.generations
         if self.spec.prune:
-            old = {ObjectRef.from_status(r) for r in self.resources}
+            old = {ObjectRef.from_status(r) for r in self.status.resources}
             await self.applier.prune(live.namespace, self.spec, old - set(result.refs))
-        self.images = result.images
-        self.resources = [
+        self.status.images = result.images
+        self.status.resources = [
             {**ref.as_status(), "status": Status.IN_PROGRESS.value, "message": "applied"}
             for ref in result.refs
         ]
         message = f"applied {len(result.refs)} objects, waiting for the rollout"
+        self.log.info(
+            self.state.run,
+            "applied",
+            message,
+            objects=len(result.refs),
+            revision=result.revision,
+        )
         self.state = replace(
             self.state, revision=result.revision, reason="Progressing", message=message
         )
@@ -158,23 +182,41 @@ class JobRunner:
             except SpecError as e:
                 await self.fail("InvalidSpec", str(e), live)
                 return None
-        if not self.applied and not self.rollback:
+        if not self.applied and not self.status.rollback:
             await self.apply(live)  # resumed after a restart: SSA is idempotent
             if not self.state.in_flight:
                 return None
-        refs = [ObjectRef.from_status(r) for r in self.resources]
+        refs = [ObjectRef.from_status(r) for r in self.status.resources]
+        await self.observer.follow(refs)
         observation = await self.observer.observe(
             live.namespace, live.name, refs, self.spec.service_account_name
         )
-        healths = [(ref.describe(), self.health_of(ref, observation)) for ref in refs]
-        stuck = self.stuck_pods(observation.pod_problems)
+        objects = observation.objects
+        healths = [
+            (ref.describe(), verdicts.health_of(ref, objects.get(ref), self.generations))
+            for ref in refs
+        ]
+        now = time.monotonic()
+        stuck = verdicts.stuck_pods(observation.pod_problems, self.timers, self.failfast_grace, now)
         elapsed = time.monotonic() - self.timers.started
         verdict = runs.judge(
             healths, [(p.reason, p.sentence()) for p in stuck], elapsed, self.spec.max_wait_seconds
         )
-        changed = self.update_resources(refs, [h for _, h in healths])
+        self.status.resources, changed = verdicts.fresh_resources(
+            refs, [h for _, h in healths], self.status.resources
+        )
+        if changed:
+            self.log.info(
+                self.state.run,
+                "verdict",
+                f"{verdict.outcome.value}: {verdict.message}",
+                outcome=verdict.outcome.value,
+                reason=verdict.reason,
+            )
         if verdict.outcome == runs.Outcome.FAILED:
-            await self.diagnose(live, refs, healths, stuck, observation)
+            self.status.diagnosis = await self.observer.diagnose(
+                live.namespace, refs, [h for _, h in healths], stuck, observation
+            )
             await self.fail(verdict.reason, verdict.message, live)
             return None
         if verdict.outcome == runs.Outcome.HEALTHY:
@@ -186,11 +228,17 @@ class JobRunner:
         self.state = replace(self.state, reason="Progressing", message=verdict.message)
         if changed:
             await self.persist(live)
-        return self.next_wake(observation.needs_polling)
+        return verdicts.next_wake(
+            self.spec.max_wait_seconds,
+            self.timers,
+            self.failfast_grace,
+            observation.needs_polling,
+            time.monotonic(),
+        )
 
     async def healthy(self, live: LiveJob, restarts: int, pods_ready: bool) -> float | None:
         assert self.spec is not None
-        if self.rollback:
+        if self.status.rollback:
             await self.rolled_back(live)
             return None
         window = self.spec.stability_seconds
@@ -210,40 +258,27 @@ class JobRunner:
                     reason="Verifying",
                     message=f"rolled out; must stay healthy for {window}s{note}",
                 )
+                self.log.info(self.state.run, "verifying", self.state.message, seconds=window)
                 await self.persist(live)
                 return float(window)
             if now - since < window:
                 return window - (now - since)
         took = time.monotonic() - self.timers.started
-        message = f"all {len(self.resources)} objects rolled out in {took:.0f}s"
+        message = f"all {len(self.status.resources)} objects rolled out in {took:.0f}s"
         await self.conclude(live, Phase.SUCCEEDED, "RolloutComplete", message, "success")
         await self.applier.save_last_good(
-            live.namespace, live.name, live.uid, self.spec, self.state.run, self.state.revision
+            live.namespace,
+            live.name,
+            live.uid,
+            self.spec,
+            self.state.run,
+            self.state.revision,
         )
         return None
 
-    async def diagnose(
-        self,
-        live: LiveJob,
-        refs: Sequence[ObjectRef],
-        healths: Sequence[tuple[str, Health]],
-        stuck: Sequence[PodProblem],
-        observation: Observation,
-    ) -> None:
-        """Record the failing pods and the latest Warning Events of the failing objects."""
-        failing = {
-            ref.name
-            for ref, (_, h) in zip(refs, healths, strict=True)
-            if h.status != Status.CURRENT
-        }
-        problems = list(stuck) or list(observation.pod_problems.values())
-        failing |= {p.pod for p in problems}
-        warnings = await self.observer.warnings(live.namespace, failing)
-        self.diagnosis = report.diagnosis(problems, warnings)
-
     async def fail(self, reason: str, message: str, live: LiveJob) -> None:
         spec = self.spec
-        if spec is not None and spec.rollback_on_failure and not self.rollback:
+        if spec is not None and spec.rollback_on_failure and not self.status.rollback:
             snapshot = await self.applier.load_last_good(live.namespace, live.name, spec)
             if snapshot is not None:
                 await self.roll_back(live, snapshot, reason, message)
@@ -252,7 +287,7 @@ class JobRunner:
 
     async def roll_back(self, live: LiveJob, snapshot: Snapshot, reason: str, message: str) -> None:
         assert self.spec is not None
-        self.rollback = {
+        self.status.rollback = {
             "toRun": snapshot.run,
             "revision": snapshot.revision,
             "reason": reason,
@@ -270,7 +305,7 @@ class JobRunner:
                 live.namespace, live.name, snapshot, self.spec, self.state.run
             )
         except ApplyFailure as e:
-            self.rollback["phase"] = "RollbackFailed"
+            self.status.rollback["phase"] = "RollbackFailed"
             await self.conclude(
                 live,
                 Phase.FAILED,
@@ -280,11 +315,18 @@ class JobRunner:
             )
             return
         self.generations = generations
-        self.resources = [
+        self.status.resources = [
             {**r.as_status(), "status": Status.IN_PROGRESS.value, "message": "rolled back"}
             for r in generations
         ]
         self.timers = Timers()
+        self.log.warning(
+            self.state.run,
+            "rolling-back",
+            f"{reason}; rolling back to run {snapshot.run}",
+            to_run=snapshot.run,
+            reason=reason,
+        )
         self.state = replace(
             self.state,
             reason="RollingBack",
@@ -293,8 +335,8 @@ class JobRunner:
         await self.persist(live)
 
     async def rolled_back(self, live: LiveJob) -> None:
-        rb = self.rollback
-        self.rollback = {**rb, "phase": "RolledBack"}
+        rb = self.status.rollback
+        self.status.rollback = {**rb, "phase": "RolledBack"}
         message = f"{rb['message']}; rolled back to run {rb['toRun']} ({rb['revision']})"
         await self.conclude(live, Phase.FAILED, str(rb["reason"]), message, "failure")
 
@@ -309,7 +351,7 @@ class JobRunner:
         else:
             value = live.desired.cancel
             reason, message = "Canceled", f"canceled by annotation {ANNOTATION_CANCEL}={value!r}"
-            self.canceled_by = value
+            self.status.canceled_by = value
             self.state = replace(self.state, trigger=replace(self.state.trigger, cancel=value))
         await self.conclude(live, Phase.CANCELED, reason, message, "cancel")
 
@@ -329,7 +371,7 @@ class JobRunner:
             except SpecError:
                 spec = None
         if spec is not None and spec.prune:
-            refs = {ObjectRef.from_status(r) for r in self.resources}
+            refs = {ObjectRef.from_status(r) for r in self.status.resources}
             await self.applier.prune(live.namespace, spec, refs)
 
     async def internal_error(self, live: LiveJob, detail: str) -> float | None:
@@ -343,47 +385,37 @@ class JobRunner:
         self, live: LiveJob, phase: Phase, reason: str, message: str, event: str
     ) -> None:
         self.state = runs.finish(self.state, phase, reason, message, utcnow())
-        self.history = runs.push_history(self.history, self.state, self.history_limit)
+        log = self.log.info if phase == Phase.SUCCEEDED else self.log.warning
+        log(
+            self.state.run,
+            "run-finished",
+            f"{phase.value} ({reason}): {message}",
+            phase=phase.value,
+            reason=reason,
+        )
+        await self.observer.unfollow()
+        self.status.history = runs.push_history(self.status.history, self.state, self.history_limit)
         self.add_event(event)
         await self.persist(live)
-        await self.ports.record_event(
-            phase != Phase.SUCCEEDED, f"Run{phase.value}", f"run {self.state.run}: {message}"
-        )
+        if phase != Phase.SUCCEEDED:  # a success is said by status alone: no Event, one write less
+            await self.ports.record_event(
+                True, f"Run{phase.value}", f"run {self.state.run}: {message}"
+            )
         started = monotonic_since(self.state.started_at) if self.state.started_at else None
         self.ports.run_finished(phase.value, time.monotonic() - started if started else None)
 
     # --- notifications ------------------------------------------------------------------------
 
     def add_event(self, event: str) -> None:
-        subscribers = self.spec.subscribers(event) if self.spec else ()
-        added = ledger.add_event(self.notifications, self.state.run, event, subscribers, utcnow())
-        self.notifications = self.outbox.expand_known(added)
-
-    def message_for(self, entry: Mapping[str, Any]) -> Message:
-        facts = report.RunFacts(
-            self.live.namespace,
-            self.live.name,
-            self.state,
-            self.history,
-            self.resources,
-            self.images,
-            self.diagnosis,
-            self.rollback,
-            self.spec.source if self.spec else None,
-        )
-        return report.message_for(entry, facts, self.presentation)
+        self.messages.record(self.status, self.spec, event)
 
     async def sync_notifications(self) -> None:
         """Hand due entries to the outbox, record what it finished, persist if anything moved."""
-        before = self.notifications
-        self.notifications, reports = self.outbox.pump(self.notifications, self.message_for)
+        moved, reports = self.messages.pump(self.status, self.spec)
         for item in reports:
             await self.ports.record_event(item.warning, item.reason, item.message)
-        if self.notifications != before:
-            self.conditions = self.all_conditions(utcnow())
-            await self.ports.patch_status(
-                {"notifications": self.notifications, "conditions": self.conditions}
-            )
+        if moved:
+            await self.write(full=False)
 
     async def drain_notifications(self, seconds: float) -> None:
         """Give sends in flight a bounded time to finish, then record them."""
@@ -391,78 +423,21 @@ class JobRunner:
         await self.outbox.drain(seconds)
         await self.sync_notifications()
 
-    # --- helpers ------------------------------------------------------------------------------
-
-    def health_of(self, ref: ObjectRef, observation: Observation) -> Health:
-        """The object's health, unless the watch has not yet seen the change we applied."""
-        obj = observation.objects.get(ref)
-        seen = int(((obj or {}).get("metadata") or {}).get("generation") or 0)
-        if obj is not None and seen < self.generations.get(ref, 0):
-            return Health(
-                Status.IN_PROGRESS,
-                f"{ref.kind} {ref.name}: waiting to observe the "
-                f"applied generation {self.generations[ref]}",
-            )
-        return evaluate(obj)
-
-    def stuck_pods(self, problems: Mapping[str, PodProblem]) -> list[PodProblem]:
-        """Pod problems seen for longer than the grace period."""
-        now = time.monotonic()
-        seen = self.timers.problem_seen
-        for key in [k for k in seen if k not in problems]:
-            del seen[key]
-        return [
-            p
-            for key, p in problems.items()
-            if now - seen.setdefault(key, now) >= self.failfast_grace
-        ]
-
-    def update_resources(self, refs: Sequence[ObjectRef], healths: Sequence[Health]) -> bool:
-        """Refresh status.resources; True when an object's status (not just its message) moved."""
-        fresh = [
-            {**ref.as_status(), "status": h.status.value, "message": h.message[:300]}
-            for ref, h in zip(refs, healths, strict=True)
-        ]
-        moved = [r["status"] for r in fresh] != [r.get("status") for r in self.resources]
-        self.resources = fresh
-        return moved
-
-    def next_wake(self, polling: bool) -> float:
-        assert self.spec is not None
-        left = self.spec.max_wait_seconds - (time.monotonic() - self.timers.started)
-        wake = max(left, 0.5)
-        if self.timers.problem_seen:
-            oldest = min(self.timers.problem_seen.values())
-            wake = min(wake, max(self.failfast_grace - (time.monotonic() - oldest), 0.2) + 0.1)
-        return min(wake, 2.0) if polling else wake
+    # --- status --------------------------------------------------------------------------------
 
     def all_conditions(self, now: str) -> list[dict[str, Any]]:
-        delivered = report.delivered_condition(self.notifications, self.state.run)
-        return runs.conditions(self.state, self.live.generation, now, self.conditions, delivered)
+        delivered = report.delivered_condition(self.status.notifications, self.state.run)
+        return runs.conditions(
+            self.state, self.live.generation, now, self.status.conditions, delivered
+        )
 
     async def persist(self, live: LiveJob) -> None:
-        """The one place a DeployJob's status is written in full."""
+        """The status in full, after a transition."""
         self.live = live
-        self.conditions = self.all_conditions(utcnow())
-        s = self.state
-        await self.ports.patch_status(
-            {
-                "observedGeneration": live.generation,
-                "phase": s.phase.value if s.phase else None,
-                "run": s.run,
-                "trigger": s.trigger.as_status(),
-                "startedAt": s.started_at or None,
-                "finishedAt": s.finished_at if not s.in_flight else None,
-                "reason": s.reason,
-                "message": s.message[:1000],
-                "revision": s.revision,
-                "canceledBy": self.canceled_by or None,
-                "conditions": self.conditions,
-                "resources": self.resources,
-                "history": self.history,
-                "notifications": self.notifications,
-                "rollback": self.rollback or None,
-                "images": self.images,
-                "diagnosis": self.diagnosis or None,
-            }
-        )
+        await self.write(full=True)
+
+    async def write(self, full: bool) -> None:
+        """The one place a DeployJob's status is written: in full, or only what delivery moved."""
+        self.status.conditions = self.all_conditions(utcnow())
+        patch = self.status.full(self.live.generation) if full else self.status.deliveries()
+        await self.ports.patch_status(patch)

@@ -1,5 +1,5 @@
 """kopf glue only: importing this package registers every handler."""
 
-from deploybell.handlers import deployjob, notification, startup, watches
+from deploybell.handlers import deployjob, notification, startup
 
-__all__ = ["deployjob", "notification", "startup", "watches"]
+__all__ = ["deployjob", "notification", "startup"]

@@ -1,111 +1,22 @@
-"""Operator-wide objects shared by all handlers, built once at startup."""
+"""Operator-wide objects shared by all handlers, built once at startup.
+
+The Notification cache lives in `notification_cache` (re-exported here); the wakers became the
+engine (`deploy.engine`); the watch cache became the run watches (`clients.watches`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
+from deploybell.deploy.engine import Engine
 from deploybell.deploy.report import Presentation
+from deploybell.handlers.notification_cache import JobKey, NotificationCache, secret_data
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.settings import Settings
-
-JobKey = tuple[str, str]
-
-
-class Waker:
-    """Wakes one DeployJob's daemon when something it watches changes."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def wake(self) -> None:
-        self._event.set()
-
-    def clear(self) -> None:
-        self._event.clear()
-
-    async def sleep(self, delay: float | None, stopped: Any) -> None:
-        """Until woken, stopped, or `delay` seconds (None: no timer)."""
-        if self._event.is_set():
-            return
-        waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stopped.wait())}
-        try:
-            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
-
-
-@dataclass
-class Wakers:
-    by_job: dict[JobKey, Waker] = field(default_factory=dict)
-
-    def register(self, key: JobKey) -> Waker:
-        return self.by_job.setdefault(key, Waker())
-
-    def unregister(self, key: JobKey) -> None:
-        self.by_job.pop(key, None)
-
-    def wake(self, key: JobKey) -> None:
-        if waker := self.by_job.get(key):
-            waker.wake()
-
-    def wake_namespace(self, namespace: str) -> None:
-        for (job_namespace, _), waker in self.by_job.items():
-            if job_namespace == namespace:
-                waker.wake()
-
-
-class NotificationCache:
-    """Notifications from kopf's index; Secrets kept from the Secret watch, read on a miss.
-
-    A referenced Secret's every change and deletion reaches `remember_secret` through the
-    Secret watch, so a delivery reads memory instead of the API. The first read of a Secret no
-    event has brought yet (e.g. just after start-up) goes to the API and is kept from then on.
-    """
-
-    def __init__(self, kube: KubeClient) -> None:
-        self.kube = kube
-        self.index: Mapping[JobKey, Iterable[Mapping[str, Any]]] = {}
-        self._secrets: dict[JobKey, Mapping[str, str]] = {}
-
-    def spec(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        for spec in self.index.get((namespace, name), ()):
-            return spec
-        return None
-
-    def keeps_secret(self, namespace: str, name: str) -> bool:
-        return (namespace, name) in self._secrets
-
-    def remember_secret(self, namespace: str, name: str, body: Mapping[str, Any] | None) -> None:
-        """The Secret as the watch saw it; None when it was deleted."""
-        if body is None:
-            self._secrets.pop((namespace, name), None)
-        else:
-            self._secrets[(namespace, name)] = secret_data(body)
-
-    async def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        key = (namespace, name)
-        if key in self._secrets:
-            return self._secrets[key]
-        body = await self.kube.get("v1", "Secret", namespace, name)
-        if body is None:
-            return None
-        self._secrets[key] = secret_data(body)
-        return self._secrets[key]
-
-
-def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's keys and decoded values (stringData wins, as the API server would merge it)."""
-    data = {
-        k: base64.b64decode(v).decode(errors="replace") for k, v in (body.get("data") or {}).items()
-    }
-    return {**data, **(body.get("stringData") or {})}
 
 
 @dataclass
@@ -117,16 +28,13 @@ class Context:
     notifications: NotificationCache
     limiter: asyncio.Semaphore
     presentation: Presentation
-    wakers: Wakers = field(default_factory=Wakers)
+    watches: RunWatches
+    engine: Engine = field(init=False)
+
+    @property
+    def wakers(self) -> Engine:
+        """Wakes the runs of a DeployJob, or of every DeployJob in a namespace."""
+        return self.engine
 
 
-class IndexCache:
-    """The watch cache over kopf's label-filtered indexes, keyed by (job namespace, job)."""
-
-    def __init__(self, indexes: Iterable[Mapping[JobKey, Iterable[Mapping[str, Any]]]]) -> None:
-        self.indexes = list(indexes)
-
-    def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]:
-        key = (job_namespace, job)
-        for index in self.indexes:
-            yield from index.get(key, ())
+__all__ = ["Context", "JobKey", "NotificationCache", "secret_data"]

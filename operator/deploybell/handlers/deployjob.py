@@ -1,45 +1,49 @@
-"""kopf glue for DeployJobs: one daemon per DeployJob drives its runs."""
+"""kopf glue for DeployJobs: every event goes to the engine, which works only where work is."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import kopf
 
 from deploybell import metrics
-from deploybell.api.constants import GROUP, VERSION
-from deploybell.clients.errors import ApiError
+from deploybell.api.constants import FINALIZER, GROUP, VERSION
+from deploybell.clients.errors import Conflict, Invalid, NotFound
+from deploybell.clients.kube import KubeClient
+from deploybell.deploy.engine import resource_version
+from deploybell.deploy.live import LiveJob
 from deploybell.deploy.observe import Observer
-from deploybell.deploy.runner import JobRunner, LiveJob
-from deploybell.handlers.context import Context, IndexCache, Waker
-from deploybell.handlers.watches import INDEX_IDS
+from deploybell.deploy.runner import JobRunner
+from deploybell.handlers.context import Context
 from deploybell.notify.outbox import Outbox
 
-TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+def job_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/deployjobs/{name}"
 
 
-class KopfJobPorts:
-    """JobPorts for one DeployJob, over the Kubernetes client and kopf's event poster."""
+class JobPorts:
+    """JobPorts for one DeployJob: its status and Events, through the operator's client."""
 
-    def __init__(self, context: Context, body: kopf.Body) -> None:
-        self.context = context
-        self.body = body
-        meta = body["metadata"]
-        self.path = (
-            f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/deployjobs/{meta['name']}"
-        )
+    def __init__(self, kube: KubeClient, live: LiveJob, wrote: Callable[[int | None], None]):
+        self.kube = kube
+        self.wrote = wrote
+        self.path = job_path(live.namespace, live.name)
+        self.involved = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "DeployJob",
+            "metadata": {"name": live.name, "namespace": live.namespace, "uid": live.uid},
+        }
 
     async def patch_status(self, status: Mapping[str, Any]) -> None:
-        await self.context.kube.merge_patch(self.path, {"status": dict(status)}, "status")
+        body = await self.kube.merge_patch(self.path, {"status": dict(status)}, "status")
+        self.wrote(resource_version(body))
 
     async def record_event(self, warning: bool, reason: str, message: str) -> None:
-        kopf.event(
-            self.body, type="Warning" if warning else "Normal", reason=reason, message=message
-        )
+        type_ = "Warning" if warning else "Normal"
+        await self.kube.post_event(self.involved, type_, reason, message)
 
     def run_finished(self, phase: str, seconds: float | None) -> None:
         metrics.RUNS.labels(phase).inc()
@@ -47,88 +51,65 @@ class KopfJobPorts:
             metrics.RUN_SECONDS.observe(seconds)
 
 
-class _Never:
-    """A stop flag that never fires: a deleted DeployJob's daemon finishes its cancel first."""
+class KopfHooks:
+    """What the engine needs per DeployJob: its runner, and the finalizer held while it exists."""
 
-    async def wait(self) -> None:
-        await asyncio.Event().wait()
+    def __init__(self, context: Context) -> None:
+        self.context = context
 
+    def runner(
+        self, live: LiveJob, wake: Callable[[], None], wrote: Callable[[int | None], None]
+    ) -> JobRunner:
+        context, settings = self.context, self.context.settings
+        outbox = Outbox(
+            live.namespace,
+            live.name,
+            context.dispatcher,
+            wake,
+            context.limiter,
+            timedelta(seconds=settings.delivery_give_up_seconds),
+        )
+        return JobRunner(
+            live,
+            JobPorts(context.kube, live, wrote),
+            context.applier,
+            Observer(context.kube, context.watches, settings.default_service_account),
+            outbox,
+            presentation=context.presentation,
+            failfast_grace=settings.failfast_grace_seconds,
+            history_limit=settings.history_limit,
+        )
 
-def build_runner(
-    context: Context, body: kopf.Body, waker: Waker, indexes: Mapping[str, Any]
-) -> JobRunner:
-    live = LiveJob.from_body(body)
-    settings = context.settings
-    outbox = Outbox(
-        live.namespace,
-        live.name,
-        context.dispatcher,
-        waker.wake,
-        context.limiter,
-        timedelta(seconds=settings.delivery_give_up_seconds),
-    )
-    cache = IndexCache(indexes[index_id] for index_id in INDEX_IDS)
-    return JobRunner(
-        live,
-        KopfJobPorts(context, body),
-        context.applier,
-        Observer(context.kube, cache, settings.default_service_account),
-        outbox,
-        presentation=context.presentation,
-        failfast_grace=settings.failfast_grace_seconds,
-        history_limit=settings.history_limit,
-    )
+    async def hold(self, live: LiveJob) -> int | None:
+        """Add the finalizer (once in a DeployJob's life): a deletion waits for its cancel."""
+        patch = {"metadata": {"finalizers": [*live.finalizers, FINALIZER]}}
+        body = await self.context.kube.merge_patch(job_path(live.namespace, live.name), patch)
+        return resource_version(body)
 
-
-@kopf.daemon(GROUP, VERSION, "deployjobs", id="runs", cancellation_polling=0.5)  # type: ignore[arg-type]
-async def drive_runs(
-    stopped: kopf.DaemonStopped,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    logger: logging.Logger,
-    notifications_index: kopf.Index[Any, Any],
-    **kwargs: Any,
-) -> None:
-    context: Context = memo["context"]
-    context.notifications.index = notifications_index
-    live = LiveJob.from_body(body)
-    key = (live.namespace, live.name)
-    waker = context.wakers.register(key)
-    runner = build_runner(context, body, waker, kwargs)
-    failures = 0
-    try:
-        while True:
-            waker.clear()
-            live = LiveJob.from_body(body)
-            if stopped and not live.deleting:
-                return  # the operator is stopping: the run resumes from status on restart
+    async def release(self, live: LiveJob) -> int | None:
+        """Remove the finalizer, whatever else changed meanwhile; None if the job is gone."""
+        path = job_path(live.namespace, live.name)
+        for _ in range(5):
+            fresh = await self.context.kube.get(f"{GROUP}/{VERSION}", "DeployJob", *live.key)
+            finalizers = list(((fresh or {}).get("metadata") or {}).get("finalizers") or [])
+            if FINALIZER not in finalizers:
+                return None
+            at = finalizers.index(FINALIZER)
+            ops = [
+                {"op": "test", "path": f"/metadata/finalizers/{at}", "value": FINALIZER},
+                {"op": "remove", "path": f"/metadata/finalizers/{at}"},
+            ]
             try:
-                delay = await runner.step(live)
-                failures = 0
-            except ApiError as e:
-                delay = TRANSIENT_BACKOFF[min(failures, len(TRANSIENT_BACKOFF) - 1)]
-                failures += 1
-                logger.warning(
-                    "API error (%s %s), retrying in %.0fs: %s", e.status, e.reason, delay, e.message
-                )
-                if live.deleting and failures > len(TRANSIENT_BACKOFF):
-                    return
-                await waker.sleep(delay, stopped if not live.deleting else _Never())
-                continue
-            except Exception as e:  # a bug must end the run with an answer, not loop or crash
-                logger.exception("unexpected error in the DeployJob's run")
-                delay = await runner.internal_error(live, f"{type(e).__name__}: {e}")
-            if live.deleting:
-                await runner.drain_notifications(context.settings.deletion_grace_seconds)
-                return
-            await waker.sleep(delay, stopped)
-    finally:
-        runner.outbox.close()
-        context.wakers.unregister(key)
+                return resource_version(await self.context.kube.json_patch(path, ops))
+            except (Conflict, Invalid):
+                continue  # the list moved under us: read it again
+            except NotFound:
+                return None
+        return None
 
 
-@kopf.on.event(GROUP, VERSION, "deployjobs", id="wake")  # type: ignore[arg-type]
-async def wake_on_change(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """A coroutine, so that the run's asyncio.Event is set on the event loop's own thread."""
+@kopf.on.event(GROUP, VERSION, "deployjobs", id="runs")
+async def on_deployjob(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A coroutine, so that runs are woken on the event loop's own thread."""
     context: Context = memo["context"]
-    context.wakers.wake((namespace, name))
+    context.engine.observe(body, gone=type == "DELETED")

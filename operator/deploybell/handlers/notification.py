@@ -15,7 +15,7 @@ import kopf
 
 from deploybell.api.constants import GROUP, VERSION
 from deploybell.api.errors import SpecError
-from deploybell.clients.errors import ApiError
+from deploybell.clients.errors import ApiError, NotFound
 from deploybell.clients.kube import KubeClient
 from deploybell.deploy.live import utcnow
 from deploybell.handlers.context import Context
@@ -85,10 +85,8 @@ async def report_readiness(kube: KubeClient, body: Mapping[str, Any]) -> None:
     patch = {"status": {"observedGeneration": generation, "conditions": [condition]}}
     try:
         await kube.merge_patch(path, patch, "status")
-    except ApiError as e:
-        if e.status == 404:  # deleted meanwhile (e.g. with its namespace): nothing to report
-            return
-        raise
+    except NotFound:  # deleted meanwhile (e.g. with its namespace): nothing to report
+        return
     if not ok:
         await _warn(kube, body, reason, message)
 

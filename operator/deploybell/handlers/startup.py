@@ -9,21 +9,29 @@ from typing import Any
 import kopf
 
 from deploybell import metrics
-from deploybell.api.constants import FINALIZER
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
+from deploybell.deploy.engine import Engine
+from deploybell.deploy.observe import trim
 from deploybell.deploy.report import Presentation
 from deploybell.handlers.context import Context, NotificationCache
+from deploybell.handlers.deployjob import KopfHooks
 from deploybell.notify import providers
 from deploybell.notify.dispatch import Dispatcher
 from deploybell.notify.providers.base import SmtpDefaults
 from deploybell.settings import Settings
 
+# kopf's own finalizer: never needed (deploybell holds its own, FINALIZER, only where it must),
+# and a different name, so that kopf never removes deploybell's.
+KOPF_FINALIZER = "deploybell.io/kopf"
+PEERING_LOGGER = "kopf._core.engines.peering"
+
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     ours: Settings = memo.get("settings") or Settings.from_env()
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = KOPF_FINALIZER
     # Progress of kopf's own handlers is kept in annotations, leaving status to deploybell.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="deploybell.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -33,8 +41,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    kube = KubeClient.from_environment()
+    kube = await KubeClient.from_environment()
     cache = NotificationCache(kube)
+    engine: Engine | None = None
+
+    def wake(key: tuple[str, str]) -> None:
+        if engine is not None:
+            engine.wake(key)
+
     smtp = SmtpDefaults(
         host=ours.smtp_host,
         port=ours.smtp_port,
@@ -43,7 +57,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         username=ours.smtp_username,
         password=ours.smtp_password,
     )
-    memo["context"] = Context(
+    context = Context(
         settings=ours,
         kube=kube,
         applier=Applier(kube, ours.default_service_account),
@@ -51,13 +65,39 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         notifications=cache,
         limiter=asyncio.Semaphore(ours.delivery_concurrency),
         presentation=Presentation(ours.cluster_name, ours.link_template),
+        watches=RunWatches(kube, trim, wake, on_watching=metrics.watching),
     )
+    engine = context.engine = Engine(KopfHooks(context), ours.deletion_grace_seconds)
+    logging.getLogger(PEERING_LOGGER).addHandler(PeeringListener(engine))
+    memo["context"] = context
     metrics.serve(ours.metrics_port)
+
+
+class PeeringListener(logging.Handler):
+    """kopf pauses its watches when a peer with a higher priority appears and says so only in
+    its log; the engine then lets go of its runs too (they resume from status)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(logging.INFO)
+        self.engine = engine
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Pausing "):
+            task = asyncio.get_running_loop().create_task(self.engine.pause())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif message.startswith("Resuming "):
+            self.engine.resume()
 
 
 @kopf.on.cleanup()
 async def close_providers(memo: kopf.Memo, **_: Any) -> None:
     context: Context | None = memo.get("context")
     if context is not None:
+        await context.engine.stop()
         for provider in context.dispatcher.providers.values():
             await provider.close()
+        await context.watches.close()
+        await context.kube.close()

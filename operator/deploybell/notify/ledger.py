@@ -52,8 +52,9 @@ def add_event(
     now: str,
     keep_runs: int = 3,
 ) -> list[dict[str, Any]]:
-    """The ledger with Pending entries for `event` of `run`; entries of old runs are dropped."""
-    entries = [dict(e) for e in ledger if int(e.get("run", 0)) > run - keep_runs]
+    """The ledger with Pending entries for `event` of `run`; entries of old runs are dropped, and
+    earlier runs that delivered everything keep counts instead of per-recipient entries."""
+    entries = compact([e for e in ledger if int(e.get("run", 0)) > run - keep_runs], run)
     known = {(e.get("run"), e.get("event"), e.get("notification")) for e in entries}
     for name in subscribers:
         if (run, event, name) in known:
@@ -71,6 +72,50 @@ def add_event(
         )
         known.add((run, event, name))
     return entries
+
+
+def compact(ledger: Sequence[Mapping[str, Any]], latest: int) -> list[dict[str, Any]]:
+    """Runs before `latest` with nothing left to deliver: one entry per (run, event,
+    Notification) with counts, where they had one per recipient. The latest run keeps its
+    entries (and the provider references of its messages, for edits in place)."""
+    groups: dict[tuple[Any, Any, Any], list[Mapping[str, Any]]] = {}
+    done_runs = {
+        e.get("run")
+        for e in ledger
+        if int(e.get("run", 0)) < latest
+        and not any(
+            o.get("run") == e.get("run") and o.get("state") == Delivery.PENDING for o in ledger
+        )
+    }
+    out: list[dict[str, Any]] = []
+    for entry in ledger:
+        key = (entry.get("run"), entry.get("event"), entry.get("notification"))
+        if entry.get("run") not in done_runs or "recipient" not in entry:
+            out.append(dict(entry))
+            continue
+        if key not in groups:
+            groups[key] = []
+            out.append({"_group": key})
+        groups[key].append(entry)
+    return [_summary(groups[e["_group"]]) if "_group" in e else e for e in out]
+
+
+def _summary(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    first = entries[0]
+    failed = [e for e in entries if e.get("state") == Delivery.FAILED]
+    out = {
+        "id": entry_id(first["run"], first["event"], first["notification"]),
+        "run": first["run"],
+        "event": first["event"],
+        "notification": first["notification"],
+        "state": (Delivery.FAILED if failed else Delivery.SENT).value,
+        "sent": len(entries) - len(failed),
+        "failed": len(failed),
+        "queuedAt": first.get("queuedAt"),
+    }
+    if failed and failed[0].get("lastError"):
+        out["lastError"] = failed[0]["lastError"]
+    return out
 
 
 def pending(ledger: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

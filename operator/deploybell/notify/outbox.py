@@ -9,6 +9,7 @@ repeat that one message (at-least-once); the idempotency key lets receivers spot
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ class Outbox:
         self.limiter = limiter
         self.give_up_after = give_up_after
         self.tasks: dict[str, asyncio.Task[Attempt]] = {}
+        self.log = logging.getLogger("deploybell.run")
 
     def pump(
         self,
@@ -106,6 +108,7 @@ class Outbox:
                 Report(True, "NotificationTemplateFailed", f"{where}: {attempt.warning}")
             )
         if attempt.sent:
+            self._log(logging.INFO, entry, "delivered", f"{where}: sent")
             return ledger.sent(entry, now, attempt.refs)
         out = ledger.failed_attempt(
             entry,
@@ -122,9 +125,34 @@ class Outbox:
                 else f"gave up after {out['attempts']} attempts"
             )
             reports.append(Report(True, "NotificationFailed", f"{where}: {why}: {attempt.error}"))
+            self._log(logging.WARNING, entry, "delivery-failed", f"{where}: {why}: {attempt.error}")
         elif int(out["attempts"]) == 1:
             reports.append(Report(True, "NotificationRetrying", f"{where}: {attempt.error}"))
+        if out["state"] != Delivery.FAILED.value:
+            retry = f"{where}: attempt {out['attempts']} failed, again at {out['nextAttemptAt']}"
+            self._log(logging.WARNING, entry, "delivery-retrying", f"{retry}: {attempt.error}")
         return out
+
+    def _log(self, level: int, entry: Mapping[str, Any], step: str, message: str) -> None:
+        """One line of the run's story (deploy.runlog's fields), errors already masked."""
+        if self.log.isEnabledFor(level):
+            extra = {
+                "namespace": self.namespace,
+                "deployjob": self.job,
+                "run": entry["run"],
+                "event": step,
+                "notification": entry["notification"],
+                "message_event": entry["event"],
+            }
+            self.log.log(
+                level,
+                "%s/%s run %s: %s",
+                self.namespace,
+                self.job,
+                entry["run"],
+                message,
+                extra=extra,
+            )
 
     def expand_known(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One entry per recipient for every Notification known now: done when an event is

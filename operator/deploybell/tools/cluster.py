@@ -9,11 +9,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import urllib3
-from kubernetes import config as k8s_config
-
-from deploybell.clients.errors import ApiError
+from deploybell.clients.errors import ApiError, Unreachable
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.transport import ConfigError, kubeconfig_namespace
 from deploybell.tools.status import Exit
 
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -25,28 +23,33 @@ class NotFound(LookupError):
 
 def default_namespace() -> str:
     """The current kubeconfig context's namespace (what kubectl uses), else "default"."""
-    try:
-        _, current = k8s_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-        namespace = (current or {}).get("context", {}).get("namespace")
-    except (k8s_config.ConfigException, OSError, TypeError):
-        namespace = None
-        if _IN_CLUSTER_NAMESPACE.exists():
-            namespace = _IN_CLUSTER_NAMESPACE.read_text().strip()
+    namespace = kubeconfig_namespace()
+    if namespace is None and _IN_CLUSTER_NAMESPACE.exists():
+        namespace = _IN_CLUSTER_NAMESPACE.read_text().strip()
     return str(namespace or "default")
 
 
 def run(command: Callable[[KubeClient], Coroutine[Any, Any, int]]) -> int:
     """Run one online command; a missing object or an unreachable cluster is one line on stderr."""
+
+    async def connected() -> int:
+        kube = await KubeClient.from_environment()
+        try:
+            return await command(kube)
+        finally:
+            await kube.close()
+
     try:
-        kube = KubeClient.from_environment()
-        return asyncio.run(command(kube))
+        return asyncio.run(connected())
     except NotFound as e:
         return _fail(Exit.NOT_FOUND, str(e))
+    except Unreachable as e:
+        return _fail(Exit.UNREACHABLE, f"cannot reach the cluster: {e.message}")
     except ApiError as e:
-        return _fail(Exit.UNREACHABLE, f"the API server said: {e.status} {e.reason}: {e.message}")
-    except k8s_config.ConfigException as e:
+        return _fail(Exit.UNREACHABLE, f"the API server said: {e}")
+    except ConfigError as e:
         return _fail(Exit.UNREACHABLE, f"no cluster configured (KUBECONFIG): {e}")
-    except (urllib3.exceptions.HTTPError, OSError) as e:
+    except OSError as e:
         return _fail(Exit.UNREACHABLE, f"cannot reach the cluster: {type(e).__name__}: {e}")
 
 

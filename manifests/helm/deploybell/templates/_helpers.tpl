@@ -66,7 +66,8 @@ clients/kube.py, deploy/apply.py and deploy/observe.py.
 - apiGroups: [deploybell.io]
   resources: [deployjobs/status, notifications/status]
   verbs: [patch]
-# Label-filtered watches on the workload kinds: every run's watch cache.
+# Label-selected watches on the kinds of api/kinds.py (WATCHED_KINDS, a test checks), in a
+# namespace only while a run is in flight there.
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets, replicasets]
   verbs: [get, list, watch]

@@ -1,0 +1,161 @@
+"""The API library behind `KubeClient`: kubernetes_asyncio's configuration and aiohttp transport.
+
+Only its loaders (in-cluster token with refresh, kubeconfig with client certificates, tokens and
+exec plugins) and `ApiClient.call_api` are used, with `_preload_content=False`, so responses are
+bytes decoded by the caller (orjson) and never turned into generated model objects. Every
+identity shares this one connection pool: impersonation is a request header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+
+from deploybell.clients.errors import Unreachable
+
+USER_AGENT = "deploybell/0.1.0"
+REQUEST_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+POOL_SIZE = 64
+"""Requests in flight at once to the API server (aiohttp's connection limit)."""
+
+
+class ConfigError(Exception):
+    """No usable cluster configuration (neither in-cluster nor a kubeconfig)."""
+
+
+class Transport:
+    """One authenticated connection pool to one API server."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+
+    @classmethod
+    async def from_environment(
+        cls, kubeconfig: str | None = None, user_agent: str = USER_AGENT
+    ) -> Transport:
+        """In a pod its ServiceAccount; else `kubeconfig`, $KUBECONFIG or ~/.kube/config."""
+        configuration = k8s.Configuration()
+        try:
+            if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                raise k8s_config.ConfigException("not in a pod")
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except k8s_config.ConfigException:
+            try:
+                await k8s_config.load_kube_config(
+                    config_file=kubeconfig, client_configuration=configuration
+                )
+            except (k8s_config.ConfigException, OSError, TypeError) as e:
+                raise ConfigError(str(e)) from e
+        configuration.connection_pool_maxsize = POOL_SIZE
+        api = k8s.ApiClient(configuration)
+        api.user_agent = user_agent
+        return cls(api)
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Any,
+        content_type: str,
+        headers: Mapping[str, str],
+        read_timeout: float = REQUEST_TIMEOUT,
+    ) -> tuple[int, bytes, float]:
+        """(HTTP status, body, Retry-After seconds) of one request; `Unreachable` without one."""
+        try:
+            response = await self._call(
+                method, path, query, body, content_type, headers, _timeouts(read_timeout)
+            )
+            async with response:
+                data = await response.read()
+                return response.status, data, _retry_after(response.headers)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise Unreachable("Unreachable", _describe(e)) from e
+
+    async def stream(
+        self, path: str, query: Mapping[str, str], idle_timeout: float
+    ) -> AsyncIterator[bytes]:
+        """The lines of a streamed response (a watch), until the server closes it."""
+        try:
+            response = await self._call(
+                "GET", path, query, None, "application/json", {}, _timeouts(idle_timeout)
+            )
+            async with response:
+                if response.status != 200:
+                    yield await response.read()  # a Status object: the caller raises it
+                    return
+                async for line in response.content:
+                    if line.strip():
+                        yield line
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise Unreachable("Unreachable", _describe(e)) from e
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: Any,
+        content_type: str,
+        headers: Mapping[str, str],
+        timeouts: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        response = await self._api.call_api(
+            path,
+            method,
+            query_params=list(query.items()),
+            header_params={"Content-Type": content_type, "Accept": "application/json", **headers},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeouts,
+        )
+        assert isinstance(response, aiohttp.ClientResponse)
+        return response
+
+
+def kubeconfig_namespace() -> str | None:
+    """The current kubeconfig context's namespace (what kubectl uses), None when it has none."""
+    try:
+        _, current = k8s_config.list_kube_config_contexts()
+    except (k8s_config.ConfigException, OSError, TypeError):
+        return None
+    namespace = ((current or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _timeouts(read_seconds: float) -> aiohttp.ClientTimeout:
+    """Connecting and each read are bounded; waiting for a free connection of the pool is not
+    (a burst of runs queues there, and that is no reason to give up on the API server)."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_seconds
+    )
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    try:
+        return max(float(headers.get("Retry-After") or 1), 0.0)
+    except ValueError:
+        return 1.0
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        return "the API server did not answer in time"
+    return f"cannot reach the API server: {type(error).__name__}: {error}"

@@ -1,0 +1,259 @@
+"""Work only for DeployJobs that have some: one task per job with a run in flight, messages to
+deliver or a deletion to finish, started by the event that needs it and ended with the work;
+one scheduler for every timer (maxWait, stability, retries).
+
+An idle DeployJob costs nothing but kopf's copy of it. After a restart the first event of each
+DeployJob (kopf lists them all) says from its status whether a run must be resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from deploybell.api.constants import FINALIZER
+from deploybell.clients.errors import ApiError
+from deploybell.deploy import run as runs
+from deploybell.deploy.live import LiveJob
+from deploybell.deploy.run import Action, RunState
+from deploybell.deploy.runner import JobRunner
+from deploybell.notify.ledger import Delivery
+
+logger = logging.getLogger("deploybell.engine")
+
+JobKey = tuple[str, str]
+TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+STOP_GRACE_SECONDS = 10.0
+
+
+def has_work(live: LiveJob) -> bool:
+    """Whether this DeployJob, as its status says, needs a task now (pure)."""
+    if live.deleting:
+        return FINALIZER in live.finalizers
+    state = RunState.from_status(live.status)
+    if runs.decide(state, live.desired, deleting=False) != Action.IDLE:
+        return True
+    entries = live.status.get("notifications") or []
+    return any(e.get("state") == Delivery.PENDING.value for e in entries)
+
+
+class Scheduler:
+    """One timer for all jobs: `at(key, delay)` wakes that job then (a later call replaces it)."""
+
+    def __init__(self, wake: Callable[[JobKey], None]) -> None:
+        self.wake = wake
+        self._due: dict[JobKey, float] = {}
+        self._heap: list[tuple[float, int, JobKey]] = []
+        self._order = itertools.count()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def at(self, key: JobKey, delay: float | None) -> None:
+        if delay is None:
+            self._due.pop(key, None)
+            return
+        when = time.monotonic() + max(delay, 0.0)
+        self._due[key] = when
+        heapq.heappush(self._heap, (when, next(self._order), key))
+        if self._heap[0][2] == key:
+            self._changed.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="deploybell timers")
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    async def _run(self) -> None:
+        while True:
+            self._changed.clear()
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                when, _, key = heapq.heappop(self._heap)
+                if self._due.get(key) == when:
+                    del self._due[key]
+                    self.wake(key)
+            # Superseded entries stay in the heap until they come up; drop them when it grows.
+            if len(self._heap) > 4 * len(self._due) + 64:
+                self._heap = [(w, o, k) for w, o, k in self._heap if self._due.get(k) == w]
+                heapq.heapify(self._heap)
+            timeout = self._heap[0][0] - now if self._heap else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class JobHooks(Protocol):
+    """What the engine needs per DeployJob besides its runner."""
+
+    def runner(
+        self, live: LiveJob, wake: Callable[[], None], wrote: Callable[[int | None], None]
+    ) -> JobRunner: ...
+    async def hold(self, live: LiveJob) -> int | None: ...
+    async def release(self, live: LiveJob) -> int | None: ...
+
+
+class JobTask:
+    """The task of one DeployJob that has work; it ends when the work does."""
+
+    def __init__(self, engine: Engine, live: LiveJob) -> None:
+        self.engine = engine
+        self.key: JobKey = (live.namespace, live.name)
+        self.live = live
+        self.woken = asyncio.Event()
+        self.last_written = 0  # resourceVersion of this task's last write (0: none)
+        self.held = FINALIZER in live.finalizers
+        self.gone = False
+        self.task = asyncio.create_task(self._run(), name=f"deployjob {live.namespace}/{live.name}")
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    def wrote(self, version: int | None) -> None:
+        if version:
+            self.last_written = max(self.last_written, version)
+
+    async def _run(self) -> None:
+        runner = self.engine.hooks.runner(self.live, self.wake, self.wrote)
+        failures = 0
+        try:
+            while not self.engine.stopping and not self.gone:
+                self.woken.clear()
+                live = self.live
+                try:
+                    if not live.deleting and not self.held:
+                        self.wrote(await self.engine.hooks.hold(live))
+                        self.held = True
+                    delay = await runner.step(live)
+                    failures = 0
+                except ApiError as e:
+                    delay = TRANSIENT_BACKOFF[min(failures, len(TRANSIENT_BACKOFF) - 1)]
+                    failures += 1
+                    logger.warning("%s/%s: API error (%s), again in %.0fs", *self.key, e, delay)
+                    if live.deleting and failures > len(TRANSIENT_BACKOFF):
+                        return
+                    await self._sleep(delay)
+                    continue
+                except Exception as e:  # a bug must end the run with an answer, not loop or crash
+                    logger.exception("%s/%s: unexpected error in the run", *self.key)
+                    delay = await runner.internal_error(live, f"{type(e).__name__}: {e}")
+                if live.deleting:
+                    await runner.drain_notifications(self.engine.deletion_grace)
+                    self.wrote(await self.engine.hooks.release(live))
+                    return
+                if runner.idle and delay is None and not self.woken.is_set():
+                    return
+                await self._sleep(delay)
+        finally:
+            runner.outbox.close()
+            await runner.observer.unfollow()
+            self.engine.ended(self)
+
+    async def _sleep(self, delay: float | None) -> None:
+        if self.woken.is_set():
+            return
+        self.engine.scheduler.at(self.key, delay)
+        await self.woken.wait()
+
+
+class Engine:
+    """The DeployJobs with work, each with its task; fed by every DeployJob event."""
+
+    def __init__(self, hooks: JobHooks, deletion_grace: float = 30.0) -> None:
+        self.hooks = hooks
+        self.deletion_grace = deletion_grace
+        self.tasks: dict[JobKey, JobTask] = {}
+        self.scheduler = Scheduler(self.wake)
+        self.stopping = False
+        self.paused = False
+        self._written: dict[JobKey, int] = {}  # ended tasks' last writes, until seen again
+
+    def observe(self, body: Mapping[str, Any], gone: bool = False) -> None:
+        """A DeployJob as an event shows it (`gone`: deleted from the API)."""
+        live = LiveJob.from_body(body)
+        key = (live.namespace, live.name)
+        task = self.tasks.get(key)
+        if task is not None:
+            if gone:
+                task.gone = True
+            else:
+                task.live = live
+            task.wake()
+            return
+        if gone or self.stopping or self.paused or self._stale(key, body):
+            return
+        if has_work(live):
+            self.tasks[key] = JobTask(self, live)
+
+    def _stale(self, key: JobKey, body: Mapping[str, Any]) -> bool:
+        """Older than this operator's last write to it: an event queued before that write."""
+        written = self._written.get(key)
+        if written is None:
+            return False
+        version = resource_version(body)
+        if version is None or version >= written:
+            del self._written[key]
+            return False
+        return True
+
+    def wake(self, key: JobKey) -> None:
+        if task := self.tasks.get(key):
+            task.wake()
+
+    def wake_namespace(self, namespace: str) -> None:
+        for (job_namespace, _), task in self.tasks.items():
+            if job_namespace == namespace:
+                task.wake()
+
+    def ended(self, task: JobTask) -> None:
+        if self.tasks.get(task.key) is task:
+            del self.tasks[task.key]
+        self.scheduler.at(task.key, None)
+        if task.last_written:
+            self._written[task.key] = task.last_written
+
+    async def pause(self) -> None:
+        """Another operator took over (peering): let go of every run; they resume from status."""
+        self.paused = True
+        await self._stop_tasks()
+
+    def resume(self) -> None:
+        self.paused = False
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await self._stop_tasks()
+        await self.scheduler.close()
+
+    async def _stop_tasks(self) -> None:
+        """Each task finishes its step and stops; the runs resume from status later."""
+        stopping, self.stopping = self.stopping, True
+        running = [job.task for job in self.tasks.values()]
+        for job in self.tasks.values():
+            job.wake()
+        if running:
+            _, late = await asyncio.wait(running, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self.stopping = stopping
+        self._written.clear()
+
+
+def resource_version(body: Mapping[str, Any]) -> int | None:
+    """metadata.resourceVersion as a number (etcd's revision), None if it is not one."""
+    raw = (body.get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None

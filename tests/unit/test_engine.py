@@ -1,0 +1,131 @@
+"""The engine's decisions: which DeployJobs need a task, one timer for all, stale events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY, FINALIZER
+from deploybell.deploy.engine import Engine, Scheduler, has_work, resource_version
+from deploybell.deploy.live import LiveJob
+
+
+def body(
+    *,
+    generation: int = 1,
+    status: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+    deleting: bool = False,
+    finalizers: tuple[str, ...] = (FINALIZER,),
+    version: str = "100",
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "namespace": "team-a",
+        "name": "web",
+        "uid": "u1",
+        "generation": generation,
+        "annotations": annotations or {},
+        "finalizers": list(finalizers),
+        "resourceVersion": version,
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-27T10:00:00Z"
+    return {"metadata": meta, "spec": {}, "status": status or {}}
+
+
+DONE = {"run": 1, "phase": "Succeeded", "trigger": {"generation": 1}}
+
+
+@pytest.mark.parametrize(
+    ("job", "work"),
+    [
+        pytest.param(body(), True, id="new: a first run"),
+        pytest.param(body(status=DONE), False, id="done, unchanged: idle"),
+        pytest.param(body(generation=2, status=DONE), True, id="new generation"),
+        pytest.param(
+            body(status=DONE, annotations={ANNOTATION_REDEPLOY: "x"}), True, id="redeploy"
+        ),
+        pytest.param(
+            body(status=DONE, annotations={ANNOTATION_CANCEL: "x"}), False, id="cancel, idle"
+        ),
+        pytest.param(body(status={**DONE, "phase": "Deploying"}), True, id="in flight: resumed"),
+        pytest.param(
+            body(status={**DONE, "notifications": [{"state": "Pending"}]}),
+            True,
+            id="a message still to send",
+        ),
+        pytest.param(
+            body(status={**DONE, "notifications": [{"state": "Failed"}, {"state": "Sent"}]}),
+            False,
+            id="messages all final",
+        ),
+        pytest.param(body(status=DONE, deleting=True), True, id="deleting, held"),
+        pytest.param(
+            body(status=DONE, deleting=True, finalizers=()), False, id="deleting, not held"
+        ),
+    ],
+)
+def test_has_work(job: dict[str, Any], work: bool) -> None:
+    assert has_work(LiveJob.from_body(job)) is work
+
+
+def test_resource_version_is_a_number_or_none() -> None:
+    assert resource_version(body(version="123")) == 123
+    assert resource_version(body(version="abc")) is None
+    assert resource_version({"metadata": {}}) is None
+
+
+async def test_one_scheduler_wakes_jobs_in_order_and_a_later_call_replaces() -> None:
+    woken: list[tuple[tuple[str, str], float]] = []
+    began = time.monotonic()
+    done = asyncio.Event()
+
+    def wake(key: tuple[str, str]) -> None:
+        woken.append((key, time.monotonic() - began))
+        if len(woken) == 2:
+            done.set()
+
+    scheduler = Scheduler(wake)
+    scheduler.at(("ns", "b"), 0.2)
+    scheduler.at(("ns", "a"), 0.1)
+    scheduler.at(("ns", "c"), 0.05)
+    scheduler.at(("ns", "c"), None)  # cancelled
+    scheduler.at(("ns", "b"), 0.15)  # replaced: woken once, at the later call's time
+    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.sleep(0.2)  # nothing else may come (the replaced and cancelled timers)
+    await scheduler.close()
+    assert [key for key, _ in woken] == [("ns", "a"), ("ns", "b")]
+    assert woken[0][1] >= 0.1
+    assert len(scheduler) == 0
+
+
+class NoHooks:
+    """The engine must not start a task in these tests: any use is a failure."""
+
+    def runner(self, *_: Any) -> Any:
+        raise AssertionError("no task expected")
+
+    async def hold(self, *_: Any) -> int | None:
+        raise AssertionError("no task expected")
+
+    async def release(self, *_: Any) -> int | None:
+        raise AssertionError("no task expected")
+
+
+async def test_idle_jobs_get_no_task_and_stale_events_are_ignored() -> None:
+    engine = Engine(NoHooks())  # type: ignore[arg-type]
+    engine.observe(body(status=DONE))
+    assert engine.tasks == {}
+    # A task that ended after writing version 200: an event queued before that write (100)
+    # still shows the run in flight, and must not resume it.
+    engine._written[("team-a", "web")] = 200
+    engine.observe(body(status={**DONE, "phase": "Deploying"}, version="100"))
+    assert engine.tasks == {}
+    engine.observe(body(status=DONE, version="200"))  # its own write: from now on, current
+    assert ("team-a", "web") not in engine._written
+    engine.observe(body(status=DONE, version="300", deleting=True, finalizers=()), gone=True)
+    assert engine.tasks == {}
+    await engine.stop()
