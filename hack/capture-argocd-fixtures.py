@@ -4,11 +4,12 @@ the Argo CD health check (manifests/argocd/deploybell.io/DeployJob/testdata/).
 
     DEPLOYBELL_CLUSTER_DIR=... .venv/bin/python hack/capture-argocd-fixtures.py
 
-Runs the operator from this checkout against the local cluster (started when needed) in the
-namespace deploybell-argocd-fixtures, drives one DeployJob to each phase (no status yet,
-Deploying, Verifying, Succeeded, Failed, Canceled), then, with the operator stopped, changes a
-spec and requests a redeploy (what Argo CD sees before deploybell starts the run). Each object is
-saved as Argo CD receives it, less the server's bookkeeping (managedFields, uid, ...).
+Runs the operator from this checkout against the local cluster (started when needed; stop any
+other operator on it first) and, in the namespace deploybell-argocd-fixtures, drives one DeployJob
+to each phase (no status yet, Deploying, Verifying, Succeeded, Failed, Canceled); then, with the
+operator stopped, changes a spec and requests a redeploy (what Argo CD sees before deploybell
+starts the run). Each object is saved as Argo CD receives it, less the server's bookkeeping
+(managedFields, uid, ...).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def main() -> int:
         "wait", "--for=condition=Established", "crd/deployjobs.deploybell.io", "--timeout=60s"
     )
     log = Path(tempfile.mkdtemp()) / "operator.log"
-    operator = OperatorProcess(cluster, log, "--failfast-grace-seconds", "3", "-n", NAMESPACE)
+    # Cluster-wide: restarted while its namespace is Terminating, a namespaced (-n) operator
+    # released nothing here (kopf 1.45), so the namespace could not go.
+    operator = OperatorProcess(cluster, log, "--failfast-grace-seconds", "3")
     cluster.kubectl("create", "namespace", NAMESPACE)
     try:
         # No status yet: created while no operator runs.
@@ -116,7 +119,7 @@ def main() -> int:
     finally:
         if not operator.running:
             operator.start()  # it releases the DeployJobs so that the namespace can go
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--timeout=120s", check=False)
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--timeout=90s", check=False)
         operator.stop()
     return 0
 
