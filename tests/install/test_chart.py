@@ -33,7 +33,12 @@ def test_helm_lint_strict(helm: Helm) -> None:
         "replicas": 2,
         "watchNamespaces": ["team-a", "team-b"],
         "smtp": {"host": "mail.example", "existingSecret": "smtp", "tls": "starttls"},
-        "metrics": {"serviceMonitor": {"enabled": True}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True, "window": "30d", "interval": "1m"},
+            "dashboard": {"enabled": True, "annotations": {"grafana_folder": "Deploys"}},
+        },
+        "historyLimit": 50,
         "logLevel": "debug",
         "extraEnv": [{"name": "EXTRA", "value": "1"}],
     }
@@ -48,6 +53,9 @@ def test_helm_lint_strict(helm: Helm) -> None:
         ({"smtp": {"tls": "ssl"}}, "tls"),
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
         ({"rbac": {"applyAsOperator": "no"}}, "applyAsOperator"),
+        ({"historyLimit": 500}, "historyLimit"),
+        ({"metrics": {"prometheusRule": {"window": "a week"}}}, "window"),
+        ({"metrics": {"dashboard": {"folder": "x"}}}, "folder"),
     ],
 )
 def test_schema_rejects_invalid_values(helm: Helm, values: dict[str, Any], complaint: str) -> None:
@@ -79,6 +87,12 @@ VALUE_SETS: dict[str, Callable[[str], dict[str, Any]]] = {
         "watchNamespaces": [ns],
         "logLevel": "debug",
         "smtp": {"host": "mail.example", "from": "ops@example.com", "existingSecret": "smtp"},
+    },
+    # The dashboard ConfigMap (the PrometheusRule needs the Prometheus Operator's CRDs: promtool
+    # checks it, tests/install/test_dora_rules.py).
+    "dora-dashboard-history": lambda ns: {
+        "historyLimit": 100,
+        "metrics": {"dashboard": {"enabled": True}},
     },
 }
 

@@ -16,7 +16,7 @@ from deploybell.notify.providers.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from deploybell.notify.providers.datadog import DatadogProvider, _Api
+from deploybell.notify.providers.datadog import DatadogProvider, api_root
 from deploybell.tools.notify_test import labelled_message
 from tests.support.peers.datadog import DatadogPeer
 
@@ -162,13 +162,13 @@ async def test_rate_limits_wait_for_the_reset_and_server_errors_are_temporary(
 )
 def test_the_site_names_the_api_host(secret: dict[str, str], host: str) -> None:
     target = Destination("datadog", "", {}, {"apiKey": API_KEY, **secret})
-    assert _Api.of(target).url("dora", "deployment").host == host
+    assert api_root(target.secret).host == host
 
 
 def test_a_site_that_is_not_a_host_is_refused() -> None:
     target = Destination("datadog", "", {}, {"apiKey": API_KEY, "site": "evil/path?x"})
     with pytest.raises(PermanentDeliveryError) as caught:
-        _Api.of(target)
+        api_root(target.secret)
     assert "'site' must be a Datadog site" in caught.value.message
 
 

@@ -31,6 +31,8 @@ DEFAULT_MANIFESTS_KEY: Final = "manifests.yaml"
 MAX_MANIFESTS: Final = 500
 MAX_MANIFEST_SOURCES: Final = 20
 MAX_HOOKS: Final = 20
+# status.history: the CRD's maxItems, and the most the operator's --history-limit may keep.
+MAX_HISTORY: Final = 100
 
 _CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _SPEC_FIELDS = frozenset(

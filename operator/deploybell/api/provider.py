@@ -168,6 +168,8 @@ class ProviderRules:
     """Alternatives: the Secret must hold every key of one of them. Empty: no Secret needed."""
     edits_in_place: bool = False  # the outcome updates the start message
     threads: bool = False  # the outcome is posted in the start message's thread
+    setup: str = ""
+    """How to get credentials (README), e.g. the app and scopes to create, in Markdown."""
 
     @property
     def needs_secret(self) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from deploybell.deploy import dora
+
 
 class ResourceLike(Protocol):
     @property
@@ -48,4 +50,6 @@ class JobPorts(Protocol):
 
     async def patch_status(self, status: Mapping[str, Any]) -> None: ...
     async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
-    def run_finished(self, phase: str, seconds: float | None) -> None: ...
+    def run_finished(
+        self, phase: str, seconds: float | None, observation: dora.Observation
+    ) -> None: ...

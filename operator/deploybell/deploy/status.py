@@ -29,6 +29,10 @@ class JobStatus:
     images: list[str] = field(default_factory=list)
     diagnosis: Entry = field(default_factory=dict)
     canceled_by: str = ""
+    totals: Entry = field(default_factory=dict)
+    """Finished runs per outcome for the current environment (deploy.dora: the DORA counters)."""
+    failing_since: str = ""
+    """When the first failure after the last success ended (deploy.dora: time to restore)."""
 
     @classmethod
     def from_status(cls, raw: Mapping[str, Any] | None) -> JobStatus:
@@ -43,6 +47,8 @@ class JobStatus:
             images=[str(i) for i in raw.get("images") or []],
             diagnosis=dict(raw.get("diagnosis") or {}),
             canceled_by=str(raw.get("canceledBy") or ""),
+            totals=dict(raw.get("totals") or {}),
+            failing_since=str(raw.get("failingSince") or ""),
         )
 
     def full(self, generation: int) -> dict[str, Any]:
@@ -66,6 +72,8 @@ class JobStatus:
             "rollback": self.rollback or None,
             "images": self.images,
             "diagnosis": self.diagnosis or None,
+            "totals": self.totals or None,
+            "failingSince": self.failing_since or None,
         }
 
     def deliveries(self) -> dict[str, Any]:

@@ -181,14 +181,23 @@ class Message:
             facts.append(("Revision", self.revision))
         return facts
 
-    def footer(self) -> str:
-        """`deploybell · started … · finished …`: the small print under a rich message."""
+    def lists(self) -> list[tuple[str, list[str]]]:
+        """The lists a rich message shows under its facts, by heading, each item one line."""
+        return [
+            ("Objects", [o.line() for o in self.objects]),
+            ("Failing pods", [p.line() for p in self.pods]),
+            ("Recent warnings", [w.line() for w in self.warnings]),
+        ]
+
+    def footer(self, times: bool = True) -> str:
+        """`deploybell · started … · finished …`: the small print under a rich message (without
+        the times where the destination shows the message's time itself)."""
         parts = ["deploybell"]
         if self.test:
             parts.append("test message")
-        if self.started_at:
+        if times and self.started_at:
             parts.append(f"started {self.started_at}")
-        if self.finished_at:
+        if times and self.finished_at:
             parts.append(f"finished {self.finished_at}")
         return " · ".join(parts)
 

@@ -1,62 +1,28 @@
 """The HTTP plumbing every HTTP provider shares: one lazily created aiohttp session per provider
-instance and one classification of answers into Sent, retryable or permanent errors.
-
-Rate limits are honoured from the `Retry-After` header (seconds or an HTTP-date) and from the JSON
-bodies vendors use instead or as well: `retry_after` (Discord, Slack-likes),
-`parameters.retry_after` (Telegram) and the `RetryInfo` detail of Google's error model."""
+instance, and the one `send` of every HTTP type, which hands each message to the type's own
+`deliver` as an `Outgoing` (its Secret read and masked, its requests classified by `_answers`)."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from yarl import URL
 
+from deploybell.api.provider import ProviderRules
 from deploybell.notify.model import Message
-from deploybell.notify.providers.base import (
-    DeliveryError,
-    PermanentDeliveryError,
-    Sent,
-    TemporaryDeliveryError,
-    mask,
-)
+from deploybell.notify.providers import _answers, base
 
 TIMEOUT_SECONDS = 30.0
 USER_AGENT = "deploybell"
 # Enough of a body for the ids a vendor answers with, or to say what went wrong; a peer may
 # answer with megabytes.
 _BODY_BYTES = 256 * 1024
-_EXCERPT_CHARS = 200
-# Statuses worth retrying besides 5xx: request timeout, too early, rate limited.
-_TEMPORARY_4XX = frozenset({408, 425, 429})
-_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]+)?")
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the peer answered: the status, its headers and the start of its body."""
-
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    body: str
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    def json(self) -> Any:
-        """The body parsed as JSON, None when it is not JSON."""
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+_WORD = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it goes into a header
 
 
 def secrets_of(secret: Mapping[str, str], *more: str) -> list[str]:
@@ -72,7 +38,7 @@ def http_url(raw: str, where: str) -> URL:
     except (TypeError, ValueError):
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise PermanentDeliveryError(f"{where} must be an absolute http:// or https:// URL")
+        raise base.PermanentDeliveryError(f"{where} must be an absolute http:// or https:// URL")
     return url
 
 
@@ -93,18 +59,6 @@ class HttpSession:
             )
         return self._session
 
-    async def post(
-        self,
-        url: URL,
-        secrets: Iterable[str],
-        *,
-        headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
-        json: Any = None,
-    ) -> Reply:
-        """POST once; network failures become masked delivery errors."""
-        return await self.request("POST", url, secrets, headers=headers, data=data, json=json)
-
     async def request(
         self,
         method: str,
@@ -114,7 +68,7 @@ class HttpSession:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         json: Any = None,
-    ) -> Reply:
+    ) -> _answers.Reply:
         """One request; network failures become masked delivery errors."""
         try:
             # Redirects are not followed: they would carry the credentials and the signed body to
@@ -128,32 +82,34 @@ class HttpSession:
                 allow_redirects=False,
             ) as response:
                 raw = await response.content.read(_BODY_BYTES)
-                return Reply(
+                return _answers.Reply(
                     response.status,
                     response.reason or "",
                     dict(response.headers),
                     _decode(raw, response.charset),
                 )
         except aiohttp.ClientConnectorCertificateError as e:
-            raise self._error(PermanentDeliveryError, "TLS certificate rejected", e, secrets) from e
+            raise self._error(
+                base.PermanentDeliveryError, "TLS certificate rejected", e, secrets
+            ) from e
         except aiohttp.InvalidURL as e:
-            raise PermanentDeliveryError(f"{self.kind}: the URL is not valid") from e
+            raise base.PermanentDeliveryError(f"{self.kind}: the URL is not valid") from e
         except TimeoutError as e:
-            raise TemporaryDeliveryError(
+            raise base.TemporaryDeliveryError(
                 f"{self.kind}: no answer within {self.timeout:.0f}s"
             ) from e
         except aiohttp.ClientError as e:
-            raise self._error(TemporaryDeliveryError, "request failed", e, secrets) from e
+            raise self._error(base.TemporaryDeliveryError, "request failed", e, secrets) from e
 
     def _error(
         self,
-        kind: type[DeliveryError],
+        kind: type[base.DeliveryError],
         what: str,
         error: Exception,
         secrets: Iterable[str],
-    ) -> DeliveryError:
+    ) -> base.DeliveryError:
         detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        return kind(mask(f"{self.kind}: {what} ({detail})", secrets))
+        return kind(base.mask(f"{self.kind}: {what} ({detail})", secrets))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -162,138 +118,101 @@ class HttpSession:
 
 
 class HttpProvider:
-    """The base of an HTTP provider: its `kind` names it in errors; one session per instance."""
+    """The sender of an HTTP type: one session per instance, and the one `send` of every HTTP
+    type, which hands each message as an `Outgoing` to the type's own `deliver`."""
 
-    kind = "http"
+    rules: ClassVar[ProviderRules]
 
     def __init__(self) -> None:
-        self._http = HttpSession(self.kind)
+        self._http = HttpSession(self.rules.type)
+
+    async def send(
+        self, message: Message, destination: base.Destination, override: base.Title | None = None
+    ) -> base.Sent:
+        return await self.deliver(Outgoing(self._http, message, destination, override))
+
+    async def deliver(self, out: Outgoing) -> base.Sent:
+        raise NotImplementedError
 
     async def close(self) -> None:
         await self._http.close()
 
 
-def outcome(
-    reply: Reply,
-    kind: str,
-    secrets: Iterable[str],
-    *,
-    context: str = "",
-    explain: str = "",
-    default_delay: float | None = None,
-    limited: bool = False,
-    now: datetime | None = None,
-) -> Sent:
-    """2xx → Sent; 5xx, 408, 425 and 429 → temporary (honouring the delay the answer asks for);
-    anything else → permanent.
+class Outgoing:
+    """One message on its way to one destination: what it reads from the Secret is masked in
+    every error, `headers` (the credentials) go with each of its requests."""
 
-    `context` names what was addressed (e.g. "room 'ops'"); `explain` replaces the vendor's error
-    message found in a JSON body; `default_delay` is the retry delay when the answer names none;
-    `limited` says the vendor marked this answer as a rate limit although its status is not 429
-    (GitHub answers 403 with `x-ratelimit-remaining: 0`), so it is retried like a 429.
-    """
-    if reply.ok:
-        return Sent(detail=f"HTTP {reply.status}")
-    body = reply.json()
-    where = f" for {context}" if context else ""
-    said = explain or vendor_message(body) or excerpt(reply.body)
-    text = f"{kind}: HTTP {reply.status} {reply.reason}{where}".rstrip()
-    if said:
-        text = f"{text}: {said}"
-    if 300 <= reply.status < 400:
-        text += " (redirects are not followed; configure the final URL)"
-    text = mask(text, secrets)
-    if reply.status >= 500 or reply.status in _TEMPORARY_4XX or limited:
-        delay = retry_after(header(reply.headers, "Retry-After"), now or datetime.now(UTC))
-        if delay is None:
-            delay = body_retry_after(body)
-        raise TemporaryDeliveryError(text, retry_after=default_delay if delay is None else delay)
-    raise PermanentDeliveryError(text)
+    def __init__(
+        self,
+        http: HttpSession,
+        message: Message,
+        destination: base.Destination,
+        override: base.Title | None,
+    ) -> None:
+        self.http = http
+        self.kind = http.kind
+        self.message = message
+        self.destination = destination
+        self.override = override
+        self.secrets = secrets_of(destination.secret)
+        self.headers: dict[str, str] = {}
 
+    @property
+    def recipient(self) -> str:
+        return self.destination.recipient
 
-def body_retry_after(body: Any) -> float | None:
-    """Seconds to wait from a JSON body: `retry_after` (Discord), `parameters.retry_after`
-    (Telegram's Bot API) or a `google.rpc.RetryInfo` detail's `retryDelay` ("7s", Google APIs)."""
-    if not isinstance(body, dict):
-        return None
-    parameters = body.get("parameters")
-    for value in (
-        body.get("retry_after"),
-        (parameters or {}).get("retry_after") if isinstance(parameters, dict) else None,
-        _google_retry_delay(body.get("error")),
-    ):
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-    return None
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.destination.options
 
+    @property
+    def previous(self) -> Mapping[str, Any]:
+        """The refs of the run's start message to this recipient (from the ledger)."""
+        return self.destination.previous
 
-def _google_retry_delay(error: Any) -> float | None:
-    """`error.details[].retryDelay` of Google's error model: a Duration as JSON, e.g. "7s"."""
-    details = error.get("details") if isinstance(error, dict) else None
-    for detail in details if isinstance(details, list) else ():
-        if not isinstance(detail, dict) or not str(detail.get("@type", "")).endswith(
-            "google.rpc.RetryInfo"
-        ):
-            continue
-        delay = str(detail.get("retryDelay", ""))
-        if delay.endswith("s") and _SECONDS.fullmatch(delay[:-1]):
-            return float(delay[:-1])
-    return None
+    def url(self, key: str, default: str = "") -> URL:
+        """The Secret's `key` (else `default`) as an absolute http(s) URL; the Secret's is
+        masked from now on, as written and as parsed."""
+        raw = self.destination.secret.get(key, "")
+        url = http_url(raw or default, f"{self.kind}: Secret key '{key}'")
+        if raw:
+            self.hide(str(url))
+        return url
 
+    def word(self, key: str, required: bool = True) -> str:
+        """The Secret's `key` as a header carries it: one word of printable ASCII ("" for an
+        optional key the Secret does not have)."""
+        value = self.destination.secret.get(key, "").strip()
+        where = f"{self.kind}: Secret key '{key}'"
+        if not value and required:
+            raise base.PermanentDeliveryError(f"{where} is required")
+        if value and not _WORD.fullmatch(value):
+            raise base.PermanentDeliveryError(f"{where} must be one word")
+        return value
 
-def vendor_message(body: Any) -> str:
-    """The error text vendors put in JSON bodies: `message` (Discord, GitHub, Mattermost, ...),
-    `description` (Telegram), `error.message` (Google), `error` or `errors` as text."""
-    if not isinstance(body, dict):
-        return ""
-    error = body.get("error")
-    candidates = [
-        body.get("message"),
-        body.get("description"),
-        error.get("message") if isinstance(error, dict) else error,
-    ]
-    said = next((c for c in candidates if isinstance(c, str) and c.strip()), "")
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
-        said = f"{said}: {'; '.join(errors)}" if said else "; ".join(errors)
-    return excerpt(said) if said else ""
+    def hide(self, *values: str) -> None:
+        """Mask these values too (credentials taken out of a URL)."""
+        self.secrets += secrets_of({}, *values)
 
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _answers.Reply:
+        """One request with this message's headers (and `headers`), its answer unclassified."""
+        sent_headers = {**self.headers, **(headers or {})}
+        return await self.http.request(
+            method, url, self.secrets, headers=sent_headers, data=data, json=json
+        )
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by case-insensitive name."""
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if _SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def reset_delay(headers: Mapping[str, str], name: str, now: datetime) -> float | None:
-    """Seconds until the UTC epoch second in header `name` (GitHub's `x-ratelimit-reset`,
-    GitLab's `RateLimit-Reset`); None when the header is absent or not a number."""
-    raw = (header(headers, name) or "").strip()
-    if not raw.isdigit():
-        return None
-    return max(0.0, int(raw) - now.timestamp())
-
-
-def excerpt(body: str, limit: int = _EXCERPT_CHARS) -> str:
-    """The body on one line, cut to `limit` characters (callers mask it)."""
-    flat = re.sub(r"\s+", " ", body).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    def check(self, reply: _answers.Reply, context: str = "", **how: Any) -> base.Sent:
+        """The answer classified (`_answers.outcome`, `how` its other keywords): Sent, or the
+        delivery error it means, masked."""
+        return _answers.outcome(reply, self.kind, self.secrets, context=context, **how)
 
 
 def _decode(raw: bytes, charset: str | None) -> str:

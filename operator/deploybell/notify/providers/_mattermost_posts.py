@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers.base import Title, headline
+from deploybell.notify.providers import _layout, base
 
 MESSAGE_LIMIT = 16383
 TITLE_CHARS = 500
@@ -66,14 +66,14 @@ class Post:
         return body
 
 
-def render(message: Message, override: Title | None = None) -> Post:
+def render(message: Message, override: base.Title | None = None) -> Post:
     """The default post; a template's title and text replace the headline and summary."""
     attachment: dict[str, Any] = {
         "fallback": clip(_title_and_summary(message, override)[0], TITLE_CHARS),
         "color": message.colour,
         "fields": _fields(message),
     }
-    if _linkable(message.link):
+    if _layout.web_link(message.link, LINK_CHARS):
         attachment["title"] = message.ref
         attachment["title_link"] = message.link
     if text := "\n".join(_details(message)):
@@ -82,11 +82,11 @@ def render(message: Message, override: Title | None = None) -> Post:
     return Post(message=_headline(message, override), attachment=attachment)
 
 
-def thread_reply(message: Message, override: Title | None = None) -> str:
+def thread_reply(message: Message, override: base.Title | None = None) -> str:
     """The outcome replied under the start post: headline, the first failing pod, the link."""
     lines = [_headline(message, override)]
     if message.pods:
-        lines.append(md("• " + clip(message.pods[0].line(), LINE_CHARS)))
+        lines.append(_bullet(message.pods[0].line()))
         if len(message.pods) > 1:
             lines.append(f"…and {len(message.pods) - 1} more failing container(s)")
     if message.link:
@@ -94,12 +94,12 @@ def thread_reply(message: Message, override: Title | None = None) -> str:
     return clip("\n".join(lines), MESSAGE_LIMIT)
 
 
-def _title_and_summary(message: Message, override: Title | None) -> tuple[str, str]:
-    title, summary = headline(message, override)
+def _title_and_summary(message: Message, override: base.Title | None) -> tuple[str, str]:
+    title, summary = base.headline(message, override)
     return clip(title, TITLE_CHARS), clip(summary, SUMMARY_CHARS)
 
 
-def _headline(message: Message, override: Title | None) -> str:
+def _headline(message: Message, override: base.Title | None) -> str:
     title, summary = _title_and_summary(message, override)
     return f"**{md(title)}**" + (f"\n{md(summary)}" if summary else "")
 
@@ -113,22 +113,16 @@ def _fields(message: Message) -> list[dict[str, Any]]:
 
 def _details(message: Message) -> list[str]:
     lines: list[str] = []
-    sections = (
-        ("Objects", [o.line() for o in message.objects], MAX_OBJECTS),
-        ("Failing pods", [p.line() for p in message.pods], MAX_PODS),
-        ("Recent warnings", [w.line() for w in message.warnings], MAX_WARNINGS),
-    )
-    for heading, items, most in sections:
-        if not items:
-            continue
-        lines.append(f"**{heading}**")
-        lines += [md("• " + clip(item, LINE_CHARS)) for item in items[:most]]
-        if len(items) > most:
-            lines.append(f"…and {len(items) - most} more")
-    if message.link and not _linkable(message.link):
+    for (heading, items), most in zip(
+        message.lists(), (MAX_OBJECTS, MAX_PODS, MAX_WARNINGS), strict=True
+    ):
+        if items:
+            lines.append(f"**{heading}**")
+            lines += _layout.listed(items, most, _bullet, "…and {} more")
+    if message.link and not _layout.web_link(message.link, LINK_CHARS):
         lines.append(f"**Link** {md(clip(message.link, LINK_CHARS))}")
     return lines
 
 
-def _linkable(link: str) -> bool:
-    return link.startswith(("https://", "http://")) and len(link) <= LINK_CHARS
+def _bullet(item: str) -> str:
+    return md("• " + clip(item, LINE_CHARS))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers.base import Title, headline
+from deploybell.notify.providers import _layout, base
 
 SUMMARY_CHARS = 1024
 DEDUP_KEY_CHARS = 255
@@ -31,7 +31,7 @@ class Request:
 
 
 def requests(
-    message: Message, override: Title | None, options: Mapping[str, Any], routing_key: str
+    message: Message, override: base.Title | None, options: Mapping[str, Any], routing_key: str
 ) -> list[Request]:
     """The calls one message makes, in order: the alert action (if any), then the change event."""
     out = []
@@ -46,8 +46,8 @@ def requests(
     return out
 
 
-def summary(message: Message, override: Title | None) -> str:
-    title, text = headline(message, override)
+def summary(message: Message, override: base.Title | None) -> str:
+    title, text = base.headline(message, override)
     return clip(f"{title}: {text}" if text else title, SUMMARY_CHARS)
 
 
@@ -60,7 +60,7 @@ def dedup_key(message: Message) -> str:
     return f"{key[: DEDUP_KEY_CHARS - 17]}#{digest}"
 
 
-def change(message: Message, override: Title | None, routing_key: str) -> dict[str, Any]:
+def change(message: Message, override: base.Title | None, routing_key: str) -> dict[str, Any]:
     """`POST /v2/change/enqueue`."""
     body: dict[str, Any] = {
         "routing_key": routing_key,
@@ -78,7 +78,7 @@ def change(message: Message, override: Title | None, routing_key: str) -> dict[s
 
 
 def alert(
-    message: Message, override: Title | None, routing_key: str, action: str, severity: str
+    message: Message, override: base.Title | None, routing_key: str, action: str, severity: str
 ) -> dict[str, Any]:
     """`POST /v2/enqueue`: trigger (a failed run) or resolve (a successful one)."""
     body: dict[str, Any] = {
@@ -112,16 +112,11 @@ def details(message: Message) -> dict[str, Any]:
     out["Reason"] = clip(message.reason, VALUE_CHARS)
     if message.message:
         out["Message"] = clip(message.message, VALUE_CHARS)
-    for name, lines in (
-        ("Objects", [o.line() for o in message.objects]),
-        ("Failing pods", [p.line() for p in message.pods]),
-        ("Recent warnings", [w.line() for w in message.warnings]),
-    ):
+    for name, lines in message.lists():
         if lines:
-            shown = [clip(line, LINE_CHARS) for line in lines[:MAX_ITEMS]]
-            if len(lines) > MAX_ITEMS:
-                shown.append(f"…and {len(lines) - MAX_ITEMS} more")
-            out[name] = shown
+            out[name] = _layout.listed(
+                lines, MAX_ITEMS, lambda line: clip(line, LINE_CHARS), "…and {} more"
+            )
     if message.test:
         out["Test"] = "a deploybell notify-test message"
     return out
@@ -132,7 +127,6 @@ def _source(message: Message) -> str:
 
 
 def _links(message: Message) -> list[dict[str, str]]:
-    link = message.link
-    if link.startswith(("https://", "http://")) and len(link) <= LINK_CHARS:
+    if link := _layout.web_link(message.link, LINK_CHARS):
         return [{"href": link, "text": clip(message.ref, VALUE_CHARS)}]
     return []

@@ -54,13 +54,6 @@ def epoch_ms(stamp: str, default: datetime) -> int:
     return int((parse_time(stamp) or default).timestamp() * 1000)
 
 
-def web_link(link: str, limit: int = 2048) -> str:
-    """`link` when it is an http(s) URL a vendor will accept as a link, else ""."""
-    if link.startswith(("https://", "http://")) and len(link) <= limit and " " not in link:
-        return link
-    return ""
-
-
 def commit(message: Message, kind: str) -> str:
     """The deployed commit (`spec.source.revision`), or a permanent error saying it is needed."""
     if message.commit:

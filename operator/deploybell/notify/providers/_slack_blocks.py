@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
+from deploybell.notify.providers import _layout
 from deploybell.notify.providers.base import Title, headline
 
 # Slack's own limits (https://docs.slack.dev/reference/block-kit/blocks/section-block).
@@ -15,6 +16,7 @@ FIELD_LIMIT = 2000
 FALLBACK_LIMIT = 3000
 MAX_PODS = 10
 MAX_WARNINGS = 5
+MAX_LINK = 3000
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
 
@@ -77,7 +79,7 @@ def thread_reply(message: Message, override: Title | None = None) -> str:
     if text:
         lines.append(escape(text))
     if message.pods:
-        lines.append(_pod_line(message.pods[0]))
+        lines.append(_bullet(message.pods[0].line()))
         if len(message.pods) > 1:
             lines.append(f"…and {len(message.pods) - 1} more failing container(s)")
     if message.link:
@@ -101,34 +103,32 @@ def _facts(message: Message) -> dict[str, Any]:
 def _objects(message: Message) -> dict[str, Any] | None:
     if not message.objects:
         return None
-    lines = ["*Objects*", *(escape(f"• {obj.line()}") for obj in message.objects)]
+    lines = ["*Objects*", *(_bullet(obj.line()) for obj in message.objects)]
     return _section("\n".join(lines))
 
 
-def _pod_line(pod: PodDiagnosis) -> str:
-    return escape(f"• {pod.line()}")
+def _bullet(line: str) -> str:
+    return escape(f"• {line}")
 
 
 def _pods(pods: tuple[PodDiagnosis, ...]) -> dict[str, Any] | None:
     if not pods:
         return None
-    lines = ["*Failing pods*", *(_pod_line(pod) for pod in pods[:MAX_PODS])]
-    if len(pods) > MAX_PODS:
-        lines.append(f"…and {len(pods) - MAX_PODS} more")
-    return _section("\n".join(lines))
+    shown = _layout.listed([pod.line() for pod in pods], MAX_PODS, _bullet, "…and {} more")
+    return _section("\n".join(["*Failing pods*", *shown]))
 
 
 def _warnings(warnings: tuple[WarningEvent, ...]) -> dict[str, Any] | None:
     if not warnings:
         return None
-    lines = ["*Recent warnings*", *(escape(f"• {w.line()}") for w in warnings[:MAX_WARNINGS])]
+    lines = ["*Recent warnings*", *(_bullet(w.line()) for w in warnings[:MAX_WARNINGS])]
     return _section("\n".join(lines))
 
 
 def _link(link: str) -> dict[str, Any] | None:
     if not link:
         return None
-    if not link.startswith(("https://", "http://")) or len(link) > 3000:
+    if not _layout.web_link(link, MAX_LINK):
         # Slack rejects a button whose url is not an http(s) URL; show it as text instead.
         return _section(f"*Link*\n{escape(link)}")
     button = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html import escape
 
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers.base import Title, headline
+from deploybell.notify.providers import _layout, base
 
 TEXT_LIMIT = 4096
 TITLE_CHARS = 256
@@ -48,35 +48,33 @@ def units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def render(message: Message, override: Title | None = None) -> str:
+def render(message: Message, override: base.Title | None = None) -> str:
     """The HTML text of the message, within Telegram's limit."""
     return fit(lines(message, override))
 
 
-def lines(message: Message, override: Title | None = None) -> list[Line]:
-    title, summary = headline(message, override)
+def lines(message: Message, override: base.Title | None = None) -> list[Line]:
+    title, summary = base.headline(message, override)
     out: list[Line] = [(Span(clip(title, TITLE_CHARS), "b"),)]
     if summary:
         out.append((Span(clip(summary, SUMMARY_CHARS)),))
     out += [
         (Span(f"{name}: ", "b"), Span(clip(value, VALUE_CHARS))) for name, value in message.facts()
     ]
-    for heading, items, most in (
-        ("Objects", [o.line() for o in message.objects], MAX_OBJECTS),
-        ("Failing pods", [p.line() for p in message.pods], MAX_PODS),
-        ("Recent warnings", [w.line() for w in message.warnings], MAX_WARNINGS),
+    for (heading, items), most in zip(
+        message.lists(), (MAX_OBJECTS, MAX_PODS, MAX_WARNINGS), strict=True
     ):
         if items:
             out.append((Span(heading, "b"),))
-            out += [(Span("• " + clip(item, VALUE_CHARS)),) for item in items[:most]]
-            if len(items) > most:
-                out.append((Span(f"…and {len(items) - most} more"),))
-    if message.link.startswith(("https://", "http://")) and len(message.link) <= LINK_CHARS:
+            shown = _layout.listed(
+                items, most, lambda i: "• " + clip(i, VALUE_CHARS), "…and {} more"
+            )
+            out += [(Span(line),) for line in shown]
+    if _layout.web_link(message.link, LINK_CHARS):
         out.append((Span(f"Open {message.ref}", "a", message.link),))
     elif message.link:
         out.append((Span("Link: ", "b"), Span(clip(message.link, VALUE_CHARS))))
-    footer = ["deploybell", *(["test message"] if message.test else [])]
-    out.append((Span(" · ".join(footer), "i"),))
+    out.append((Span(message.footer(times=False), "i"),))  # the chat shows the message's time
     return out
 
 

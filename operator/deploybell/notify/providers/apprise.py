@@ -16,22 +16,11 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers.base import (
-    DeliveryError,
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    TemporaryDeliveryError,
-    Title,
-    headline,
-    mask,
-)
+from deploybell.notify.providers import _layout, base
 
 if TYPE_CHECKING:
     from apprise import Apprise, AppriseResult, NotifyResult
@@ -62,30 +51,34 @@ RULES = ProviderRules(
         ),
     ),
     secret_needs=(frozenset({"urls"}),),
+    setup="Put one apprise URL per line in the Secret's `urls` (see apprise's list of services, "
+    "e.g. `ntfy://ntfy.example/deploys`); the operator's own retries apply, apprise retries none.",
 )
 
 
 class AppriseProvider:
     """Sends through apprise; its outcome per URL becomes delivered, retryable or permanent."""
 
+    rules: ClassVar[ProviderRules] = RULES
+
     def __init__(self) -> None:
         # What apprise logs is in its results (masked before use); never in the operator's log.
         logging.getLogger("apprise").propagate = False
 
     async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None = None
+    ) -> base.Sent:
         urls = parse_urls(destination.secret.get("urls", ""))
         secrets = secret_parts(destination.secret.values())
         try:
             notifier = await asyncio.to_thread(_notifier, urls)
             body = notification(message, override)
             result = await notifier.async_notify(**body, timeout=TIMEOUT_SECONDS)
-        except DeliveryError as e:
-            raise type(e)(hide(e.message, secrets), e.retry_after) from None
+        except base.DeliveryError as e:
+            raise base.masked(e, secrets, hide) from None
         except Exception as e:  # apprise is a library of plugins: none may crash a delivery
             text = hide(f"apprise: {type(e).__name__}: {e}", secrets)
-            raise TemporaryDeliveryError(text) from None
+            raise base.TemporaryDeliveryError(text) from None
         try:
             return outcome(result, secrets)
         finally:
@@ -100,9 +93,9 @@ def parse_urls(raw: str) -> list[str]:
     urls = [line.strip() for line in raw.splitlines()]
     urls = [u for u in urls if u and not u.startswith("#")]
     if not urls:
-        raise PermanentDeliveryError("apprise: Secret key 'urls' holds no URL")
+        raise base.PermanentDeliveryError("apprise: Secret key 'urls' holds no URL")
     if len(urls) > MAX_URLS:
-        raise PermanentDeliveryError(f"apprise: Secret key 'urls' holds over {MAX_URLS} URLs")
+        raise base.PermanentDeliveryError(f"apprise: Secret key 'urls' holds over {MAX_URLS} URLs")
     return urls
 
 
@@ -119,26 +112,21 @@ def _notifier(urls: list[str]) -> Apprise:
     notifier = Apprise(asset=asset, location=ContentLocation.INACCESSIBLE)
     for number, url in enumerate(urls, start=1):
         if not notifier.add(url):
-            raise PermanentDeliveryError(
+            raise base.PermanentDeliveryError(
                 f"apprise: line {number} of Secret key 'urls' is not an apprise URL it can use"
             )
     return notifier
 
 
-def notification(message: Message, override: Title | None = None) -> dict[str, Any]:
+def notification(message: Message, override: base.Title | None = None) -> dict[str, Any]:
     """The arguments of `Apprise.notify`: a title and a plain-text body (pure)."""
-    title, summary = headline(message, override)
+    title, summary = base.headline(message, override)
     lines = [clip(summary, BODY_CHARS // 2)] if summary else []
     lines += [f"{name}: {clip(value, LINE_CHARS)}" for name, value in message.facts()]
-    for heading, items in (
-        ("Failing pods", [p.line() for p in message.pods]),
-        ("Recent warnings", [w.line() for w in message.warnings]),
-    ):
+    for heading, items in message.lists()[1:]:  # the failing pods and warnings
         if items:
             lines.append(f"{heading}:")
-            lines += [f"- {clip(item, LINE_CHARS)}" for item in items[:MAX_ITEMS]]
-            if len(items) > MAX_ITEMS:
-                lines.append(f"… and {len(items) - MAX_ITEMS} more")
+            lines += _layout.listed(items, MAX_ITEMS, lambda item: f"- {clip(item, LINE_CHARS)}")
     if message.link:
         lines.append(clip(message.link, LINE_CHARS))
     return {
@@ -149,23 +137,25 @@ def notification(message: Message, override: Title | None = None) -> dict[str, A
     }
 
 
-def outcome(result: AppriseResult, secrets: list[str]) -> Sent:
+def outcome(result: AppriseResult, secrets: list[str]) -> base.Sent:
     """SUCCESS → Sent; a failed URL → permanent when every failure is a refusal a human must fix
     (an HTTP 4xx other than 408/425/429), else retryable (timeouts, 5xx, 429, no connection)."""
     services = list(result)
     names = ", ".join(f"line {n} ({s.name})" for n, s in enumerate(services, 1))
     if result.status.name == "SUCCESS":
-        return Sent(detail=f"apprise: delivered to {len(services)} URL(s): {names}")
+        return base.Sent(detail=f"apprise: delivered to {len(services)} URL(s): {names}")
     failed = [(n, s) for n, s in enumerate(services, 1) if s.status.name != "SUCCESS"]
     if not failed:
-        raise TemporaryDeliveryError(f"apprise: {result.status.name.lower()}: nothing was sent")
+        raise base.TemporaryDeliveryError(
+            f"apprise: {result.status.name.lower()}: nothing was sent"
+        )
     reasons = [f"line {n} ({s.name}): {_said(s)}" for n, s in failed]
     text = hide(
         f"apprise: {len(failed)} of {len(services)} URL(s) failed: {'; '.join(reasons)}", secrets
     )
     if all(_refused(service) for _, service in failed):
-        raise PermanentDeliveryError(text)
-    raise TemporaryDeliveryError(text)
+        raise base.PermanentDeliveryError(text)
+    raise base.TemporaryDeliveryError(text)
 
 
 def _said(service: NotifyResult) -> str:
@@ -197,14 +187,14 @@ def secret_parts(values: Iterable[str]) -> list[str]:
 
 def hide(text: str, secrets: list[str]) -> str:
     """`text` with every secret part and every URL of any scheme masked."""
-    return _ANY_URL.sub(lambda m: f"{m.group(1)}://***", mask(text, secrets))
+    return _ANY_URL.sub(lambda m: f"{m.group(1)}://***", base.mask(text, secrets))
 
 
-def _render(preview: Preview) -> dict[str, Any]:
+def _render(preview: base.Preview) -> dict[str, Any]:
     return notification(preview.message, preview.override)
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     body = _render(preview)
     return [
         f"to every URL of the Secret's `urls` (notify type {body['notify_type']}, plain text):",
@@ -213,12 +203,4 @@ def _preview(preview: Preview) -> list[str]:
     ]
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=AppriseProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=True,
-    setup="Put one apprise URL per line in the Secret's `urls` (see apprise's list of services, "
-    "e.g. `ntfy://ntfy.example/deploys`); the operator's own retries apply, apprise retries none.",
-)
+PROVIDER = base.ProviderType(AppriseProvider, _render, _preview)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from deploybell.api.notification import NotificationSpec
 from deploybell.api.provider import ProviderRules
@@ -93,6 +93,30 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
+class Sender(Provider, Protocol):
+    """A provider class as the registry keeps it: it declares the type it sends."""
+
+    rules: ClassVar[ProviderRules]
+
+
+class Draft(Protocol):
+    """What a renderer reads: one recipient's message and the Notification's options. A
+    `Preview` is one, and so is the message a sender is delivering: what is sent is what
+    `deploybell render` and the contract test show."""
+
+    @property
+    def message(self) -> Message: ...
+
+    @property
+    def override(self) -> Title | None: ...
+
+    @property
+    def recipient(self) -> str: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Preview:
     """What `deploybell render` asks a provider to show: one recipient's message, no network."""
@@ -107,14 +131,26 @@ class Preview:
     def options(self) -> Mapping[str, Any]:
         return self.notification.options
 
+    def update_and_reply(self, start: str, how: str, reply: str) -> list[str]:
+        """The note of a type that, with a bot token and `threads`, updates the run's `start`
+        (message, post) in place with an outcome (`how`) and replies `reply` in its thread."""
+        if self.message.event == "start" or not self.options.get("threads", True):
+            return []
+        return [
+            "",
+            f"with a bot token, after this run's start {start}: that {start} is updated in place",
+            how,
+            reply,
+        ]
+
 
 @dataclass(frozen=True)
 class ProviderType:
-    """One registered provider type: its API declaration, its sender and its renderer."""
+    """One registered provider type: its sender (which declares the type's rules) and its
+    renderer."""
 
-    rules: ProviderRules
-    sender: Callable[[], Provider]
-    """A new sender; the operator keeps one per type (it may pool connections)."""
+    sender: type[Sender]
+    """Makes a new sender; the operator keeps one per type (it may pool connections)."""
     render: Callable[[Preview], Any]
     """The request body a recipient gets (pure): what the contract test checks against the
     vendor's limits."""
@@ -122,12 +158,31 @@ class ProviderType:
     """`deploybell render`'s lines for one recipient (pure)."""
     preview_once: bool = False
     """The body is the same for every recipient: preview it once, for all of them."""
-    setup: str = ""
-    """How to get credentials (README), e.g. the app and scopes to create, in Markdown."""
+
+    @property
+    def rules(self) -> ProviderRules:
+        return self.sender.rules
 
     @property
     def type(self) -> str:
         return self.rules.type
+
+    @property
+    def setup(self) -> str:
+        return self.rules.setup
+
+
+def masked(
+    error: DeliveryError,
+    secrets: Iterable[str],
+    hide: Callable[[str, list[str]], str] | None = None,
+) -> DeliveryError:
+    """The same error (kind and retry delay) with every secret value masked in its message
+    (by `mask`, or the provider's own `hide`): what a provider raises for an error from below
+    that may quote a credential."""
+    values = list(secrets)
+    text = hide(error.message, values) if hide else mask(error.message, values)
+    return type(error)(text, error.retry_after)
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

@@ -24,21 +24,12 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _http, _records
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-)
+from deploybell.notify.providers import _answers, _http, _records, base
 
 DEFAULT_SITE = "datadoghq.com"
 MAX_TAG = 200  # Datadog cuts tags at 200 characters
 _TAG_UNSAFE = re.compile(r"[^a-z0-9_:./-]")
 _SITE = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
-_KEY = re.compile(r"[\x21-\x7e]+")
 
 RULES = ProviderRules(
     type="datadog",
@@ -81,103 +72,75 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"apiKey"}),),
     edits_in_place=True,  # one event per run, made at the outcome: never a second one
+    setup="An API key (Organization Settings → API Keys) is all the deployment events need. To "
+    "mark failed runs as change failures add an application key scoped to `dora_metrics_read` "
+    "and `dora_metrics_write` as `appKey`. The site (`datadoghq.eu`, `us5.datadoghq.com`, …) "
+    "goes in `site`.",
 )
 
 
 class DatadogProvider(_http.HttpProvider):
     """Sends the deployment event of a finished run (and marks a failed one)."""
 
-    kind = "datadog"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        message = out.message
         if message.event == "start":
-            return Sent(detail="nothing to send at start (Datadog records finished deployments)")
-        api = _Api.of(destination)
+            return base.Sent(
+                detail="nothing to send at start (Datadog records finished deployments)"
+            )
+        out.headers.update({"DD-API-KEY": out.word("apiKey"), "Accept": "application/json"})
+        app_key = {"DD-APPLICATION-KEY": key} if (key := out.word("appKey", required=False)) else {}
+        root = api_root(out.destination.secret)
         if message.test:  # `deploybell notify-test`: Datadog's key validation, no event
-            reply = await self._http.request(
-                "GET",
-                api.root.joinpath("api", "v1", "validate"),
-                api.secrets,
-                headers=api.headers(),
-            )
-            _answer(reply, api, "the API key")
-            return Sent(detail="the API key is valid; a test sends no deployment event")
-        event = deployment_event(message, destination.options, datetime.now(UTC))
+            reply = await out.request("GET", root.joinpath("api", "v1", "validate"))
+            _check(out, reply, "the API key")
+            return base.Sent(detail="the API key is valid; a test sends no deployment event")
+        api = root.joinpath("api", "v2", "dora")
+        event = deployment_event(message, out.options, datetime.now(UTC))
         key = str(event["data"]["attributes"]["id"])
-        if not (api.app_key and await self._exists(api, key)):
-            reply = await self._http.post(
-                api.url("dora", "deployment"), api.secrets, headers=api.headers(), json=event
-            )
-            _answer(reply, api, f"the deployment event of {message.ref} run {message.run}")
+        if not (app_key and await _exists(out, api / "deployments" / key, app_key)):
+            reply = await out.request("POST", api / "deployment", json=event)
+            _check(out, reply, f"the deployment event of {message.ref} run {message.run}")
         detail = f"deployment event {key}"
-        if message.event == "failure" and api.app_key:
-            reply = await self._http.request(
-                "PATCH",
-                api.url("dora", "deployments", key),
-                api.secrets,
-                headers=api.headers(app=True),
-                json=change_failure(key),
+        if message.event == "failure" and app_key:
+            reply = await out.request(
+                "PATCH", api / "deployments" / key, json=change_failure(key), headers=app_key
             )
-            _answer(reply, api, f"deployment event {key}")
+            _check(out, reply, f"deployment event {key}")
             detail += " marked as a change failure"
         elif message.event == "failure":
             detail += " (not marked as a change failure: the Secret has no appKey)"
-        return Sent(refs={"deployment": key}, detail=detail)
+        return base.Sent(refs={"deployment": key}, detail=detail)
 
-    async def _exists(self, api: _Api, key: str) -> bool:
-        reply = await self._http.request(
-            "GET", api.url("dora", "deployments", key), api.secrets, headers=api.headers(app=True)
+
+async def _exists(out: _http.Outgoing, url: URL, app_key: dict[str, str]) -> bool:
+    reply = await out.request("GET", url, headers=app_key)
+    if reply.status == 404:
+        return False
+    _check(out, reply, f"deployment event {url.name}")
+    return True
+
+
+def api_root(secret: Mapping[str, str]) -> URL:
+    """The Secret's `apiUrl`, else `https://api.<site>` for its Datadog `site`."""
+    if api_url := secret.get("apiUrl", "").strip():
+        return _http.http_url(api_url, "datadog: Secret key 'apiUrl'")
+    site = secret.get("site", "").strip().lower().removeprefix("app.") or DEFAULT_SITE
+    if not _SITE.fullmatch(site):
+        raise base.PermanentDeliveryError(
+            f"datadog: Secret key 'site' must be a Datadog site such as datadoghq.eu, "
+            f"got {site[:60]!r}"
         )
-        if reply.status == 404:
-            return False
-        _answer(reply, api, f"deployment event {key}")
-        return True
+    return URL(f"https://api.{site}")
 
 
-class _Api:
-    def __init__(self, root: URL, api_key: str, app_key: str, secrets: list[str]) -> None:
-        self.root = root
-        self.api_key = api_key
-        self.app_key = app_key
-        self.secrets = secrets
-
-    @classmethod
-    def of(cls, destination: Destination) -> _Api:
-        secret = destination.secret
-        api_key, app_key = secret.get("apiKey", "").strip(), secret.get("appKey", "").strip()
-        if not _KEY.fullmatch(api_key):
-            raise PermanentDeliveryError("datadog: Secret key 'apiKey' must be one word")
-        if app_key and not _KEY.fullmatch(app_key):
-            raise PermanentDeliveryError("datadog: Secret key 'appKey' must be one word")
-        if api_url := secret.get("apiUrl", "").strip():
-            root = _http.http_url(api_url, "datadog: Secret key 'apiUrl'")
-        else:
-            site = secret.get("site", "").strip().lower().removeprefix("app.") or DEFAULT_SITE
-            if not _SITE.fullmatch(site):
-                raise PermanentDeliveryError(
-                    f"datadog: Secret key 'site' must be a Datadog site such as datadoghq.eu, "
-                    f"got {site[:60]!r}"
-                )
-            root = URL(f"https://api.{site}")
-        return cls(root, api_key, app_key, _http.secrets_of(secret))
-
-    def headers(self, app: bool = False) -> dict[str, str]:
-        out = {"DD-API-KEY": self.api_key, "Accept": "application/json"}
-        if app:
-            out["DD-APPLICATION-KEY"] = self.app_key
-        return out
-
-    def url(self, *segments: str) -> URL:
-        return self.root.joinpath("api", "v2", *segments)
-
-
-def _answer(reply: _http.Reply, api: _Api, context: str) -> Sent:
+def _check(out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sent:
     """Datadog's 429 says when its window resets in `X-RateLimit-Reset` (seconds from now)."""
-    reset = _http.header(reply.headers, "X-RateLimit-Reset") or ""
-    delay = float(reset) if reset.strip().isdigit() else None
-    return _http.outcome(reply, "datadog", api.secrets, context=context, default_delay=delay)
+    return out.check(
+        reply, context, default_delay=_answers.seconds(reply.headers, "X-RateLimit-Reset")
+    )
 
 
 # the event (pure)
@@ -257,13 +220,13 @@ def _nanoseconds(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000_000
 
 
-def _render(preview: Preview) -> Any:
+def _render(preview: base.Preview) -> Any:
     if preview.message.event == "start":
         return None
     return deployment_event(preview.message, preview.options, _http.preview_time(preview.message))
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     if preview.message.event == "start":
         return ["nothing is sent at start: Datadog records a deployment once it has finished"]
     lines = ["POST /api/v2/dora/deployment", _http.indented(_render(preview))]
@@ -275,13 +238,4 @@ def _preview(preview: Preview) -> list[str]:
     return lines
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=DatadogProvider,
-    render=_render,
-    preview=_preview,
-    setup="An API key (Organization Settings → API Keys) is all the deployment events need. To "
-    "mark failed runs as change failures add an application key scoped to `dora_metrics_read` "
-    "and `dora_metrics_write` as `appKey`. The site (`datadoghq.eu`, `us5.datadoghq.com`, …) "
-    "goes in `site`.",
-)
+PROVIDER = base.ProviderType(DatadogProvider, _render, _preview)

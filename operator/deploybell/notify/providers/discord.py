@@ -15,16 +15,7 @@ from yarl import URL
 from deploybell.api.errors import SpecError, shown
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-    headline,
-)
+from deploybell.notify.providers import _answers, _http, _layout, base
 
 # Discord's documented limits (characters).
 MAX_TITLE = 256
@@ -35,7 +26,6 @@ MAX_FIELD_VALUE = 1024
 MAX_FOOTER = 2048
 MAX_EMBED_TOTAL = 6000  # title, description, field names and values, footer, author together
 MAX_USERNAME = 80
-MAX_URL = 2048
 UNKNOWN_MESSAGE = 10008  # the JSON error code of a message that is gone
 _SNOWFLAKE = r"[1-9][0-9]{16,19}"
 _WEBHOOK_PATH = re.compile(r"/webhooks/([0-9]+)/([A-Za-z0-9_-]+)/?")
@@ -91,6 +81,9 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"webhookUrl"}),),
     edits_in_place=True,
+    setup="In the channel's settings, *Integrations → Webhooks → New Webhook*, then *Copy Webhook "
+    "URL* into the Secret's `webhookUrl`. For threads, enable developer mode and list thread ids "
+    "as recipients.",
 )
 
 
@@ -110,79 +103,68 @@ class Webhook:
         return url.with_query({"thread_id": thread}) if thread else url
 
 
-def webhook(raw: str) -> Webhook:
+def webhook(out: _http.Outgoing) -> Webhook:
     """The Secret's `webhookUrl`, checked: an http(s) URL ending in `/webhooks/<id>/<token>`."""
-    where = "discord: Secret key 'webhookUrl'"
-    url = _http.http_url(raw, where)
+    url = out.url("webhookUrl")
     found = _WEBHOOK_PATH.search(url.path)
     if found is None or found.end() != len(url.path):
-        raise PermanentDeliveryError(
-            f"{where} must be a webhook URL ending in /webhooks/<id>/<token>"
+        raise base.PermanentDeliveryError(
+            "discord: Secret key 'webhookUrl' must be a webhook URL ending in "
+            "/webhooks/<id>/<token>"
         )
-    return Webhook(url.with_query(None).with_fragment(None), found.group(2))
+    hook = Webhook(url.with_query(None).with_fragment(None), found.group(2))
+    out.hide(str(hook.url), hook.token)
+    return hook
 
 
 class DiscordProvider(_http.HttpProvider):
     """Posts with `?wait=true`; edits the start message with the outcome."""
 
-    kind = "discord"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        hook = webhook(destination.secret.get("webhookUrl", ""))
-        secrets = _http.secrets_of(destination.secret, str(hook.url), hook.token)
-        thread = destination.recipient
-        body = payload(message, override)
-        start_id = str(destination.previous.get("messageId", ""))
-        if message.event != "start" and start_id.isdigit():
-            edited = await self._edit(hook, start_id, thread, body, secrets)
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        hook = webhook(out)
+        thread = out.recipient
+        start_id = str(out.previous.get("messageId", ""))
+        if out.message.event != "start" and start_id.isdigit():
+            edited = await _edit(out, hook, start_id, thread)
             if edited is not None:
                 return edited
-        if username := destination.options.get("username"):
-            body["username"] = username
-        reply = await self._http.post(hook.execute(thread), secrets, json=body)
-        _outcome(reply, secrets, thread)
+        reply = await out.request("POST", hook.execute(thread), json=_render(out))
+        _check(out, reply, thread)
         return _sent(reply, "posted")
 
-    async def _edit(
-        self,
-        hook: Webhook,
-        message_id: str,
-        thread: str,
-        body: Mapping[str, Any],
-        secrets: list[str],
-    ) -> Sent | None:
-        """Edit the start message; None when Discord says it is gone (post a new one)."""
-        reply = await self._http.request(
-            "PATCH", hook.message(message_id, thread), secrets, json=body
-        )
-        said = reply.json()
-        if reply.status == 404 and isinstance(said, dict) and said.get("code") == UNKNOWN_MESSAGE:
-            return None
-        _outcome(reply, secrets, thread)
-        return _sent(reply, "edited")
+
+async def _edit(
+    out: _http.Outgoing, hook: Webhook, message_id: str, thread: str
+) -> base.Sent | None:
+    """Edit the start message; None when Discord says it is gone (post a new one)."""
+    body = payload(out.message, out.override)  # an edit keeps the name it was posted under
+    reply = await out.request("PATCH", hook.message(message_id, thread), json=body)
+    said = reply.json()
+    if reply.status == 404 and isinstance(said, dict) and said.get("code") == UNKNOWN_MESSAGE:
+        return None
+    _check(out, reply, thread)
+    return _sent(reply, "edited")
 
 
-def _outcome(reply: _http.Reply, secrets: list[str], thread: str) -> None:
+def _check(out: _http.Outgoing, reply: _answers.Reply, thread: str) -> None:
     """Raise for anything but 2xx; Discord's `code` is named beside its message."""
     said = reply.json()
     code = said.get("code") if isinstance(said, dict) else None
     explain = ""
     if isinstance(code, int) and not isinstance(code, bool):
-        explain = f"{_http.vendor_message(said)} (code {code})"
-    _http.outcome(
-        reply, "discord", secrets, context=f"thread {thread}" if thread else "", explain=explain
-    )
+        explain = f"{_answers.vendor_message(said)} (code {code})"
+    out.check(reply, context=f"thread {thread}" if thread else "", explain=explain)
 
 
-def _sent(reply: _http.Reply, verb: str) -> Sent:
+def _sent(reply: _answers.Reply, verb: str) -> base.Sent:
     said = reply.json()
     if not isinstance(said, dict) or not str(said.get("id", "")).isdigit():
         # `?wait=true` always returns the message; without an id the next edit cannot happen.
-        return Sent(detail=f"{verb}, HTTP {reply.status} without a message id")
+        return base.Sent(detail=f"{verb}, HTTP {reply.status} without a message id")
     refs = {"messageId": str(said["id"]), "channelId": str(said.get("channel_id", ""))}
-    return Sent(refs=refs, detail=f"{verb} message {refs['messageId']}")
+    return base.Sent(refs=refs, detail=f"{verb} message {refs['messageId']}")
 
 
 # the message body (pure)
@@ -197,49 +179,41 @@ def colour(message: Message) -> int:
     return int(message.colour.lstrip("#"), 16)
 
 
-@dataclass(frozen=True)
-class Level:
-    """How much one embed shows: diagnosis items per list and the longest values."""
-
-    items: int
-    summary_chars: int
-    value_chars: int
-
-
 # From the most to the least; the first whose embed fits Discord's 6000 characters is sent.
 LEVELS = (
-    Level(10, 1500, 200),
-    Level(5, 1500, 200),
-    Level(3, 1000, 150),
-    Level(1, 600, 100),
-    Level(0, 400, 80),
+    _layout.Level(10, 1500, 200),
+    _layout.Level(5, 1500, 200),
+    _layout.Level(3, 1000, 150),
+    _layout.Level(1, 600, 100),
+    _layout.Level(0, 400, 80),
 )
 
 
-def payload(message: Message, override: Title | None = None) -> dict[str, Any]:
+def payload(message: Message, override: base.Title | None = None) -> dict[str, Any]:
     """The execute/edit body: one embed within Discord's limits; mentions never ping."""
-    for level in LEVELS:
-        embed_ = embed(message, override, level)
-        if embed_size(embed_) <= MAX_EMBED_TOTAL:
-            break
+    embed_ = _layout.fit(
+        LEVELS,
+        lambda level: embed(message, override, level),
+        lambda built: embed_size(built) <= MAX_EMBED_TOTAL,
+    )
     return {"embeds": [embed_], "allowed_mentions": {"parse": []}}
 
 
-def embed(message: Message, override: Title | None, level: Level) -> dict[str, Any]:
+def embed(message: Message, override: base.Title | None, level: _layout.Level) -> dict[str, Any]:
     """Title (linked), the summary and diagnosis as description, facts as fields."""
-    title, summary = headline(message, override)
+    title, summary = base.headline(message, override)
     out: dict[str, Any] = {"title": _cut(escape(title), MAX_TITLE), "color": colour(message)}
-    if link := _link(message.link):
+    if link := _layout.web_link(message.link):
         out["url"] = link
     lines = [_cut(escape(summary), level.summary_chars)] if summary else []
-    lines += _section("Failing pods", [p.line() for p in message.pods], level)
-    lines += _section("Recent warnings", [w.line() for w in message.warnings], level)
+    for heading, items in message.lists()[1:]:  # the objects are a field
+        lines += _section(heading, items, level)
     if message.link and not link:
         lines.append(f"Link: {_cut(escape(message.link), level.value_chars)}")
     if lines:
         out["description"] = _cut("\n".join(lines), MAX_DESCRIPTION)
     out["fields"] = _fields(message, level)[:MAX_FIELDS]
-    out["footer"] = {"text": _footer(message)}
+    out["footer"] = {"text": message.footer(times=False)}  # the embed shows its time
     if stamp := message.finished_at or message.started_at:
         out["timestamp"] = stamp
     return out
@@ -257,7 +231,7 @@ def embed_size(embed_: Mapping[str, Any]) -> int:
     )
 
 
-def _fields(message: Message, level: Level) -> list[dict[str, Any]]:
+def _fields(message: Message, level: _layout.Level) -> list[dict[str, Any]]:
     limit = level.value_chars
     out = [
         {
@@ -282,16 +256,16 @@ def _value(value: str, limit: int) -> str:
     return _cut(escape(value), limit) if value.strip() else "—"
 
 
-def _section(heading: str, lines: Sequence[str], level: Level) -> list[str]:
+def _section(heading: str, lines: Sequence[str], level: _layout.Level) -> list[str]:
     return [f"**{heading}**", _listed(lines, level)] if lines else []
 
 
-def _listed(lines: Sequence[str], level: Level) -> str:
+def _listed(lines: Sequence[str], level: _layout.Level) -> str:
     """Bullets (escaped, each cut to 2x the value length), then how many are not shown."""
-    out = [_cut(escape(f"• {line}"), 2 * level.value_chars) for line in lines[: level.items]]
-    if len(lines) > level.items:
-        out.append(f"… and {len(lines) - level.items} more")
-    return "\n".join(out)
+    limit = 2 * level.value_chars
+    return "\n".join(
+        _layout.listed(lines, level.items, lambda line: _cut(escape(f"• {line}"), limit))
+    )
 
 
 def _cut(text: str, limit: int) -> str:
@@ -303,16 +277,7 @@ def _cut(text: str, limit: int) -> str:
     return (cut[:-1] if trailing % 2 else cut) + "…"
 
 
-def _link(link: str) -> str:
-    ok = link.startswith(("https://", "http://")) and len(link) <= MAX_URL
-    return link if ok else ""
-
-
-def _footer(message: Message) -> str:
-    return "deploybell · test message" if message.test else "deploybell"
-
-
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     where = f"thread {preview.recipient}" if preview.recipient else "the webhook's channel"
     out = [
         f"to {where}: POST <the Secret's webhookUrl>?wait=true",
@@ -327,19 +292,11 @@ def _preview(preview: Preview) -> list[str]:
     return out
 
 
-def _render(preview: Preview) -> dict[str, Any]:
-    body = payload(preview.message, preview.override)
-    if username := preview.options.get("username"):
+def _render(draft: base.Draft) -> dict[str, Any]:
+    body = payload(draft.message, draft.override)
+    if username := draft.options.get("username"):
         body["username"] = username
     return body
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=DiscordProvider,
-    render=_render,
-    preview=_preview,
-    setup="In the channel's settings, *Integrations → Webhooks → New Webhook*, then *Copy Webhook "
-    "URL* into the Secret's `webhookUrl`. For threads, enable developer mode and list thread ids "
-    "as recipients.",
-)
+PROVIDER = base.ProviderType(DiscordProvider, _render, _preview)

@@ -6,30 +6,19 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiosmtplib
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
+from deploybell.notify.providers import _http, base
 from deploybell.notify.providers._email_mime import (
     SUBJECT_PREFIX,
     AddressError,
     address_problem,
     parse_sender,
     render_email,
-)
-from deploybell.notify.providers.base import (
-    DeliveryError,
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    TemporaryDeliveryError,
-    Title,
-    mask,
 )
 
 TLS_MODES = ("starttls", "tls", "none")
@@ -67,6 +56,9 @@ RULES = ProviderRules(
         SecretKey("from", "The sender, e.g. `Deploys <bell@example.com>`.", sensitive=False),
         SecretKey("caFile", _CA_FILE_DOC, sensitive=False),
     ),
+    setup="No Secret needed: the operator's SMTP setting (`DEPLOYBELL_SMTP_HOST`, `_PORT`, "
+    "`_FROM`, `_TLS` = `starttls | tls | none`, `_USERNAME`, `_PASSWORD`) sends the mail; a "
+    "Secret may name another server and login.",
 )
 
 
@@ -89,21 +81,23 @@ class SmtpSettings:
         return f"{self.host}:{self.port}"
 
 
-def smtp_settings(destination: Destination) -> SmtpSettings:
+def smtp_settings(destination: base.Destination) -> SmtpSettings:
     """Merge the operator defaults with the Secret; a bad value is permanent and names its key."""
     defaults, secret, options = destination.smtp, destination.secret, destination.options
     tls = defaults.tls
     if tls not in TLS_MODES:
-        raise PermanentDeliveryError(
+        raise base.PermanentDeliveryError(
             f"email: the operator's SMTP tls mode must be one of {', '.join(TLS_MODES)}, "
             f"got {tls!r}"
         )
     host = secret.get("host") or defaults.host
     if not host or any(c.isspace() for c in host):
-        raise PermanentDeliveryError(f"email: Secret key 'host' must be a host name, got {host!r}")
+        raise base.PermanentDeliveryError(
+            f"email: Secret key 'host' must be a host name, got {host!r}"
+        )
     ca_file = secret.get("caFile") or options.get("caFile") or None
     if ca_file is not None and not isinstance(ca_file, str):
-        raise PermanentDeliveryError("email: option 'caFile' must be a file path")
+        raise base.PermanentDeliveryError("email: option 'caFile' must be a file path")
     return SmtpSettings(
         host=host,
         port=_port(secret.get("port"), defaults.port),
@@ -124,7 +118,7 @@ def _port(raw: str | None, default: int) -> int:
     except ValueError:
         port = 0
     if not 1 <= port <= 65535:
-        raise PermanentDeliveryError(
+        raise base.PermanentDeliveryError(
             f"email: Secret key 'port' must be a port number (1-65535), got {raw!r}"
         )
     return port
@@ -133,22 +127,24 @@ def _port(raw: str | None, default: int) -> int:
 class EmailProvider:
     """Sends one mail per recipient; a fresh SMTP connection per send (mail is rare and bursty)."""
 
+    rules: ClassVar[ProviderRules] = RULES
+
     async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None = None
+    ) -> base.Sent:
         hidden = [*destination.secret.values(), destination.smtp.password]
         try:
             sent = await self._send(message, destination, override)
-        except DeliveryError as e:
-            raise type(e)(mask(e.message, hidden), e.retry_after) from None
-        return replace(sent, detail=mask(sent.detail, hidden))
+        except base.DeliveryError as e:
+            raise base.masked(e, hidden) from None
+        return replace(sent, detail=base.mask(sent.detail, hidden))
 
     async def close(self) -> None:
         """Nothing pooled: each send opens and closes its own connection."""
 
     async def _send(
-        self, message: Message, destination: Destination, override: Title | None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None
+    ) -> base.Sent:
         smtp = smtp_settings(destination)
         prefix = str(destination.options.get("subjectPrefix", SUBJECT_PREFIX))
         try:
@@ -162,7 +158,7 @@ class EmailProvider:
                 override=override,
             )
         except AddressError as e:
-            raise PermanentDeliveryError(f"email: {e}") from None
+            raise base.PermanentDeliveryError(f"email: {e}") from None
         tls_context = _tls_context(smtp)
         try:
             _, reply = await aiosmtplib.send(
@@ -181,7 +177,7 @@ class EmailProvider:
         except (aiosmtplib.SMTPException, OSError, ValueError) as e:
             raise _delivery_error(e, smtp, destination.recipient) from None
         # aiosmtplib raises unless DATA was answered 250, and returns the text after the code.
-        return Sent(refs={"messageId": str(mail["Message-ID"])}, detail=f"250 {reply}")
+        return base.Sent(refs={"messageId": str(mail["Message-ID"])}, detail=f"250 {reply}")
 
 
 def _tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
@@ -190,10 +186,12 @@ def _tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
     try:
         return ssl.create_default_context(cafile=smtp.ca_file)
     except (OSError, ssl.SSLError) as e:
-        raise PermanentDeliveryError(f"email: cannot load caFile {smtp.ca_file!r}: {e}") from None
+        raise base.PermanentDeliveryError(
+            f"email: cannot load caFile {smtp.ca_file!r}: {e}"
+        ) from None
 
 
-def _delivery_error(error: Exception, smtp: SmtpSettings, recipient: str) -> DeliveryError:
+def _delivery_error(error: Exception, smtp: SmtpSettings, recipient: str) -> base.DeliveryError:
     """SMTP 5xx and configuration problems are permanent; 4xx and the network are temporary."""
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
         refused = error.recipients[0]
@@ -210,21 +208,25 @@ def _delivery_error(error: Exception, smtp: SmtpSettings, recipient: str) -> Del
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return _by_code(error.code, f"email: {smtp.server} answered {error.code} {error.message}")
     if _caused_by(error, ssl.SSLCertVerificationError):
-        return PermanentDeliveryError(
+        return base.PermanentDeliveryError(
             f"email: the TLS certificate of {smtp.server} is not trusted ({error}); "
             "set caFile to the CA that signed it"
         )
     if isinstance(error, aiosmtplib.SMTPNotSupported | ValueError):
-        return PermanentDeliveryError(f"email: {smtp.server}: {error}")
+        return base.PermanentDeliveryError(f"email: {smtp.server}: {error}")
     if isinstance(error, aiosmtplib.SMTPException) and "not supported" in str(error):
         # aiosmtplib's plain SMTPException for "STARTTLS/AUTH extension not supported": the
         # tls mode or the username does not match the server, a setting a human must fix.
-        return PermanentDeliveryError(f"email: {smtp.server}: {error}")
-    return TemporaryDeliveryError(f"email: cannot deliver through {smtp.server}: {error}")
+        return base.PermanentDeliveryError(f"email: {smtp.server}: {error}")
+    return base.TemporaryDeliveryError(f"email: cannot deliver through {smtp.server}: {error}")
 
 
-def _by_code(code: int, text: str) -> DeliveryError:
-    return PermanentDeliveryError(text) if 500 <= code <= 599 else TemporaryDeliveryError(text)
+def _by_code(code: int, text: str) -> base.DeliveryError:
+    return (
+        base.PermanentDeliveryError(text)
+        if 500 <= code <= 599
+        else base.TemporaryDeliveryError(text)
+    )
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
@@ -238,7 +240,7 @@ def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _render(preview: Preview) -> Any:
+def _render(preview: base.Preview) -> Any:
     return render_email(
         preview.message,
         sender=preview.sender,
@@ -249,11 +251,11 @@ def _render(preview: Preview) -> Any:
     )
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     try:
         mail = _render(preview)
     except AddressError as e:
-        raise PermanentDeliveryError(str(e)) from None
+        raise base.PermanentDeliveryError(str(e)) from None
     out = [
         f"to {preview.recipient}: one multipart/alternative mail",
         *(f"{k}: {v}" for k, v in mail.items()),
@@ -263,12 +265,4 @@ def _preview(preview: Preview) -> list[str]:
     return out
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=EmailProvider,
-    render=_render,
-    preview=_preview,
-    setup="No Secret needed: the operator's SMTP setting (`DEPLOYBELL_SMTP_HOST`, `_PORT`, "
-    "`_FROM`, `_TLS` = `starttls | tls | none`, `_USERNAME`, `_PASSWORD`) sends the mail; a "
-    "Secret may name another server and login.",
-)
+PROVIDER = base.ProviderType(EmailProvider, _render, _preview)

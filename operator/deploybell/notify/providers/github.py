@@ -12,24 +12,14 @@ the deployment's `payload`, so a deployment created just before a crash is found
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers import _http, _records
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-)
+from deploybell.notify.providers import _answers, _forge, _http, _layout, _records, base
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -44,7 +34,6 @@ DEPLOYMENT_STATES = {
 }
 COMMIT_STATES = {"start": "pending", "success": "success", "failure": "failure", "cancel": "error"}
 _NAME = r"[A-Za-z0-9_.-]+"
-_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 RULES = ProviderRules(
     type="github",
@@ -89,148 +78,93 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token"}),),
     edits_in_place=True,
+    setup="A fine-grained personal access token (or a GitHub App) for the repository with the "
+    "repository permissions **Deployments: read and write** and, for `commitStatus`, **Commit "
+    "statuses: read and write** (Metadata: read is implied). A classic token needs "
+    "`repo_deployment` (and `repo:status`). GitHub Enterprise Server: the Secret's `apiUrl`.",
 )
 
 
-class GithubProvider(_http.HttpProvider):
+class GithubProvider(_forge.ForgeProvider):
     """Creates the run's deployment at start and adds a status to it at every event."""
 
-    kind = "github"
+    rules = RULES
+    option = "repository"
+    home = "github.com"
+    default_api = DEFAULT_API_URL
+    path_pattern = f"{_NAME}/{_NAME}"
+    path_words = "a repository as owner/name"
+    self_hosted = "the API of {host} (GitHub Enterprise Server serves it under /api/v3)"
+    reset_header = "x-ratelimit-reset"
+    status_name = "context"
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        if message.test:
-            return await self._check(destination)
-        sha = _records.commit(message, "github")  # first: without spec.source, say that
-        api = _Api.of(destination, message)
-        deployment = str(destination.previous.get("deployment") or "")
-        if message.event == "start" or not deployment.isdigit():
-            deployment = await self._find_or_create(api, message, sha)
-        status = status_body(message, override, destination.options)
-        reply = await self._http.post(
-            api.url("deployments", deployment, "statuses"),
-            api.secrets,
-            headers=api.headers,
-            json=status,
-        )
-        if reply.status == 404 and message.event != "start":
-            # The deployment made at start is gone (deleted): record the run on a new one.
-            deployment = await self._find_or_create(api, message, sha, look=False)
-            reply = await self._http.post(
-                api.url("deployments", deployment, "statuses"),
-                api.secrets,
-                headers=api.headers,
-                json=status,
-            )
-        _answer(reply, api, f"deployment {deployment} of {api.repository}")
-        detail = f"deployment {deployment} of {api.repository}: {status['state']}"
-        if destination.options.get("commitStatus", False):
-            body = commit_status_body(message, override)
-            reply = await self._http.post(
-                api.url("statuses", sha), api.secrets, headers=api.headers, json=body
-            )
-            _answer(reply, api, f"commit {sha[:12]} of {api.repository}")
-            detail += f"; commit status {body['context']}: {body['state']}"
-        return Sent(refs={"deployment": deployment, "repository": api.repository}, detail=detail)
-
-    async def _check(self, destination: Destination) -> Sent:
-        """`deploybell notify-test`: the token (and the `github.repository` it can read); a
-        test records no deployment."""
-        api = _Api.of(destination, None)
-        if api.repository:
-            reply = await self._http.request("GET", api.url(), api.secrets, headers=api.headers)
-            _answer(reply, api, api.repository)
-            return Sent(detail=f"the token can read {api.repository}; a test records nothing")
-        reply = await self._http.request(
-            "GET", api.root.joinpath("rate_limit"), api.secrets, headers=api.headers
-        )
-        _answer(reply, api, "the token")
-        return Sent(
-            detail="the token is valid; a test records nothing (with github.repository it "
-            "also checks that repository)"
-        )
-
-    async def _find_or_create(
-        self, api: _Api, message: Message, sha: str, look: bool = True
-    ) -> str:
-        """The id of this run's deployment: found by its payload, else created."""
-        if look:
-            query = {"sha": sha, "environment": message.environment, "per_page": "100"}
-            reply = await self._http.request(
-                "GET", api.url("deployments").with_query(query), api.secrets, headers=api.headers
-            )
-            _answer(reply, api, f"the deployments of {api.repository}")
-            found = _same_run(reply.json(), _records.identity(message))
-            if found:
-                return found
-        reply = await self._http.post(
-            api.url("deployments"), api.secrets, headers=api.headers, json=deployment_body(message)
-        )
-        _answer(reply, api, f"{api.repository} at {sha[:12]}")
-        created = reply.json()
-        if reply.status != 201 or not isinstance(created, dict) or "id" not in created:
-            # 202 is GitHub's answer when it merged the default branch instead (auto_merge).
-            raise PermanentDeliveryError(
-                f"github: no deployment created for {api.repository}: HTTP {reply.status}"
-            )
-        return str(created["id"])
-
-
-class _Api:
-    """The repository's API root, the request headers and the values to mask."""
-
-    def __init__(self, root: URL, repository: str, token: str, secrets: list[str]) -> None:
-        self.root = root
-        self.repository = repository
-        self.headers = {
+    def headers(self, token: str) -> dict[str, str]:
+        return {
             "Authorization": f"Bearer {token}",
             "Accept": ACCEPT,
             "X-GitHub-Api-Version": API_VERSION,
         }
-        self.secrets = secrets
 
-    @classmethod
-    def of(cls, destination: Destination, message: Message | None) -> _Api:
-        """The API for `message`'s repository (None: only the option's, "" without one)."""
-        secret = destination.secret
-        token = secret.get("token", "").strip()
-        if not _TOKEN.fullmatch(token):
-            raise PermanentDeliveryError("github: Secret key 'token' must be one word")
-        api_url = secret.get("apiUrl", "").strip()
-        root = _http.http_url(api_url or DEFAULT_API_URL, "github: Secret key 'apiUrl'")
-        option = str(destination.options.get("repository") or "")
-        if message is None:
-            return cls(root, option, token, _http.secrets_of(secret))
-        host, path = _records.repository(message, "github", "repository", option)
-        if not re.fullmatch(f"{_NAME}/{_NAME}", path):
-            raise PermanentDeliveryError(
-                f"github: spec.source.repository of {message.ref} must name a repository as "
-                f"owner/name, got {path!r}"
+    def url(self, repo: _forge.Repository, *segments: str) -> URL:
+        owner, name = repo.path.split("/")
+        return repo.root.joinpath("repos", owner, name, *segments)
+
+    def whoami(self, root: URL) -> URL:
+        return root.joinpath("rate_limit")
+
+    def limited(self, reply: _answers.Reply) -> bool:
+        """A 403 or 429 with `retry-after`, or with no requests left (`x-ratelimit-remaining:
+        0`), is a rate limit that ends at `x-ratelimit-reset`."""
+        return reply.status in (403, 429) and (
+            _answers.header(reply.headers, "retry-after") is not None
+            or _answers.header(reply.headers, "x-ratelimit-remaining") == "0"
+        )
+
+    async def record(
+        self, out: _http.Outgoing, repo: _forge.Repository, sha: str
+    ) -> tuple[str, str]:
+        message = out.message
+        deployment = str(out.previous.get("deployment") or "")
+        if message.event == "start" or not deployment.isdigit():
+            deployment = await self._find_or_create(out, repo, sha)
+        status = status_body(message, out.override, out.options)
+        reply = await out.request(
+            "POST", self.url(repo, "deployments", deployment, "statuses"), json=status
+        )
+        if reply.status == 404 and message.event != "start":
+            # The deployment made at start is gone (deleted): record the run on a new one.
+            deployment = await self._find_or_create(out, repo, sha, look=False)
+            reply = await out.request(
+                "POST", self.url(repo, "deployments", deployment, "statuses"), json=status
             )
-        if host and not api_url and host not in ("github.com", "www.github.com"):
-            raise PermanentDeliveryError(
-                f"github: the repository is on {host}, not github.com: set the Secret's apiUrl "
-                f"to the API of {host} (GitHub Enterprise Server serves it under /api/v3)"
+        self.answer(out, reply, f"deployment {deployment} of {repo.path}")
+        return deployment, f"deployment {deployment} of {repo.path}: {status['state']}"
+
+    async def _find_or_create(
+        self, out: _http.Outgoing, repo: _forge.Repository, sha: str, look: bool = True
+    ) -> str:
+        """The id of this run's deployment: found by its payload, else created."""
+        message = out.message
+        if look:
+            query = {"sha": sha, "environment": message.environment, "per_page": "100"}
+            reply = await out.request("GET", self.url(repo, "deployments").with_query(query))
+            self.answer(out, reply, f"the deployments of {repo.path}")
+            found = _same_run(reply.json(), _records.identity(message))
+            if found:
+                return found
+        body = deployment_body(message)
+        reply = await out.request("POST", self.url(repo, "deployments"), json=body)
+        self.answer(out, reply, f"{repo.path} at {sha[:12]}")
+        created = reply.json()
+        if reply.status != 201 or not isinstance(created, dict) or "id" not in created:
+            # 202 is GitHub's answer when it merged the default branch instead (auto_merge).
+            raise base.PermanentDeliveryError(
+                f"github: no deployment created for {repo.path}: HTTP {reply.status}"
             )
-        return cls(root, path, token, _http.secrets_of(secret))
+        return str(created["id"])
 
-    def url(self, *segments: str) -> URL:
-        owner, name = self.repository.split("/")
-        return self.root.joinpath("repos", owner, name, *segments)
-
-
-def _answer(reply: _http.Reply, api: _Api, context: str) -> Sent:
-    """GitHub's classification: a 403 or 429 with `retry-after`, or with no requests left
-    (`x-ratelimit-remaining: 0`), is a rate limit that ends at `x-ratelimit-reset`."""
-    limited = reply.status in (403, 429) and (
-        _http.header(reply.headers, "retry-after") is not None
-        or _http.header(reply.headers, "x-ratelimit-remaining") == "0"
-    )
-    reset = _http.reset_delay(reply.headers, "x-ratelimit-reset", datetime.now(UTC))
-    return _http.outcome(
-        reply, "github", api.secrets, context=context, default_delay=reset, limited=limited
-    )
+    def commit_status_body(self, draft: base.Draft) -> dict[str, Any]:
+        return commit_status(draft)
 
 
 def _same_run(listed: Any, wanted: Mapping[str, Any]) -> str:
@@ -260,7 +194,7 @@ def deployment_body(message: Message) -> dict[str, Any]:
 
 
 def status_body(
-    message: Message, override: Title | None, options: Mapping[str, Any]
+    message: Message, override: base.Title | None, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """`POST …/deployments/{id}/statuses`: the run's state, its one line and its links."""
     body: dict[str, Any] = {
@@ -268,26 +202,27 @@ def status_body(
         "description": _records.status_text(message, override, MAX_DESCRIPTION),
         "environment": message.environment,
     }
-    if log_url := _records.web_link(message.link):
+    if log_url := _layout.web_link(message.link):
         body["log_url"] = log_url
     if environment_url := str(options.get("environmentUrl") or ""):
         body["environment_url"] = environment_url
     return body
 
 
-def commit_status_body(message: Message, override: Title | None) -> dict[str, Any]:
+def commit_status(draft: base.Draft) -> dict[str, Any]:
     """`POST /repos/{owner}/{repo}/statuses/{sha}`, one context per DeployJob."""
+    message, override = draft.message, draft.override
     body: dict[str, Any] = {
         "state": COMMIT_STATES[message.event],
         "description": _records.status_text(message, override, MAX_DESCRIPTION),
         "context": f"deploybell/{message.namespace}/{message.job}",
     }
-    if target := _records.web_link(message.link):
+    if target := _layout.web_link(message.link):
         body["target_url"] = target
     return body
 
 
-def _render(preview: Preview) -> dict[str, Any]:
+def _render(preview: base.Preview) -> dict[str, Any]:
     """The bodies of one event's requests, by request."""
     message, override, options = preview.message, preview.override, preview.options
     out: dict[str, Any] = {}
@@ -295,11 +230,11 @@ def _render(preview: Preview) -> dict[str, Any]:
         out["deployment"] = deployment_body(message)
     out["status"] = status_body(message, override, options)
     if options.get("commitStatus", False):
-        out["commitStatus"] = commit_status_body(message, override)
+        out["commitStatus"] = commit_status(preview)
     return out
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     bodies = _render(preview)
     lines = []
     if "deployment" in bodies:
@@ -321,13 +256,4 @@ def _preview(preview: Preview) -> list[str]:
     return lines
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=GithubProvider,
-    render=_render,
-    preview=_preview,
-    setup="A fine-grained personal access token (or a GitHub App) for the repository with the "
-    "repository permissions **Deployments: read and write** and, for `commitStatus`, **Commit "
-    "statuses: read and write** (Metadata: read is implied). A classic token needs "
-    "`repo_deployment` (and `repo:status`). GitHub Enterprise Server: the Secret's `apiUrl`.",
-)
+PROVIDER = base.ProviderType(GithubProvider, _render, _preview)

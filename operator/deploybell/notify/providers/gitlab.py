@@ -14,8 +14,6 @@ created after the run started (GitLab's clock and the operator's are assumed to 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,15 +22,7 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _http, _records
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-)
+from deploybell.notify.providers import _answers, _forge, _http, _layout, _records, base
 
 DEFAULT_API_URL = "https://gitlab.com/api/v4"
 DEPLOYMENT_STATES = {
@@ -45,7 +35,6 @@ DEPLOYMENT_STATES = {
 MAX_DESCRIPTION = 255
 MAX_TARGET_URL = 255
 _PROJECT = r"[0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+"
-_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 RULES = ProviderRules(
     type="gitlab",
@@ -94,55 +83,68 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token"}),),
     edits_in_place=True,
+    setup="A project access token (or a group or personal one) with the **`api`** scope and at "
+    "least the **Developer** role in the project (creating deployments and commit statuses; a "
+    "protected environment also needs deploy access to it). Self-managed GitLab: the Secret's "
+    "`apiUrl`.",
 )
 
 
-class GitlabProvider(_http.HttpProvider):
+class GitlabProvider(_forge.ForgeProvider):
     """Creates the run's deployment at start and updates its status at the outcome."""
 
-    kind = "gitlab"
+    rules = RULES
+    option = "project"
+    home = "gitlab.com"
+    default_api = DEFAULT_API_URL
+    path_pattern = _PROJECT
+    path_words = "a GitLab project path (group/name)"
+    self_hosted = "the URL of {host} (self-managed GitLab)"
+    reset_header = "RateLimit-Reset"  # beside Retry-After on a 429
+    status_name = "name"
+    can = "see"
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        if message.test:
-            return await self._check(destination)
-        sha = _records.commit(message, "gitlab")  # first: without spec.source, say that
-        api = _Api.of(destination, message)
-        wanted = DEPLOYMENT_STATES[message.event]
-        previous = str(destination.previous.get("deployment") or "")
-        deployment = previous if previous.isdigit() else await self._find(api, message, sha)
-        if message.event == "start" or not deployment:
-            deployment = deployment or await self._create(api, message, sha, wanted)
-        else:
-            deployment = await self._update(api, message, sha, deployment, wanted)
-        detail = f"deployment {deployment} of {api.project}: {wanted}"
-        if destination.options.get("commitStatus", False):
-            body = commit_status_body(message, override, destination.options)
-            reply = await self._http.post(
-                api.url("statuses", sha), api.secrets, headers=api.headers, json=body
-            )
-            if not _already(reply, body["state"]):
-                _answer(reply, api, f"commit {sha[:12]} of {api.project}")
-            detail += f"; commit status {body['name']}: {body['state']}"
-        return Sent(refs={"deployment": deployment, "project": api.project}, detail=detail)
+    def headers(self, token: str) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": token}
 
-    async def _check(self, destination: Destination) -> Sent:
-        """`deploybell notify-test`: the token (and the `gitlab.project` it can see); a test
-        records no deployment."""
-        api = _Api.of(destination, None)
-        where = api.url() if api.project else URL(f"{api.root}/user", encoded=True)
-        reply = await self._http.request("GET", where, api.secrets, headers=api.headers)
-        _answer(reply, api, api.project or "the token")
-        if api.project:
-            return Sent(detail=f"the token can see {api.project}; a test records nothing")
-        return Sent(
-            detail="the token is valid; a test records nothing (with gitlab.project it also "
-            "checks that project)"
+    def api_root(self, url: URL) -> URL:
+        return url.with_path("/api/v4") if url.path in ("", "/") else url
+
+    def url(self, repo: _forge.Repository, *segments: str) -> URL:
+        """`…/projects/<id or URL-encoded path>/<segments>` (the path's slashes as %2F)."""
+        path = "/".join(quote(s, safe="") for s in ("projects", repo.path, *segments))
+        return URL(f"{str(repo.root).rstrip('/')}/{path}", encoded=True)
+
+    def whoami(self, root: URL) -> URL:
+        return URL(f"{str(root).rstrip('/')}/user", encoded=True)
+
+    def already(self, reply: _answers.Reply, state: str) -> bool:
+        """GitLab refuses to set a commit status to the state it is in ("Cannot transition
+        status via :run from :running"): for a retried request that landed before, that is
+        success."""
+        said = _answers.vendor_message(reply.json())
+        return (
+            reply.status == 400 and "Cannot transition status" in said and f"from :{state}" in said
         )
 
-    async def _find(self, api: _Api, message: Message, sha: str) -> str:
+    def commit_status_body(self, draft: base.Draft) -> dict[str, Any]:
+        return commit_status(draft)
+
+    async def record(
+        self, out: _http.Outgoing, repo: _forge.Repository, sha: str
+    ) -> tuple[str, str]:
+        wanted = DEPLOYMENT_STATES[out.message.event]
+        previous = str(out.previous.get("deployment") or "")
+        deployment = previous if previous.isdigit() else await self._find(out, repo, sha)
+        if out.message.event == "start" or not deployment:
+            deployment = deployment or await self._create(out, repo, sha, wanted)
+        else:
+            deployment = await self._update(out, repo, sha, deployment, wanted)
+        return deployment, f"deployment {deployment} of {repo.path}: {wanted}"
+
+    async def _find(self, out: _http.Outgoing, repo: _forge.Repository, sha: str) -> str:
         """This run's running deployment, made before a crash lost its id ("" when none)."""
+        message = out.message
         started = _records.parse_time(message.started_at)
         if started is None:
             return ""
@@ -153,105 +155,42 @@ class GitlabProvider(_http.HttpProvider):
             "sort": "desc",
             "per_page": "20",
         }
-        reply = await self._http.request(
-            "GET", api.url("deployments").with_query(query), api.secrets, headers=api.headers
-        )
-        _answer(reply, api, f"the deployments of {api.project}")
+        reply = await out.request("GET", self.url(repo, "deployments").with_query(query))
+        self.answer(out, reply, f"the deployments of {repo.path}")
         for deployment in reply.json() if isinstance(reply.json(), list) else ():
             created = _gitlab_time(str(deployment.get("created_at", "")))
             if deployment.get("sha") == sha and created is not None and created >= started:
                 return str(deployment.get("id", ""))
         return ""
 
-    async def _create(self, api: _Api, message: Message, sha: str, status: str) -> str:
-        body = deployment_body(message, api.ref or sha, status)
-        reply = await self._http.post(
-            api.url("deployments"), api.secrets, headers=api.headers, json=body
-        )
-        _answer(reply, api, f"{api.project} at {sha[:12]}")
+    async def _create(
+        self, out: _http.Outgoing, repo: _forge.Repository, sha: str, status: str
+    ) -> str:
+        ref = str(out.options.get("ref") or "")
+        body = deployment_body(out.message, ref or sha, status)
+        reply = await out.request("POST", self.url(repo, "deployments"), json=body)
+        self.answer(out, reply, f"{repo.path} at {sha[:12]}")
         created = reply.json()
         if not isinstance(created, dict) or "id" not in created:
-            raise PermanentDeliveryError(f"gitlab: no deployment id in GitLab's answer for {sha}")
+            raise base.PermanentDeliveryError(
+                f"gitlab: no deployment id in GitLab's answer for {sha}"
+            )
         return str(created["id"])
 
     async def _update(
-        self, api: _Api, message: Message, sha: str, deployment: str, status: str
+        self, out: _http.Outgoing, repo: _forge.Repository, sha: str, deployment: str, status: str
     ) -> str:
-        reply = await self._http.request(
-            "PUT",
-            api.url("deployments", deployment),
-            api.secrets,
-            headers=api.headers,
-            json={"status": status},
-        )
+        url = self.url(repo, "deployments", deployment)
+        reply = await out.request("PUT", url, json={"status": status})
         if reply.status == 404:  # the deployment made at start is gone: record on a new one
-            return await self._create(api, message, sha, status)
+            return await self._create(out, repo, sha, status)
         if reply.status == 400:  # e.g. already in that status (a retry after a lost answer)
-            current = await self._http.request(
-                "GET", api.url("deployments", deployment), api.secrets, headers=api.headers
-            )
+            current = await out.request("GET", url)
             body = current.json()
             if current.ok and isinstance(body, dict) and body.get("status") == status:
                 return deployment
-        _answer(reply, api, f"deployment {deployment} of {api.project}")
+        self.answer(out, reply, f"deployment {deployment} of {repo.path}")
         return deployment
-
-
-class _Api:
-    """The project's API root, the request headers and the values to mask."""
-
-    def __init__(self, root: str, project: str, token: str, ref: str, secrets: list[str]) -> None:
-        self.root = root
-        self.project = project
-        self.ref = ref
-        self.headers = {"PRIVATE-TOKEN": token}
-        self.secrets = secrets
-
-    @classmethod
-    def of(cls, destination: Destination, message: Message | None) -> _Api:
-        """The API for `message`'s project (None: only the option's, "" without one)."""
-        secret = destination.secret
-        token = secret.get("token", "").strip()
-        if not _TOKEN.fullmatch(token):
-            raise PermanentDeliveryError("gitlab: Secret key 'token' must be one word")
-        api_url = secret.get("apiUrl", "").strip()
-        root = _http.http_url(api_url or DEFAULT_API_URL, "gitlab: Secret key 'apiUrl'")
-        if root.path in ("", "/"):
-            root = root.with_path("/api/v4")
-        option = str(destination.options.get("project") or "")
-        ref = str(destination.options.get("ref") or "")
-        if message is None:
-            return cls(str(root).rstrip("/"), option, token, ref, _http.secrets_of(secret))
-        host, project = _records.repository(message, "gitlab", "project", option)
-        if not re.fullmatch(_PROJECT, project):
-            raise PermanentDeliveryError(
-                f"gitlab: spec.source.repository of {message.ref} names no GitLab project "
-                f"path (group/name), got {project!r}"
-            )
-        if host and not api_url and host not in ("gitlab.com", "www.gitlab.com"):
-            raise PermanentDeliveryError(
-                f"gitlab: the repository is on {host}, not gitlab.com: set the Secret's apiUrl "
-                f"to the URL of {host} (self-managed GitLab)"
-            )
-        return cls(str(root).rstrip("/"), project, token, ref, _http.secrets_of(secret))
-
-    def url(self, *segments: str) -> URL:
-        """`…/projects/<id or URL-encoded path>/<segments>` (the path's slashes as %2F)."""
-        path = "/".join(quote(s, safe="") for s in ("projects", self.project, *segments))
-        return URL(f"{self.root}/{path}", encoded=True)
-
-
-def _answer(reply: _http.Reply, api: _Api, context: str) -> Sent:
-    """GitLab's 429 names `Retry-After` and `RateLimit-Reset` (epoch seconds)."""
-    reset = _http.reset_delay(reply.headers, "RateLimit-Reset", datetime.now(UTC))
-    return _http.outcome(reply, "gitlab", api.secrets, context=context, default_delay=reset)
-
-
-def _already(reply: _http.Reply, state: str) -> bool:
-    """GitLab refuses to set a commit status to the state it is in ("Cannot transition status
-    via :run from :running"): for a retried request that landed before, that is success."""
-    said = _http.vendor_message(reply.json())
-    return reply.status == 400 and "Cannot transition status" in said and f"from :{state}" in said
 
 
 def _gitlab_time(stamp: str) -> datetime | None:
@@ -276,23 +215,22 @@ def deployment_body(message: Message, ref: str, status: str) -> dict[str, Any]:
     }
 
 
-def commit_status_body(
-    message: Message, override: Title | None, options: Mapping[str, Any]
-) -> dict[str, Any]:
+def commit_status(draft: base.Draft) -> dict[str, Any]:
     """`POST /projects/:id/statuses/:sha`, one name per DeployJob."""
+    message, override, options = draft.message, draft.override, draft.options
     body: dict[str, Any] = {
         "state": DEPLOYMENT_STATES[message.event],
         "name": f"deploybell/{message.namespace}/{message.job}"[:255],
         "description": _records.status_text(message, override, MAX_DESCRIPTION),
     }
-    if target := _records.web_link(message.link, MAX_TARGET_URL):
+    if target := _layout.web_link(message.link, MAX_TARGET_URL):
         body["target_url"] = target
     if ref := str(options.get("ref") or ""):
         body["ref"] = ref
     return body
 
 
-def _render(preview: Preview) -> dict[str, Any]:
+def _render(preview: base.Preview) -> dict[str, Any]:
     message, options = preview.message, preview.options
     status = DEPLOYMENT_STATES[message.event]
     out: dict[str, Any] = {}
@@ -302,11 +240,11 @@ def _render(preview: Preview) -> dict[str, Any]:
     else:
         out["update"] = {"status": status}
     if options.get("commitStatus", False):
-        out["commitStatus"] = commit_status_body(message, preview.override, options)
+        out["commitStatus"] = commit_status(preview)
     return out
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     bodies = _render(preview)
     if "deployment" in bodies:
         lines = ["POST /projects/:id/deployments", _http.indented(bodies["deployment"])]
@@ -321,13 +259,4 @@ def _preview(preview: Preview) -> list[str]:
     return lines
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=GitlabProvider,
-    render=_render,
-    preview=_preview,
-    setup="A project access token (or a group or personal one) with the **`api`** scope and at "
-    "least the **Developer** role in the project (creating deployments and commit statuses; a "
-    "protected environment also needs deploy access to it). Self-managed GitLab: the Secret's "
-    "`apiUrl`.",
-)
+PROVIDER = base.ProviderType(GitlabProvider, _render, _preview)

@@ -10,7 +10,6 @@ default; `grafana.dashboardUID` (and `panelId`) pins it to one dashboard (panel)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,16 +18,7 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers import _http, _records
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-    headline,
-)
+from deploybell.notify.providers import _http, _layout, _records, base
 
 # Grafana stores a tag's key and value in 100-character columns; the text has no documented
 # limit, so it is kept to what reads well in a tooltip.
@@ -36,7 +26,6 @@ MAX_TAG = 100
 MAX_TEXT = 4000
 MAX_LINE = 300
 MAX_ITEMS = 5
-_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 RULES = ProviderRules(
     type="grafana",
@@ -71,108 +60,75 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token", "url"}),),
     edits_in_place=True,
+    setup="A service account token (Administration → Service accounts). Least privilege: a "
+    "custom role with `annotations:read`, `annotations:create` and `annotations:write` on "
+    "organization annotations (scope `annotations:type:organization`) or, with `dashboardUID`, "
+    "on that dashboard (`dashboards:uid:<uid>`); without custom roles, the Editor role has them.",
 )
 
 
 class GrafanaProvider(_http.HttpProvider):
     """Creates the run's annotation at start and patches it at the outcome."""
 
-    kind = "grafana"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        api = _Api.of(destination)
-        if message.test:  # `deploybell notify-test`: the token may read annotations
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        out.headers["Authorization"] = f"Bearer {out.word('token')}"
+        api = out.url("url").joinpath("api", "annotations")
+        if out.message.test:  # `deploybell notify-test`: the token may read annotations
             query = {"tags": "deploybell", "type": "annotation", "limit": "1"}
-            reply = await self._http.request(
-                "GET", api.url("annotations").with_query(query), api.secrets, headers=api.headers
-            )
-            _answer(reply, api, "the annotations")
-            return Sent(detail="the token can read annotations; a test adds none")
-        now = datetime.now(UTC)
-        body = annotation(message, override, destination.options, now)
-        previous = str(destination.previous.get("annotation") or "")
-        found = previous if previous.isdigit() else await self._find(api, message, body)
-        if found and message.event != "start":
-            reply = await self._http.request(
-                "PATCH",
-                api.url("annotations", found),
-                api.secrets,
-                headers=api.headers,
-                json=patch(body),
-            )
+            out.check(await out.request("GET", api.with_query(query)), "the annotations")
+            return base.Sent(detail="the token can read annotations; a test adds none")
+        body = annotation(out.message, out.override, out.options, datetime.now(UTC))
+        previous = str(out.previous.get("annotation") or "")
+        found = previous if previous.isdigit() else await _find(out, api, body)
+        if found and out.message.event != "start":
+            reply = await out.request("PATCH", api / found, json=patch(body))
             if reply.status != 404:  # 404: deleted since; a new one records the run
-                _answer(reply, api, f"annotation {found}")
-                return Sent(refs={"annotation": found}, detail=f"annotation {found} updated")
+                out.check(reply, f"annotation {found}")
+                return base.Sent(refs={"annotation": found}, detail=f"annotation {found} updated")
         elif found:
-            return Sent(refs={"annotation": found}, detail=f"annotation {found} exists")
-        reply = await self._http.post(
-            api.url("annotations"), api.secrets, headers=api.headers, json=body
-        )
-        _answer(reply, api, "a new annotation")
+            return base.Sent(refs={"annotation": found}, detail=f"annotation {found} exists")
+        reply = await out.request("POST", api, json=body)
+        out.check(reply, "a new annotation")
         created = reply.json()
         if not isinstance(created, dict) or "id" not in created:
-            raise PermanentDeliveryError("grafana: no annotation id in Grafana's answer")
-        return Sent(
+            raise base.PermanentDeliveryError("grafana: no annotation id in Grafana's answer")
+        return base.Sent(
             refs={"annotation": str(created["id"])}, detail=f"annotation {created['id']} added"
         )
 
-    async def _find(self, api: _Api, message: Message, body: Mapping[str, Any]) -> str:
-        """The run's annotation by its first two tags, its start time and its `Run:` line (two
-        runs of a job may start within the same second), "" when there is none."""
-        start = str(body["time"])
-        query = [
-            ("from", start),
-            ("to", start),
-            ("type", "annotation"),
-            ("limit", "100"),
-            *(("tags", tag) for tag in body["tags"][:2]),
-        ]
-        reply = await self._http.request(
-            "GET", api.url("annotations").with_query(query), api.secrets, headers=api.headers
-        )
-        _answer(reply, api, "the annotations")
-        run = run_line(message)
-        for item in reply.json() if isinstance(reply.json(), list) else ():
-            if (
-                isinstance(item, dict)
-                and item.get("time") == body["time"]
-                and set(body["tags"][:2]) <= set(item.get("tags") or ())
-                and run in str(item.get("text") or "").splitlines()
-            ):
-                return str(item.get("id", ""))
-        return ""
 
-
-class _Api:
-    def __init__(self, root: URL, token: str, secrets: list[str]) -> None:
-        self.root = root
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.secrets = secrets
-
-    @classmethod
-    def of(cls, destination: Destination) -> _Api:
-        secret = destination.secret
-        token = secret.get("token", "").strip()
-        if not _TOKEN.fullmatch(token):
-            raise PermanentDeliveryError("grafana: Secret key 'token' must be one word")
-        root = _http.http_url(secret.get("url", ""), "grafana: Secret key 'url'")
-        return cls(root, token, _http.secrets_of(secret))
-
-    def url(self, *segments: str) -> URL:
-        return self.root.joinpath("api", *segments)
-
-
-def _answer(reply: _http.Reply, api: _Api, context: str) -> Sent:
-    return _http.outcome(reply, "grafana", api.secrets, context=context)
+async def _find(out: _http.Outgoing, api: URL, body: Mapping[str, Any]) -> str:
+    """The run's annotation by its first two tags, its start time and its `Run:` line (two runs
+    of a job may start within the same second), "" when there is none."""
+    start = str(body["time"])
+    query = [
+        ("from", start),
+        ("to", start),
+        ("type", "annotation"),
+        ("limit", "100"),
+        *(("tags", tag) for tag in body["tags"][:2]),
+    ]
+    reply = await out.request("GET", api.with_query(query))
+    out.check(reply, "the annotations")
+    run = run_line(out.message)
+    for item in reply.json() if isinstance(reply.json(), list) else ():
+        if (
+            isinstance(item, dict)
+            and item.get("time") == body["time"]
+            and set(body["tags"][:2]) <= set(item.get("tags") or ())
+            and run in str(item.get("text") or "").splitlines()
+        ):
+            return str(item.get("id", ""))
+    return ""
 
 
 # the annotation (pure)
 
 
 def annotation(
-    message: Message, override: Title | None, options: Mapping[str, Any], now: datetime
+    message: Message, override: base.Title | None, options: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
     """`POST /api/annotations`: from the run's start to its end (the start alone at start)."""
     start = _records.epoch_ms(message.started_at, now)
@@ -207,16 +163,16 @@ def tags(message: Message) -> list[str]:
     return list(dict.fromkeys(t for t in cut if t))
 
 
-def text(message: Message, override: Title | None = None) -> str:
+def text(message: Message, override: base.Title | None = None) -> str:
     """The title, the summary, the facts, the failing pods and warnings, the link: lines."""
-    title, summary = headline(message, override)
+    title, summary = base.headline(message, override)
     lines = [clip(title, MAX_LINE), clip(summary, 3 * MAX_LINE)]
     lines += [
         clip(f"{label}: {value}".replace("\n", ", "), MAX_LINE) for label, value in message.facts()
     ]
     lines += [clip(p.line(), MAX_LINE) for p in message.pods[:MAX_ITEMS]]
     lines += [clip(w.line(), MAX_LINE) for w in message.warnings[:MAX_ITEMS]]
-    if link := _records.web_link(message.link, MAX_LINE):
+    if link := _layout.web_link(message.link, MAX_LINE):
         lines.append(link)
     return clip("\n".join(line for line in lines if line), MAX_TEXT)
 
@@ -226,13 +182,13 @@ def run_line(message: Message) -> str:
     return next(f"{label}: {value}" for label, value in message.facts() if label == "Run")
 
 
-def _render(preview: Preview) -> dict[str, Any]:
+def _render(preview: base.Preview) -> dict[str, Any]:
     when = _http.preview_time(preview.message)
     body = annotation(preview.message, preview.override, preview.options, when)
     return body if preview.message.event == "start" else patch(body)
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     if preview.message.event == "start":
         what = "POST /api/annotations"
     else:
@@ -243,13 +199,4 @@ def _preview(preview: Preview) -> list[str]:
     return [what, _http.indented(_render(preview))]
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=GrafanaProvider,
-    render=_render,
-    preview=_preview,
-    setup="A service account token (Administration → Service accounts). Least privilege: a "
-    "custom role with `annotations:read`, `annotations:create` and `annotations:write` on "
-    "organization annotations (scope `annotations:type:organization`) or, with `dashboardUID`, "
-    "on that dashboard (`dashboards:uid:<uid>`); without custom roles, the Editor role has them.",
-)
+PROVIDER = base.ProviderType(GrafanaProvider, _render, _preview)

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import json
 import re
-import time
-from collections.abc import Callable, Sized
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -15,16 +13,7 @@ from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers import _http
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-    headline,
-)
+from deploybell.notify.providers import _answers, _http, _layout, base
 
 DEFAULT_URL = "https://api.hipchat.com"
 # HipChat's own palette: yellow, green, red, purple, gray (and random).
@@ -36,7 +25,6 @@ MAX_DIAGNOSIS_ITEMS = 5
 MAX_VALUE_CHARS = 200
 MAX_SUMMARY_CHARS = 1000
 MAX_LINK_CHARS = 2000
-_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it goes into a header
 _USER_ID = re.compile(r"[0-9]+")
 
 RULES = ProviderRules(
@@ -62,42 +50,28 @@ RULES = ProviderRules(
         SecretKey("url", "The server's base URL (Server / Data Center).", sensitive=False),
     ),
     secret_needs=(frozenset({"token"}),),
+    setup="A token with the *Send Notification* (rooms) and *Send Message* (users) scopes.",
 )
 
 
 class HipchatProvider(_http.HttpProvider):
-    kind = "hipchat"
+    """A room notification or a private message through the v2 API, with a bearer token."""
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        secret = destination.secret
-        token = secret.get("token", "").strip()
-        if not token:
-            raise PermanentDeliveryError("hipchat: Secret key 'token' is required")
-        if not _TOKEN.fullmatch(token):
-            raise PermanentDeliveryError("hipchat: Secret key 'token' must be one word")
-        base = _http.http_url(secret.get("url", "") or DEFAULT_URL, "hipchat: Secret key 'url'")
-        notify = bool(destination.options.get("notify", False))
-        kind, target = _target(destination.recipient)
-        body = body_for(kind, message, override, notify)
+    rules = RULES
+
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        out.headers["Authorization"] = f"Bearer {out.word('token')}"
+        root = out.url("url", DEFAULT_URL)
+        kind, target = _target(out.recipient)
         path = f"/v2/{kind}/{quote(target, safe='')}/" + (
             "notification" if kind == "room" else "message"
         )
-        # `str(base)` is already encoded; the quoted segment must not be encoded twice.
-        url = URL(str(base).rstrip("/") + path, encoded=True)
-        secrets = _http.secrets_of(secret, str(url))
-        headers = {"Authorization": f"Bearer {token}"}
-        reply = await self._http.post(url, secrets, headers=headers, json=body)
-        sent = _http.outcome(
-            reply,
-            "hipchat",
-            secrets,
-            context=f"{kind} {target!r}",
-            explain=_error_message(reply.body),
-            default_delay=_rate_limit_reset(reply),
-        )
-        return Sent(refs={kind: target}, detail=sent.detail)
+        # `str(root)` is already encoded; the quoted segment must not be encoded twice.
+        url = URL(str(root).rstrip("/") + path, encoded=True)
+        out.hide(str(url))
+        reply = await out.request("POST", url, json=_render(out))
+        sent = out.check(reply, context=f"{kind} {target!r}", default_delay=_reset(reply))
+        return base.Sent(refs={kind: target}, detail=sent.detail)
 
 
 def _target(recipient: str) -> tuple[str, str]:
@@ -108,28 +82,14 @@ def _target(recipient: str) -> tuple[str, str]:
     if recipient.startswith("@") and name:
         # The API takes a numeric id, an e-mail address, or a mention name *with* its "@".
         return "user", name if "@" in name or _USER_ID.fullmatch(name) else f"@{name}"
-    raise PermanentDeliveryError("hipchat: a recipient must be '#room' or '@user'")
+    raise base.PermanentDeliveryError("hipchat: a recipient must be '#room' or '@user'")
 
 
-def _error_message(body: str) -> str:
-    """HipChat's `{"error": {"message": …}}`, or "" to fall back to a body excerpt."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return ""
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    said = error.get("message") if isinstance(error, dict) else None
-    return _http.excerpt(said) if isinstance(said, str) else ""
-
-
-def _rate_limit_reset(reply: _http.Reply) -> float | None:
+def _reset(reply: _answers.Reply) -> float | None:
     """HipChat's 429 carries `X-Ratelimit-Reset` (epoch seconds) when it has no Retry-After."""
     if reply.status != 429:
         return None
-    raw = _http.header(reply.headers, "X-Ratelimit-Reset") or ""
-    if not raw.isdigit():
-        return None
-    return max(0.0, int(raw) - time.time())
+    return _answers.reset_delay(reply.headers, "X-Ratelimit-Reset", datetime.now(UTC))
 
 
 # bodies (pure)
@@ -140,7 +100,7 @@ def colour(message: Message) -> str:
 
 
 def body_for(
-    kind: str, message: Message, override: Title | None = None, notify: bool = False
+    kind: str, message: Message, override: base.Title | None = None, notify: bool = False
 ) -> dict[str, Any]:
     """`POST /v2/room/{room}/notification` (HTML, coloured) or `/v2/user/{user}/message` (plain
     text reads best in a 1:1 chat)."""
@@ -154,45 +114,47 @@ def body_for(
     return {"message": text(message, override), "message_format": "text", "notify": notify}
 
 
-def html(message: Message, override: Title | None = None) -> str:
+def html(message: Message, override: base.Title | None = None) -> str:
     """Title in bold, the summary, a link, and on failure the failing pods and warnings."""
-    return _fitting(lambda items: _html(message, override, items))
+    return _layout.fit(_ITEMS, lambda items: _html(message, override, items), _fits)
 
 
-def text(message: Message, override: Title | None = None) -> str:
+def text(message: Message, override: base.Title | None = None) -> str:
     """The same content as lines of plain text."""
-    return _fitting(lambda items: _text(message, override, items))
+    return _layout.fit(_ITEMS, lambda items: _text(message, override, items), _fits)
 
 
-def _fitting(build: Callable[[int], str]) -> str:
-    for items in range(MAX_DIAGNOSIS_ITEMS, 0, -1):
-        out = build(items)
-        if len(out) <= MAX_MESSAGE_CHARS:
-            return out
-    return build(0)
+# Pods and warnings shown, from the most to none.
+_ITEMS = range(MAX_DIAGNOSIS_ITEMS, -1, -1)
 
 
-def _html(message: Message, override: Title | None, items: int) -> str:
+def _fits(out: str) -> bool:
+    return len(out) <= MAX_MESSAGE_CHARS
+
+
+def _html(message: Message, override: base.Title | None, items: int) -> str:
     title, summary = _title_and_summary(message, override)
     parts = [f"<b>{_h(title)}</b>"]
     if summary:
         parts.append("<br>" + _h(summary).replace("\n", "<br>"))
-    if _linkable(message.link):
+    if _layout.web_link(message.link, MAX_LINK_CHARS):
         parts.append(f'<br><a href="{_h(message.link)}">{_h(message.ref)}</a>')
     if message.pods:
         pods = [_h(_cut(p.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS)) for p in message.pods]
-        parts.append("<br><b>Failing pods</b>" + _list_html(pods[:items] + _more(pods, items)))
+        parts.append(
+            "<br><b>Failing pods</b>" + _list_html(_layout.listed(pods, items, str, "… {} more"))
+        )
     if message.warnings:
         warnings = [
             _h(_cut(w.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS)) for w in message.warnings
         ]
         parts.append(
-            "<b>Warning events</b>" + _list_html(warnings[:items] + _more(warnings, items))
+            "<b>Warning events</b>" + _list_html(_layout.listed(warnings, items, str, "… {} more"))
         )
     return "".join(parts)
 
 
-def _text(message: Message, override: Title | None, items: int) -> str:
+def _text(message: Message, override: base.Title | None, items: int) -> str:
     title, summary = _title_and_summary(message, override)
     lines = [title]
     if summary:
@@ -201,30 +163,26 @@ def _text(message: Message, override: Title | None, items: int) -> str:
         lines.append(message.link)
     if message.pods:
         pods = [_cut(p.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS) for p in message.pods]
-        lines += ["Failing pods:", *(f"- {pod}" for pod in pods[:items] + _more(pods, items))]
+        lines += [
+            "Failing pods:",
+            *(f"- {pod}" for pod in _layout.listed(pods, items, str, "… {} more")),
+        ]
     if message.warnings:
         warnings = [_cut(w.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS) for w in message.warnings]
-        lines += ["Warning events:", *(f"- {w}" for w in warnings[:items] + _more(warnings, items))]
+        lines += [
+            "Warning events:",
+            *(f"- {w}" for w in _layout.listed(warnings, items, str, "… {} more")),
+        ]
     return "\n".join(lines)
 
 
-def _title_and_summary(message: Message, override: Title | None) -> tuple[str, str]:
-    title, summary = headline(message, override)
+def _title_and_summary(message: Message, override: base.Title | None) -> tuple[str, str]:
+    title, summary = base.headline(message, override)
     return _cut(title), _cut(summary, MAX_SUMMARY_CHARS)
-
-
-def _more(shown_from: Sized, items: int) -> list[str]:
-    hidden = len(shown_from) - items
-    return [f"… {hidden} more"] if hidden > 0 else []
 
 
 def _list_html(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
-
-
-def _linkable(link: str) -> bool:
-    # Only web links become anchors: a `javascript:` href must never be clickable.
-    return link.startswith(("https://", "http://")) and len(link) <= MAX_LINK_CHARS
 
 
 def _h(value: str) -> str:
@@ -235,13 +193,13 @@ def _cut(value: str, limit: int = MAX_VALUE_CHARS) -> str:
     return clip(value, limit)
 
 
-def _render(preview: Preview) -> dict[str, Any]:
-    kind = "room" if preview.recipient.startswith("#") else "user"
-    notify = bool(preview.options.get("notify", False))
-    return body_for(kind, preview.message, preview.override, notify)
+def _render(draft: base.Draft) -> dict[str, Any]:
+    kind = "room" if draft.recipient.startswith("#") else "user"
+    notify = bool(draft.options.get("notify", False))
+    return body_for(kind, draft.message, draft.override, notify)
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     if preview.recipient.startswith("#"):
         what = "a room notification (POST /v2/room/…/notification)"
     else:
@@ -249,10 +207,4 @@ def _preview(preview: Preview) -> list[str]:
     return [f"to {preview.recipient}: {what}", _http.indented(_render(preview))]
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=HipchatProvider,
-    render=_render,
-    preview=_preview,
-    setup="A token with the *Send Notification* (rooms) and *Send Message* (users) scopes.",
-)
+PROVIDER = base.ProviderType(HipchatProvider, _render, _preview)

@@ -14,23 +14,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
+from deploybell.notify.providers import base
 from deploybell.notify.providers._irc_lines import lines
 from deploybell.notify.providers._irc_session import Session
-from deploybell.notify.providers.base import (
-    DeliveryError,
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    TemporaryDeliveryError,
-    Title,
-    mask,
-)
 
 DEFAULT_NICK = "deploybell"
 DEFAULT_PORT = 6667
@@ -110,11 +100,20 @@ RULES = ProviderRules(
         ),
         SecretKey("nickservPassword", "Sent to NickServ as IDENTIFY after connecting."),
     ),
+    setup="No Secret needed for public channels. Control characters are stripped, so manifest "
+    "values cannot inject IRC commands. The nick is cut to the server's `NICKLEN` (servers with "
+    "RFC 1459's limit of 9 refuse `deploybell`, so it becomes `deploybel`) and given a suffix "
+    "(`_`, `_2`, …) while it is in use. `saslPassword` logs in with IRCv3 SASL PLAIN before "
+    "registering (the account is `irc.nick`; a server that offers no SASL is a retried error, a "
+    "refused password a permanent one); `nickservPassword` is sent to NickServ as `IDENTIFY` "
+    "after the welcome. `caFile` may also come from the Secret.",
 )
 
 
 class IrcProvider:
     """Sends each message as one or more NOTICE/PRIVMSG lines over a pooled connection."""
+
+    rules: ClassVar[ProviderRules] = RULES
 
     idle_timeout: float = 60.0
     """Seconds a connection stays open after its last message."""
@@ -141,12 +140,12 @@ class IrcProvider:
         ]
 
     async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None = None
+    ) -> base.Sent:
         try:
             return await self._send(message, destination, override)
-        except DeliveryError as e:
-            raise type(e)(mask(e.message, destination.secret.values()), e.retry_after) from None
+        except base.DeliveryError as e:
+            raise base.masked(e, destination.secret.values()) from None
 
     async def close(self) -> None:
         """QUIT every pooled connection."""
@@ -154,12 +153,12 @@ class IrcProvider:
         await asyncio.gather(*(s.quit("deploybell: closing") for s in sessions), *self._quitting)
 
     async def _send(
-        self, message: Message, destination: Destination, override: Title | None
-    ) -> Sent:
+        self, message: Message, destination: base.Destination, override: base.Title | None
+    ) -> base.Sent:
         try:
             settings = irc_settings(destination.recipient, destination.options, destination.secret)
         except ValueError as e:
-            raise PermanentDeliveryError(f"irc: {e}") from None
+            raise base.PermanentDeliveryError(f"irc: {e}") from None
         self._forget_other_loops()
         lock = self._locks.setdefault(settings.key, asyncio.Lock())
         async with lock:
@@ -181,7 +180,7 @@ class IrcProvider:
                 # Silence on an open socket: the link is wedged or half-open; start afresh.
                 self._sessions.pop(settings.key, None)
                 await session.quit("deploybell: no answer")
-                raise TemporaryDeliveryError(
+                raise base.TemporaryDeliveryError(
                     f"irc: no answer from {session.where} within {self.reply_timeout:g}s"
                 ) from None
             finally:
@@ -189,7 +188,7 @@ class IrcProvider:
                 if session.alive:
                     session.start_idle_timer(self.idle_timeout, lambda: self._expire(session))
         where = f"{channel} on {settings.target.host}"
-        return Sent(
+        return base.Sent(
             refs={"server": session.where, "channel": channel, "nick": session.nickname},
             detail=f"sent {len(texts)} line{'s' if len(texts) != 1 else ''} to {where}",
         )
@@ -240,7 +239,7 @@ class IrcProvider:
             self._quitting = set()
 
 
-def _lines(preview: Preview) -> tuple[IrcSettings, list[str]]:
+def _lines(preview: base.Preview) -> tuple[IrcSettings, list[str]]:
     settings = irc_settings(preview.recipient, preview.options, {})
     texts = lines(
         preview.message,
@@ -252,7 +251,7 @@ def _lines(preview: Preview) -> tuple[IrcSettings, list[str]]:
     return settings, texts
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     settings, texts = _lines(preview)
     target = settings.target
     tls = "with TLS " if target.tls else ""
@@ -269,19 +268,11 @@ def _visible(text: str) -> str:
     return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=IrcProvider,
-    render=lambda preview: _lines(preview)[1],
-    preview=_preview,
-    setup="No Secret needed for public channels. Control characters are stripped, so manifest "
-    "values cannot inject IRC commands. The nick is cut to the server's `NICKLEN` (servers with "
-    "RFC 1459's limit of 9 refuse `deploybell`, so it becomes `deploybel`) and given a suffix "
-    "(`_`, `_2`, …) while it is in use. `saslPassword` logs in with IRCv3 SASL PLAIN before "
-    "registering (the account is `irc.nick`; a server that offers no SASL is a retried error, a "
-    "refused password a permanent one); `nickservPassword` is sent to NickServ as `IDENTIFY` "
-    "after the welcome. `caFile` may also come from the Secret.",
-)
+def _render(preview: base.Preview) -> list[str]:
+    return _lines(preview)[1]
+
+
+PROVIDER = base.ProviderType(IrcProvider, _render, _preview)
 
 
 @dataclass(frozen=True)

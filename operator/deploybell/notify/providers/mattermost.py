@@ -19,21 +19,11 @@ from urllib.parse import quote
 from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
+from deploybell.notify.providers import _answers, _http, base
 from deploybell.notify.providers._mattermost_posts import Post, render, thread_reply
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-)
 
 _NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
 CHANNEL_ID = re.compile(r"[a-z0-9]{26}")
-_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it goes into a header
 # A patch of a post that is gone (deleted, or never this bot's) answers these: post anew.
 _PATCH_IMPOSSIBLE = frozenset({403, 404})
 
@@ -85,57 +75,51 @@ RULES = ProviderRules(
     secret_needs=(frozenset({"webhookUrl"}), frozenset({"token", "url"})),
     edits_in_place=True,
     threads=True,
+    setup="Either an incoming webhook (Integrations > Incoming Webhooks; allow username and icon "
+    "overrides for `username`/`iconUrl`), or a bot account's access token with the server URL "
+    "(keys `token` and `url`): the bot must be a member of each `#team/channel` it posts to.",
 )
 
 
 class MattermostProvider(_http.HttpProvider):
     """Posts through the shared HTTP session: REST API v4 or an incoming webhook."""
 
-    kind = "mattermost"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        secret = destination.secret
-        token, url = secret.get("token", "").strip(), secret.get("url", "").strip()
-        if token and url:
-            return await _RestCall(self._http, destination, token, url).send(message, override)
-        webhook = _http.http_url(
-            secret.get("webhookUrl", ""), "mattermost: Secret key 'webhookUrl'"
-        )
-        body = render(message, override).webhook_body(destination.recipient, destination.options)
-        secrets = _http.secrets_of(secret, str(webhook))
-        reply = await self._http.post(webhook, secrets, json=body)
-        sent = _classify(reply, secrets, context=destination.recipient or "the webhook's channel")
-        return Sent(detail=f"webhook: {sent.detail}")
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        secret = out.destination.secret
+        if secret.get("token", "").strip() and secret.get("url", "").strip():
+            return await _RestCall(out).send()
+        webhook = out.url("webhookUrl")
+        body = render(out.message, out.override).webhook_body(out.recipient, out.options)
+        reply = await out.request("POST", webhook, json=body)
+        sent = _check(out, reply, out.recipient or "the webhook's channel")
+        return base.Sent(detail=f"webhook: {sent.detail}")
 
 
 class _RestCall:
     """One message through the REST API v4: resolve the channel, post, or patch and reply."""
 
-    def __init__(self, http: _http.HttpSession, destination: Destination, token: str, url: str):
-        if not _TOKEN.fullmatch(token):
-            raise PermanentDeliveryError("mattermost: Secret key 'token' must be one word")
-        self.http = http
-        self.destination = destination
-        self.base = _http.http_url(url, "mattermost: Secret key 'url'")
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.secrets = _http.secrets_of(destination.secret)
+    def __init__(self, out: _http.Outgoing):
+        out.headers["Authorization"] = f"Bearer {out.word('token')}"
+        self.out = out
+        self.base = out.url("url")
 
-    async def send(self, message: Message, override: Title | None) -> Sent:
+    async def send(self) -> base.Sent:
+        message, override = self.out.message, self.out.override
         post = render(message, override)
-        previous = self.destination.previous
+        previous = self.out.previous
         channel, root = str(previous.get("channel", "")), str(previous.get("post", ""))
-        threads = bool(self.destination.options.get("threads", True))
+        threads = bool(self.out.options.get("threads", True))
         if message.event != "start" and threads and channel and root:
             if await self._patch(root, post):
                 reply = await self._post(channel, thread_reply(message, override), root=root)
                 refs = {"channel": channel, "post": root, "reply": reply}
-                return Sent(refs=refs, detail=f"updated post {root} and replied in its thread")
+                return base.Sent(refs=refs, detail=f"updated post {root} and replied in its thread")
         else:
-            channel = await self._channel(self.destination.recipient)
+            channel = await self._channel(self.out.recipient)
         posted = await self._post(channel, post.message, props=post.props())
-        return Sent(refs={"channel": channel, "post": posted}, detail=f"posted {posted}")
+        return base.Sent(refs={"channel": channel, "post": posted}, detail=f"posted {posted}")
 
     async def _channel(self, recipient: str) -> str:
         """The channel id for `#team/channel`, `#<id>` or `@user` (a direct channel)."""
@@ -154,10 +138,10 @@ class _RestCall:
             )
             return str(direct["id"])
         if not recipient:
-            raise PermanentDeliveryError(
+            raise base.PermanentDeliveryError(
                 "mattermost: the REST API (Secret keys token and url) needs at least one recipient"
             )
-        raise PermanentDeliveryError(
+        raise base.PermanentDeliveryError(
             "mattermost: the REST API needs a recipient '#team/channel', '#<channel id>' or "
             f"'@user', got {recipient!r}"
         )
@@ -179,42 +163,39 @@ class _RestCall:
         )
         if reply.status in _PATCH_IMPOSSIBLE:
             return False
-        _classify(reply, self.secrets, context=f"post {post_id}")
+        _check(self.out, reply, f"post {post_id}")
         return True
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, context: str
     ) -> dict[str, Any]:
         reply = await self._request(method, path, body)
-        _classify(reply, self.secrets, context=context)
+        _check(self.out, reply, context)
         answer = reply.json()
         if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
-            raise PermanentDeliveryError(f"mattermost: {method} {path}: the answer has no id")
+            raise base.PermanentDeliveryError(f"mattermost: {method} {path}: the answer has no id")
         return answer
 
-    async def _request(self, method: str, path: str, body: Any = None) -> _http.Reply:
+    async def _request(self, method: str, path: str, body: Any = None) -> _answers.Reply:
         url = URL(str(self.base).rstrip("/") + "/api/v4/" + path, encoded=True)
-        return await self.http.request(method, url, self.secrets, headers=self.headers, json=body)
+        return await self.out.request(method, url, json=body)
 
 
-def _classify(reply: _http.Reply, secrets: list[str], *, context: str) -> Sent:
+def _check(out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sent:
     """The shared classification; a 429 without Retry-After waits for `X-Ratelimit-Reset`."""
-    return _http.outcome(
-        reply, "mattermost", secrets, context=context, default_delay=_reset_seconds(reply)
-    )
+    return out.check(reply, context=context, default_delay=_reset_seconds(reply))
 
 
-def _reset_seconds(reply: _http.Reply) -> float | None:
+def _reset_seconds(reply: _answers.Reply) -> float | None:
     """Mattermost's rate limiter says in `X-Ratelimit-Reset` how many seconds are left."""
-    raw = (_http.header(reply.headers, "X-Ratelimit-Reset") or "").strip()
-    return float(raw) if reply.status == 429 and raw.isdigit() else None
+    return _answers.seconds(reply.headers, "X-Ratelimit-Reset") if reply.status == 429 else None
 
 
-def _render(preview: Preview) -> dict[str, Any]:
+def _render(preview: base.Preview) -> dict[str, Any]:
     return render(preview.message, preview.override).rest_body("<channel id>")
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     message, override = preview.message, preview.override
     post = render(message, override)
     out = [
@@ -227,22 +208,11 @@ def _preview(preview: Preview) -> list[str]:
         "an incoming webhook gets the same message and attachment as `text` and `attachments`"
         + (f", with {json.dumps(extra, ensure_ascii=False)}" if extra else "")
     )
-    if message.event != "start" and preview.options.get("threads", True):
-        out += [
-            "",
-            "with a bot token, after this run's start post: that post is updated in place",
-            "(PUT /api/v4/posts/<id>/patch) and this reply is posted in its thread (root_id):",
-            thread_reply(message, override),
-        ]
-    return out
+    return out + preview.update_and_reply(
+        "post",
+        "(PUT /api/v4/posts/<id>/patch) and this reply is posted in its thread (root_id):",
+        thread_reply(message, override),
+    )
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=MattermostProvider,
-    render=_render,
-    preview=_preview,
-    setup="Either an incoming webhook (Integrations > Incoming Webhooks; allow username and icon "
-    "overrides for `username`/`iconUrl`), or a bot account's access token with the server URL "
-    "(keys `token` and `url`): the bot must be a member of each `#team/channel` it posts to.",
-)
+PROVIDER = base.ProviderType(MattermostProvider, _render, _preview)

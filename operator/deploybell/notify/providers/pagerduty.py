@@ -16,17 +16,8 @@ from typing import Any
 from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
+from deploybell.notify.providers import _http, base
 from deploybell.notify.providers._pagerduty_events import requests
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-)
 
 DEFAULT_API_URL = "https://events.pagerduty.com"
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -60,60 +51,43 @@ RULES = ProviderRules(
         SecretKey("apiUrl", "Another Events API base URL (EU accounts, proxies).", sensitive=False),
     ),
     secret_needs=(frozenset({"routingKey"}),),
+    setup="Add an *Events API v2* integration to the PagerDuty service and put its integration "
+    "key in `routingKey`.",
 )
 
 
 class PagerdutyProvider(_http.HttpProvider):
     """Posts events through the shared HTTP session."""
 
-    kind = "pagerduty"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        secret = destination.secret
-        key = secret.get("routingKey", "").strip()
-        if not key or any(c.isspace() for c in key):
-            raise PermanentDeliveryError("pagerduty: Secret key 'routingKey' must be one word")
-        base = _http.http_url(secret.get("apiUrl", "") or DEFAULT_API_URL, "pagerduty: apiUrl")
-        secrets = _http.secrets_of(secret)
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        key = out.word("routingKey")
+        root = out.url("apiUrl", DEFAULT_API_URL)
         refs: dict[str, str] = {}
         done = []
-        for request in requests(message, override, destination.options, key):
-            url = URL(str(base).rstrip("/") + request.path, encoded=True)
-            reply = await self._http.post(url, secrets, json=request.body)
-            _http.outcome(
-                reply,
-                "pagerduty",
-                secrets,
-                context=request.what,
-                default_delay=RATE_LIMIT_DELAY if reply.status == 429 else None,
-            )
+        for request in requests(out.message, out.override, out.options, key):
+            url = URL(str(root).rstrip("/") + request.path, encoded=True)
+            reply = await out.request("POST", url, json=request.body)
+            delay = RATE_LIMIT_DELAY if reply.status == 429 else None
+            out.check(reply, context=request.what, default_delay=delay)
             answer = reply.json()
             if request.alert and isinstance(answer, dict) and answer.get("dedup_key"):
                 refs["dedup_key"] = str(answer["dedup_key"])
             done.append(request.what)
-        return Sent(refs=refs, detail="accepted: " + ", ".join(done))
+        return base.Sent(refs=refs, detail="accepted: " + ", ".join(done))
 
 
-def _render(preview: Preview) -> list[dict[str, Any]]:
+def _render(preview: base.Preview) -> list[dict[str, Any]]:
     calls = requests(preview.message, preview.override, preview.options, "<routingKey>")
     return [{"path": call.path, "body": call.body} for call in calls]
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     out = []
     for call in requests(preview.message, preview.override, preview.options, "<routingKey>"):
         out += [f"POST {call.path} ({call.what})", _http.indented(call.body)]
     return out
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=PagerdutyProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=True,
-    setup="Add an *Events API v2* integration to the PagerDuty service and put its integration "
-    "key in `routingKey`.",
-)
+PROVIDER = base.ProviderType(PagerdutyProvider, _render, _preview)

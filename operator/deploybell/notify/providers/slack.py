@@ -13,19 +13,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
+from deploybell.notify.providers import _http, base
 from deploybell.notify.providers._slack_blocks import render, thread_reply
-from deploybell.notify.providers.base import (
-    DeliveryError,
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    TemporaryDeliveryError,
-    Title,
-    mask,
-)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -58,6 +47,10 @@ RULES = ProviderRules(
     secret_needs=(frozenset({"token"}), frozenset({"webhookUrl"})),
     edits_in_place=True,
     threads=True,
+    setup="Create a Slack app with a bot token and the scopes `chat:write` (plus "
+    "`chat:write.public` for channels the bot has not joined) and, for `@email` recipients, "
+    "`users:read` and `users:read.email`. An incoming-webhook URL also works (the webhook's "
+    "channel; no updates in place).",
 )
 
 # Slack errors that will not go away by retrying: a human must fix the token, channel or app.
@@ -94,87 +87,77 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 class SlackProvider(_http.HttpProvider):
     """Sends run events to Slack with slack_sdk, over the shared HTTP session."""
 
-    kind = "slack"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        secrets = [value for value in destination.secret.values() if value]
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
         try:
-            token, webhook_url, api_url, threads = _settings(destination)
+            token, webhook_url, api_url, threads = _settings(out.destination)
             if token:
-                return await self._send_with_token(
-                    message, destination, override, token, api_url, threads
-                )
-            return await self._send_to_webhook(message, override, webhook_url)
-        except DeliveryError as e:
-            raise type(e)(mask(e.message, secrets), e.retry_after) from None
+                return await self._send_with_token(out, token, api_url, threads)
+            return await self._send_to_webhook(out.message, out.override, webhook_url)
+        except base.DeliveryError as e:
+            raise base.masked(e, out.secrets) from None
         except SlackApiError as e:
-            raise _api_error(e, secrets) from None
+            raise _api_error(e, out.secrets) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            text = mask(f"slack: cannot reach Slack: {type(e).__name__}: {e}", secrets)
-            raise TemporaryDeliveryError(text) from None
+            text = base.mask(f"slack: cannot reach Slack: {type(e).__name__}: {e}", out.secrets)
+            raise base.TemporaryDeliveryError(text) from None
         except SlackClientError as e:
-            text = mask(f"slack: client error: {type(e).__name__}: {e}", secrets)
-            raise PermanentDeliveryError(text) from None
+            text = base.mask(f"slack: client error: {type(e).__name__}: {e}", out.secrets)
+            raise base.PermanentDeliveryError(text) from None
 
     async def _send_with_token(
-        self,
-        message: Message,
-        destination: Destination,
-        override: Title | None,
-        token: str,
-        api_url: str,
-        threads: bool,
-    ) -> Sent:
+        self, out: _http.Outgoing, token: str, api_url: str, threads: bool
+    ) -> base.Sent:
+        message, override = out.message, out.override
         # retry_handlers=[]: the outbox schedules retries (and honours Retry-After) itself.
         client = AsyncWebClient(
             token=token, base_url=api_url, session=self._http.client(), retry_handlers=[]
         )
         payload = render(message, override).as_payload()
-        channel, parent = destination.previous.get("channel"), destination.previous.get("ts")
+        channel, parent = out.previous.get("channel"), out.previous.get("ts")
         follow_up = message.event != "start" and threads and channel and parent
         if follow_up and await _update_in_place(client, str(channel), str(parent), payload):
             reply = await client.chat_postMessage(
                 channel=str(channel), thread_ts=str(parent), text=thread_reply(message, override)
             )
             refs = {"channel": str(channel), "ts": str(parent), "reply_ts": str(reply["ts"])}
-            return Sent(refs=refs, detail=f"updated {channel} {parent} and replied in thread")
-        target = await _resolve(client, destination.recipient)
+            return base.Sent(refs=refs, detail=f"updated {channel} {parent} and replied in thread")
+        target = await _resolve(client, out.recipient)
         posted = await client.chat_postMessage(
             channel=target, unfurl_links=False, unfurl_media=False, **payload
         )
         refs = {"channel": str(posted["channel"]), "ts": str(posted["ts"])}
-        return Sent(refs=refs, detail=f"posted to {refs['channel']} at {refs['ts']}")
+        return base.Sent(refs=refs, detail=f"posted to {refs['channel']} at {refs['ts']}")
 
     async def _send_to_webhook(
-        self, message: Message, override: Title | None, webhook_url: str
-    ) -> Sent:
+        self, message: Message, override: base.Title | None, webhook_url: str
+    ) -> base.Sent:
         client = AsyncWebhookClient(url=webhook_url, session=self._http.client(), retry_handlers=[])
         response = await client.send_dict(render(message, override).as_payload())
         if response.status_code == 200:
-            return Sent(detail=response.body or "ok")
+            return base.Sent(detail=response.body or "ok")
         error = (
             f"slack: incoming webhook answered HTTP {response.status_code}: {response.body[:200]}"
         )
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = _retry_after(response.headers)
-            raise TemporaryDeliveryError(error, retry_after)
-        raise PermanentDeliveryError(error)
+            raise base.TemporaryDeliveryError(error, retry_after)
+        raise base.PermanentDeliveryError(error)
 
 
-def _settings(destination: Destination) -> tuple[str, str, str, bool]:
+def _settings(destination: base.Destination) -> tuple[str, str, str, bool]:
     """Validate the Secret and `slack` options: (token, webhookUrl, apiUrl, threads)."""
     secret = destination.secret
     token = secret.get("token", "").strip()
     webhook_url = secret.get("webhookUrl", "").strip()
     api_url = secret.get("apiUrl", "").strip() or DEFAULT_API_URL
     if not token and not webhook_url:
-        raise PermanentDeliveryError("slack: the Secret needs the key `token` or `webhookUrl`")
+        raise base.PermanentDeliveryError("slack: the Secret needs the key `token` or `webhookUrl`")
     if not token and not webhook_url.startswith(("https://", "http://")):
-        raise PermanentDeliveryError("slack: Secret key `webhookUrl` must be an http(s) URL")
+        raise base.PermanentDeliveryError("slack: Secret key `webhookUrl` must be an http(s) URL")
     if not api_url.startswith(("https://", "http://")):
-        raise PermanentDeliveryError("slack: Secret key `apiUrl` must be an http(s) URL")
+        raise base.PermanentDeliveryError("slack: Secret key `apiUrl` must be an http(s) URL")
     threads = bool(destination.options.get("threads", True))
     # slack_sdk joins method names onto the base URL, which must end with a slash.
     return token, webhook_url, api_url if api_url.endswith("/") else api_url + "/", threads
@@ -191,13 +174,13 @@ async def _resolve(client: AsyncWebClient, recipient: str) -> str:
         found = await client.users_lookupByEmail(email=name)
         user = found.get("user") or {}
         if not user.get("id"):
-            raise PermanentDeliveryError(f"slack: no user id for {recipient}")
+            raise base.PermanentDeliveryError(f"slack: no user id for {recipient}")
         return str(user["id"])
     if kind == "@" and name:
-        raise PermanentDeliveryError(
+        raise base.PermanentDeliveryError(
             f"slack: recipient {recipient!r} must be a user ID (@U…) or an e-mail address"
         )
-    raise PermanentDeliveryError(f"slack: recipient {recipient!r} must be #channel or @user")
+    raise base.PermanentDeliveryError(f"slack: recipient {recipient!r} must be #channel or @user")
 
 
 async def _update_in_place(
@@ -228,47 +211,38 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
     return None
 
 
-def _api_error(error: SlackApiError, secrets: list[str]) -> DeliveryError:
+def _api_error(error: SlackApiError, secrets: list[str]) -> base.DeliveryError:
     """Classify a Web API failure; the message names the method and Slack's error code only."""
     response = error.response
     status = int(getattr(response, "status_code", 0) or 0)
     code = _error_code(error) or "no error code"
     url = str(getattr(response, "api_url", ""))
     method = url.rstrip("/").rsplit("/", 1)[-1] or "call"
-    text = mask(f"slack: {method} failed: {code} (HTTP {status})", secrets)
+    text = base.mask(f"slack: {method} failed: {code} (HTTP {status})", secrets)
     if status == 429 or code == "ratelimited":
-        return TemporaryDeliveryError(text, _retry_after(getattr(response, "headers", None)))
+        return base.TemporaryDeliveryError(text, _retry_after(getattr(response, "headers", None)))
     if code in PERMANENT_ERRORS:
-        return PermanentDeliveryError(text)
+        return base.PermanentDeliveryError(text)
     if status >= 500 or code in TEMPORARY_ERRORS or status == 0:
-        return TemporaryDeliveryError(text)
-    return PermanentDeliveryError(text)
+        return base.TemporaryDeliveryError(text)
+    return base.PermanentDeliveryError(text)
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     message, override = preview.message, preview.override
     out = [
         f"to {preview.recipient}: chat.postMessage (an incoming webhook gets the same body)",
-        _http.indented(render(message, override).as_payload()),
+        _http.indented(_render(preview)),
     ]
-    if message.event != "start" and preview.options.get("threads", True):
-        out += [
-            "",
-            "with a bot token, after this run's start message: that message is updated in place",
-            "with the body above (chat.update), and this reply is posted in its thread:",
-            thread_reply(message, override),
-        ]
-    return out
+    return out + preview.update_and_reply(
+        "message",
+        "with the body above (chat.update), and this reply is posted in its thread:",
+        thread_reply(message, override),
+    )
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=SlackProvider,
-    render=lambda preview: render(preview.message, preview.override).as_payload(),
-    preview=_preview,
-    preview_once=True,
-    setup="Create a Slack app with a bot token and the scopes `chat:write` (plus "
-    "`chat:write.public` for channels the bot has not joined) and, for `@email` recipients, "
-    "`users:read` and `users:read.email`. An incoming-webhook URL also works (the webhook's "
-    "channel; no updates in place).",
-)
+def _render(draft: base.Draft) -> dict[str, Any]:
+    return render(draft.message, draft.override).as_payload()
+
+
+PROVIDER = base.ProviderType(SlackProvider, _render, _preview, preview_once=True)

@@ -12,17 +12,8 @@ from typing import Any
 from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
+from deploybell.notify.providers import _answers, _http, base
 from deploybell.notify.providers._telegram_html import render
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-)
 
 DEFAULT_API_URL = "https://api.telegram.org"
 _TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
@@ -57,47 +48,45 @@ RULES = ProviderRules(
     ),
     secret_needs=(frozenset({"token"}),),
     edits_in_place=True,
+    setup="Create a bot with @BotFather and add it to each group (or as an administrator to "
+    "each channel) it posts to; a group's chat id is shown by the Bot API's `getUpdates`.",
 )
 
 
 class TelegramProvider(_http.HttpProvider):
     """Sends through the shared HTTP session; the token is masked in every error."""
 
-    kind = "telegram"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        secret = destination.secret
-        token = secret.get("token", "").strip()
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        token = out.destination.secret.get("token", "").strip()
         if not _TOKEN.fullmatch(token):
-            raise PermanentDeliveryError(
+            raise base.PermanentDeliveryError(
                 "telegram: Secret key 'token' must be a bot token like 123456:ABC-DEF…"
             )
-        base = _http.http_url(secret.get("apiUrl", "") or DEFAULT_API_URL, "telegram: apiUrl")
-        bot = _Bot(self._http, base, token, _http.secrets_of(secret))
-        text = render(message, override)
-        silent = bool(destination.options.get("silent", False))
-        chat, message_id = destination.previous.get("chat"), destination.previous.get("message")
-        if message.event != "start" and chat and message_id:
+        bot = _Bot(out, out.url("apiUrl", DEFAULT_API_URL), token)
+        text = render(out.message, out.override)
+        chat, message_id = out.previous.get("chat"), out.previous.get("message")
+        if out.message.event != "start" and chat and message_id:
             edited = await bot.edit(str(chat), str(message_id), text)
             if edited is not None:
-                return Sent(refs={"chat": str(chat), "message": str(message_id)}, detail=edited)
-        result = await bot.call("sendMessage", _body(destination.recipient, text, silent))
+                return base.Sent(
+                    refs={"chat": str(chat), "message": str(message_id)}, detail=edited
+                )
+        result = await bot.call("sendMessage", _render(out))
         refs = {"chat": str(result["chat"]["id"]), "message": str(result["message_id"])}
-        return Sent(refs=refs, detail=f"sent message {refs['message']} to chat {refs['chat']}")
+        return base.Sent(refs=refs, detail=f"sent message {refs['message']} to chat {refs['chat']}")
 
 
 class _Bot:
     """Bot API calls for one token."""
 
-    def __init__(self, http: _http.HttpSession, base: URL, token: str, secrets: list[str]):
-        self.http, self.base, self.token, self.secrets = http, base, token, secrets
+    def __init__(self, out: _http.Outgoing, root: URL, token: str):
+        self.out, self.root, self.token = out, root, token
 
     async def edit(self, chat: str, message_id: str, text: str) -> str | None:
         """The edit's detail, or None when the start message cannot be edited."""
         body = {**_body(chat, text), "message_id": int(message_id)}
-        body.pop("disable_notification", None)
         reply = await self._request("editMessageText", body)
         said = str((reply.json() or {}).get("description", "")).lower()
         if reply.status == 400 and _UNCHANGED in said:
@@ -113,21 +102,15 @@ class _Bot:
         answer = reply.json()
         result = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(result, dict) or not isinstance(result.get("chat"), dict):
-            raise PermanentDeliveryError(f"telegram: {method}: the answer has no message")
+            raise base.PermanentDeliveryError(f"telegram: {method}: the answer has no message")
         return result
 
-    async def _request(self, method: str, body: dict[str, Any]) -> _http.Reply:
-        url = URL(f"{str(self.base).rstrip('/')}/bot{self.token}/{method}", encoded=True)
-        return await self.http.post(url, self.secrets, json=body)
+    async def _request(self, method: str, body: dict[str, Any]) -> _answers.Reply:
+        url = URL(f"{str(self.root).rstrip('/')}/bot{self.token}/{method}", encoded=True)
+        return await self.out.request("POST", url, json=body)
 
-    def _check(self, reply: _http.Reply, method: str, chat: str) -> None:
-        _http.outcome(
-            reply,
-            "telegram",
-            self.secrets,
-            context=f"{method} to chat {chat}",
-            explain=_explain(reply),
-        )
+    def _check(self, reply: _answers.Reply, method: str, chat: str) -> None:
+        self.out.check(reply, context=f"{method} to chat {chat}", explain=_explain(reply))
 
 
 def _body(chat: str, text: str, silent: bool = False) -> dict[str, Any]:
@@ -142,12 +125,12 @@ def _body(chat: str, text: str, silent: bool = False) -> dict[str, Any]:
     return body
 
 
-def _explain(reply: _http.Reply) -> str:
+def _explain(reply: _answers.Reply) -> str:
     """Telegram's `description`, and where a group went when it became a supergroup."""
     answer = reply.json()
     if not isinstance(answer, dict):
         return ""
-    said = _http.vendor_message(answer)
+    said = _answers.vendor_message(answer)
     parameters = answer.get("parameters")
     moved = parameters.get("migrate_to_chat_id") if isinstance(parameters, dict) else None
     if isinstance(moved, int):
@@ -155,12 +138,12 @@ def _explain(reply: _http.Reply) -> str:
     return said
 
 
-def _render(preview: Preview) -> dict[str, Any]:
-    silent = bool(preview.options.get("silent", False))
-    return _body(preview.recipient or "0", render(preview.message, preview.override), silent)
+def _render(draft: base.Draft) -> dict[str, Any]:
+    silent = bool(draft.options.get("silent", False))
+    return _body(draft.recipient or "0", render(draft.message, draft.override), silent)
 
 
-def _preview(preview: Preview) -> list[str]:
+def _preview(preview: base.Preview) -> list[str]:
     out = [
         f"to {preview.recipient}: POST /bot<token>/sendMessage",
         _http.indented(_render(preview)),
@@ -173,12 +156,4 @@ def _preview(preview: Preview) -> list[str]:
     return out
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=TelegramProvider,
-    render=_render,
-    preview=_preview,
-    preview_once=False,
-    setup="Create a bot with @BotFather and add it to each group (or as an administrator to "
-    "each channel) it posts to; a group's chat id is shown by the Bot API's `getUpdates`.",
-)
+PROVIDER = base.ProviderType(TelegramProvider, _render, _preview)

@@ -15,16 +15,7 @@ from urllib.parse import quote
 from deploybell.api.errors import SpecError, as_mapping, shown
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _http
-from deploybell.notify.providers.base import (
-    Destination,
-    PermanentDeliveryError,
-    Preview,
-    ProviderType,
-    Sent,
-    Title,
-    headline,
-)
+from deploybell.notify.providers import _http, base
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 SIGNATURE_HEADER = "X-Deploybell-Signature"
@@ -70,33 +61,30 @@ RULES = ProviderRules(
         SecretKey("headers", "More headers: a JSON object or one `Name: value` per line."),
     ),
     secret_needs=(frozenset({"url"}),),
+    setup="Any endpoint that accepts a JSON POST; verify `X-Deploybell-Signature` with the "
+    "shared `hmacKey` and drop repeats by the CloudEvent `id` (the idempotency key).",
 )
 
 
 class WebhookProvider(_http.HttpProvider):
     """Sends each message as one CloudEvents 1.0 JSON request (structured mode)."""
 
-    kind = "webhook"
+    rules = RULES
 
-    async def send(
-        self, message: Message, destination: Destination, override: Title | None = None
-    ) -> Sent:
-        secret = destination.secret
-        url = _http.http_url(secret.get("url", ""), "webhook: Secret key 'url'")
-        body = serialize(message, override, now=datetime.now(UTC))
-        headers = request_headers(destination)
-        if key := secret.get("hmacKey", "").strip():
+    async def deliver(self, out: _http.Outgoing) -> base.Sent:
+        url = out.url("url")
+        body = serialize(out.message, out.override, now=datetime.now(UTC))
+        headers = request_headers(out.destination)
+        if key := out.destination.secret.get("hmacKey", "").strip():
             headers[SIGNATURE_HEADER] = signature(body, key)
-        secrets = _http.secrets_of(secret, str(url))
-        reply = await self._http.post(url, secrets, headers=headers, data=body)
-        return _http.outcome(reply, "webhook", secrets)
+        return out.check(await out.request("POST", url, headers=headers, data=body))
 
 
 # the request (pure)
 
 
 def event(
-    message: Message, override: Title | None = None, now: datetime | None = None
+    message: Message, override: base.Title | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """The CloudEvent as a dict; `time` is the run's time, else `now`, else absent."""
     cloud_event: dict[str, Any] = {
@@ -121,15 +109,15 @@ def source(message: Message) -> str:
     return f"/deploybell/{cluster}/namespaces/{namespace}/deployjobs/{job}"
 
 
-def data(message: Message, override: Title | None = None) -> dict[str, Any]:
+def data(message: Message, override: base.Title | None = None) -> dict[str, Any]:
     """The message model; a template's title and text replace `title` and `summary`."""
     payload = message.as_data()
-    payload["title"], payload["summary"] = headline(message, override)
+    payload["title"], payload["summary"] = base.headline(message, override)
     return payload
 
 
 def serialize(
-    message: Message, override: Title | None = None, now: datetime | None = None
+    message: Message, override: base.Title | None = None, now: datetime | None = None
 ) -> bytes:
     """The serialized event: UTF-8 JSON, never assembled from strings."""
     text = json.dumps(event(message, override, now), ensure_ascii=False, default=str)
@@ -144,7 +132,7 @@ def signature(body: bytes, key: str) -> str:
     return f"sha256={digest}"
 
 
-def request_headers(destination: Destination) -> dict[str, str]:
+def request_headers(destination: base.Destination) -> dict[str, str]:
     """Option-block headers, then the Secret's, then Authorization; Content-Type always ours."""
     headers: dict[str, str] = {}
     _merge(headers, destination.options.get("headers") or {}, "option 'webhook.headers'")
@@ -164,9 +152,9 @@ def parse_headers(raw: str) -> dict[str, str]:
         try:
             parsed = json.loads(raw)
         except ValueError:
-            raise PermanentDeliveryError(f"{where} is not a valid JSON object") from None
+            raise base.PermanentDeliveryError(f"{where} is not a valid JSON object") from None
         if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
-            raise PermanentDeliveryError(f"{where} must map header names to strings")
+            raise base.PermanentDeliveryError(f"{where} must map header names to strings")
         return parsed
     headers: dict[str, str] = {}
     for number, line in enumerate(raw.splitlines(), start=1):
@@ -174,7 +162,7 @@ def parse_headers(raw: str) -> dict[str, str]:
             continue
         name, colon, value = line.partition(":")
         if not colon:
-            raise PermanentDeliveryError(f"{where}: line {number} is not 'Name: value'")
+            raise base.PermanentDeliveryError(f"{where}: line {number} is not 'Name: value'")
         headers[name.strip()] = value.strip()
     return headers
 
@@ -183,10 +171,10 @@ def _merge(headers: dict[str, str], extra: Mapping[str, object], where: str) -> 
     try:
         checked = _check_headers(as_mapping(extra, where), where)
     except SpecError as e:  # names the header, never its value
-        raise PermanentDeliveryError(f"webhook: {e}") from None
+        raise base.PermanentDeliveryError(f"webhook: {e}") from None
     for name, value in checked.items():
         if not isinstance(value, str):
-            raise PermanentDeliveryError(f"webhook: {where}: the value of {name} must be text")
+            raise base.PermanentDeliveryError(f"webhook: {where}: the value of {name} must be text")
         # Replace case-insensitively so a later source wins instead of sending both.
         for existing in [k for k in headers if k.lower() == name.lower()]:
             del headers[existing]
@@ -201,12 +189,12 @@ def _rfc3339(now: datetime | None) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _render(preview: Preview) -> dict[str, Any]:
+def _render(preview: base.Preview) -> dict[str, Any]:
     return event(preview.message, preview.override, now=_http.preview_time(preview.message))
 
 
-def _preview(preview: Preview) -> list[str]:
-    destination = Destination(type="webhook", recipient="", options=preview.options, secret={})
+def _preview(preview: base.Preview) -> list[str]:
+    destination = base.Destination(type="webhook", recipient="", options=preview.options, secret={})
     return [
         "POST <the Secret's url> (the body is sent compact; indented here)",
         *(f"{k}: {v}" for k, v in request_headers(destination).items()),
@@ -217,11 +205,4 @@ def _preview(preview: Preview) -> list[str]:
     ]
 
 
-PROVIDER = ProviderType(
-    rules=RULES,
-    sender=WebhookProvider,
-    render=_render,
-    preview=_preview,
-    setup="Any endpoint that accepts a JSON POST; verify `X-Deploybell-Signature` with the "
-    "shared `hmacKey` and drop repeats by the CloudEvent `id` (the idempotency key).",
-)
+PROVIDER = base.ProviderType(WebhookProvider, _render, _preview)
