@@ -36,6 +36,18 @@ def parse(argv: list[str] | None = None) -> Config:
         default=0,
         help="what-if: run the operator with this many threads in asyncio's default executor",
     )
+    parser.add_argument("--scale-jobs", type=int, default=defaults.scale_jobs)
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="what-if: the operator with tracemalloc; logs-*/memory.txt says what holds memory",
+    )
+    parser.add_argument(
+        "--flux-sizes",
+        default=",".join(map(str, defaults.flux_sizes)),
+        help="Deployments in one Flux Kustomization, comma-separated; empty: no Flux "
+        "(default %(default)s)",
+    )
     parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
     parser.add_argument(
         "--no-profile",
@@ -54,6 +66,9 @@ def parse(argv: list[str] | None = None) -> Config:
         restart_reps=args.restart_reps,
         quiet_seconds=args.quiet_seconds,
         operator_threads=args.operator_threads,
+        scale_jobs=args.scale_jobs,
+        trace_memory=args.trace_memory,
+        flux_sizes=tuple(int(s) for s in args.flux_sizes.split(",") if s.strip()),
         out_dir=args.out_dir,
         profile=args.profile,
     )

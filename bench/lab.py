@@ -54,6 +54,16 @@ class Config:
 
     out_dir: Path = ROOT / "bench" / "results"
 
+    trace_memory: bool = False
+    """A what-if: the operator with tracemalloc, reporting what holds its memory (bench.memory)."""
+
+    scale_jobs: int = 10_000
+    """DeployJobs in place for the last restart and idle figures (0: skip); those beyond the
+    ones that ran get a copy of a finished run's status (bench/scale.py)."""
+
+    flux_sizes: tuple[int, ...] = (10, 100, 1000)
+    """Deployments in one Flux Kustomization, once each, after everything else (empty: no Flux)."""
+
     profile: bool = True
     """Record the operator with py-spy during the largest size's run (skipped, with a note,
     when py-spy is missing or may not attach)."""
@@ -156,7 +166,9 @@ def delete_jobs(lab: Lab, namespace: str, timeout: float = 300) -> float:
     try:
         lab.api.request("DELETE", deployjobs_path(namespace))
     except ApiError as e:
-        if e.status != 404:
+        # 0: no answer within the client's timeout, the server still deleting (a thousand
+        # DeployJobs take longer than one request may): wait for them below as for the others.
+        if e.status not in (0, 404):
             raise
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

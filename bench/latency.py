@@ -9,6 +9,7 @@ from typing import Any
 from bench import audit, stats, timeline
 from bench.cluster import BARE_USER, OPERATOR_USER
 from bench.lab import Lab, create_jobs, wait_settled, wait_until
+from bench.procstats import UsageWindow
 from bench.rollout import KubectlRollouts
 from bench.watch import Key
 
@@ -52,6 +53,8 @@ def measure_size(lab: Lab, namespace: str, size: int) -> dict[str, Any]:
         "end_to_end_ratio_p50": stats.median(k["end_to_end_ratio_p50"] for k in kubectl),
         "pipeline": reps[-1].get("pipeline", []),
         "writes_per_run": stats.median(r["api"].get("writes_per_run") for r in reps),
+        "cpu_seconds": stats.median((r.get("usage") or {}).get("cpu_seconds") for r in reps),
+        "rss_peak_mib": stats.median((r.get("usage") or {}).get("rss_peak_mib") for r in reps),
         "requests_per_run": stats.median(r["api"].get("requests_per_run") for r in reps),
     }
 
@@ -69,12 +72,13 @@ def run_rep(lab: Lab, namespace: str, size: int, rep: int, kubectl: int) -> dict
     mark = lab.audit.mark() if lab.audit else None
     began = time.monotonic()
     try:
-        sent = create_jobs(lab.api, namespace, names, label)
-        created = time.monotonic()
-        wait_for_event(lab, namespace, names, "success", 1, timeout=120 + size * 0.6)
-        notified = time.monotonic()
-        wait_settled(lab.api, namespace, label, 1, names)
-        settled = time.monotonic()
+        with UsageWindow({"deploybell": lab.operator.pid}) as window:
+            sent = create_jobs(lab.api, namespace, names, label)
+            created = time.monotonic()
+            wait_for_event(lab, namespace, names, "success", 1, timeout=120 + size * 0.6)
+            notified = time.monotonic()
+            wait_settled(lab.api, namespace, label, 1, names)
+            settled = time.monotonic()
         ended = audit.now()
         wait_until("kubectl rollout status", lambda: not rollouts.pending(), 30, 0.1)
     finally:
@@ -90,6 +94,7 @@ def run_rep(lab: Lab, namespace: str, size: int, rep: int, kubectl: int) -> dict
             "all_settled": round(settled - began, 2),
         },
         kubectl=compare(lab, sample, rollouts, sent, began),
+        usage=window.result.get("deploybell"),
     )
     if mark is not None and lab.audit is not None:
         result["api"] = audit.load(lab.audit.requests(mark, ended, [OPERATOR_USER]), runs=size)

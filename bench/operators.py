@@ -100,9 +100,14 @@ class Supervised:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def deploybell(kubeconfig: Path, namespaces: list[str], log: Path, threads: int = 0) -> Supervised:
-    """`threads`: run it with that many threads in asyncio's default executor (0: as is)."""
+def deploybell(
+    kubeconfig: Path, namespaces: list[str], log: Path, threads: int = 0, traced: bool = False
+) -> Supervised:
+    """`threads`: run it with that many threads in asyncio's default executor (0: as is);
+    `traced`: with tracemalloc, reporting into memory.txt beside its log (bench.memory)."""
     wide = ["bench.wide_executor", str(threads)] if threads else ["deploybell"]
+    if traced:
+        wide = ["bench.memory", str(log.parent / "memory.txt")]
     metrics_port = free_port()
     argv = [sys.executable, "-m", *wide, "run", "--cluster-name", "bench"]
     argv += ["--metrics-port", str(metrics_port)]

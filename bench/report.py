@@ -73,6 +73,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     check(f"restart: handling events again with {jobs} DeployJobs (s)", handling, 3.0,
           lambda v: v <= 3.0)  # fmt: skip
     check("notifications re-sent after restart", resent, 0, lambda v: v == 0)
+    scale = results.get("scale") or {}
+    many = scale.get("jobs")
+    check(f"idle RSS with {many} DeployJobs (MiB)", _get(scale, "idle", "deploybell", "rss_mib"),
+          300, lambda v: v <= 300)  # fmt: skip
+    check(f"restart: handling events again with {many} DeployJobs (s)",
+          _get(scale, "restart", "handling_seconds"), 10.0, lambda v: v <= 10.0)  # fmt: skip
+    check(f"notifications re-sent after the restart with {many}",
+          _get(scale, "restart", "resent"), 0, lambda v: v == 0)  # fmt: skip
     return rows
 
 
@@ -124,7 +132,9 @@ def table(results: dict[str, Any]) -> str:
             f"{_num(f['ratio_p50'], '{:.2f}'):>9} {_num(f['end_to_end_ratio_p50'], '{:.2f}'):>20}"
         )
     lines += ["", *_footprint_lines(results), "", *_api_lines(results), ""]
-    lines += [*_restart_lines(results), *_pipeline_lines(results), *_profile_lines(results)]
+    lines += [*_restart_lines(results), *_scale_lines(results), *_flux_lines(results)]
+    lines += _pipeline_lines(results)
+    lines += _profile_lines(results)
     lines += ["", "targets:"]
     for row in results.get("targets") or []:
         mark = "met   " if row["met"] else "MISSED"
@@ -223,6 +233,67 @@ def _restart_lines(results: dict[str, Any]) -> list[str]:
         f"  notifications re-sent: {summary['resent']}; requests {summary['requests']}, "
         f"writes {summary['writes']} (including the new DeployJob's run)",
     ]
+
+
+def _scale_lines(results: dict[str, Any]) -> list[str]:
+    scale = results.get("scale")
+    if not scale:
+        return []
+    restart, idle = scale["restart"], scale["idle"]
+    return [
+        "",
+        f"(5b) {scale['jobs']} DeployJobs in place ({scale['ran']} ran; the others were given "
+        f"a copy of a finished run's status, in {scale['created_seconds']} s)",
+        f"  restart: healthy {restart['healthy_seconds']} s, handling events "
+        f"{restart['handling_seconds']} s, re-sent {restart['resent']}",
+        f"  idle {idle['seconds']:.0f} s: RSS {_rss(idle['deploybell'])} MiB, bare kopf "
+        f"{_rss(idle['bare'])} MiB, ratio {_ratio(idle)}; CPU {idle['deploybell']['cpu_seconds']}"
+        f" s, bare {idle['bare']['cpu_seconds']} s",
+    ]
+
+
+def _flux_lines(results: dict[str, Any]) -> list[str]:
+    flux = results.get("flux")
+    if not flux:
+        return []
+    if "error" in flux:
+        return ["", f"(6) Flux as a peer: not measured: {flux['error']}"]
+    pins = ", ".join(
+        f"{k.removeprefix('FLUX_').removesuffix('_VERSION').lower()} {v}"
+        for k, v in flux["versions"].items()
+    )
+    lines = [
+        "",
+        f"(6) Flux as a peer ({pins}): the same N Deployments in one Kustomization (wait: true)",
+        "    from a git repository on loopback, a generic-webhook Alert; message - rolled out",
+        "    per Deployment (Flux: its one `Health check passed` event), ms p50/p99; ratio",
+        "    deploybell / Flux; CPU s for the N (deploybell: median rep); RSS MiB after",
+        f"  {'N':>5}  {'deploybell':<13} {'Flux':<13} {'ratio p50/p99':<13} "
+        f"{'Flux after last':>15} {'CPU deploybell/Flux':>19} {'RSS deploybell/Flux':>19}",
+    ]
+    latency = results.get("latency") or {}
+    for size, f in (flux.get("sizes") or {}).items():
+        ours = latency.get(size) or {}
+        mine, theirs = ours.get("detect_ms") or {}, f.get("detect_ms") or {}
+        ratio = "/".join(
+            _num(stats.ratio(mine.get(k), theirs.get(k)), "{:.2f}") for k in ("p50", "p99")
+        )
+        cpu = f"{_num(ours.get('cpu_seconds'))}/{_num(f.get('cpu_seconds'))}"
+        theirs_rss = f["rss_mib_after"]["total"]
+        rss = f"{_num(ours.get('rss_peak_mib'), '{:.0f}')}/{_num(theirs_rss, '{:.0f}')}"
+        lines.append(
+            f"  {size:>5}  {_p50_p99(mine):<13} {_p50_p99(theirs):<13} {ratio:<13} "
+            f"{_num(f.get('after_last_ready_ms'), '{:.0f}'):>15} {cpu:>19} {rss:>19}"
+        )
+    started = flux.get("started") or {}
+    lines.append(f"  Flux's three controllers at start: {started.get('total')} MiB RSS")
+    return lines
+
+
+def _p50_p99(summary: dict[str, Any]) -> str:
+    if summary.get("p50") is None:
+        return "-"
+    return f"{summary['p50']:.0f}/{summary['p99']:.0f}"
 
 
 def _pipeline_lines(results: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.support.deploybell import notification, webhook_secret
 
-from bench import audit, footprint, latency, report
+from bench import audit, flux, footprint, latency, report, scale
 from bench import restart as restarts
 from bench.audit import AuditLog
 from bench.cluster import (
@@ -86,6 +86,7 @@ def lab_for(config: Config, cluster: ClusterInfo, run_id: str) -> Iterator[Lab]:
                 namespaces,
                 log_dir / "deploybell.log",
                 config.operator_threads,
+                config.trace_memory,
             ),
             bare=bare(identity_kubeconfig(cluster, BARE_USER), namespaces, log_dir / "bare.log"),
             run_id=run_id,
@@ -158,6 +159,17 @@ def measure(lab: Lab, results: dict[str, Any]) -> None:
         results["restart"]["profile"] = profile_summary(profile)
     if whole_run is not None:
         results["foreign_requests"] = foreign_requests(lab, whole_run)
+    if config.scale_jobs:
+        try:
+            results["scale"] = scale.measure(lab, big, config.scale_jobs)
+        finally:
+            scale.remove(lab, big)
+    if config.flux_sizes:
+        try:
+            results["flux"] = flux.measure(lab, sorted(config.flux_sizes))
+        except Exception as e:  # the peer failing leaves deploybell's figures standing
+            traceback.print_exc()
+            results["flux"] = {"error": f"{type(e).__name__}: {e}"}
 
 
 def measure_latency(lab: Lab, results: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 # Build the local-cluster binaries from their official Go modules, once per version set.
 #
 #   hack/cluster/build.sh          build what is missing, print the bin directory on the last line
+#   hack/cluster/build.sh flux     the same for Flux (only `make bench` asks for it), its own directory
 #
 # Output: $DEPLOYBELL_CACHE/<key>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
 # kubectl,etcd,kwok,helm,promtool}. The key is derived from the cluster's versions in versions.env,
@@ -121,6 +122,80 @@ build_tool() { # name module-path version
   (cd "$dir" && go mod tidy && go_build_with_progress "$name" go build -v -trimpath -ldflags "-s -w" -o "$bin/$name" "$pkg")
 }
 
+# One Flux controller in a tool module of its own (one shared module fails: the controllers
+# disagree on shared dependency versions). It requires the controller and its /api module at the
+# same version, keeps the controller's `replace`s other than ./api, and its go.sum: some of their
+# dependencies are missing from the checksum database here, so only the upstream go.sum can vouch
+# for them. `go mod tidy` would trip over test-only dependencies, hence `go build -mod=mod`.
+build_flux_controller() { # name version
+  local name="$1" version="$2" module="github.com/fluxcd/$1"
+  local dir="$work/$name" upstream
+  upstream="$(go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [[ -n "$upstream" && -f "$upstream/go.mod" ]] || { echo "cannot download $module@$version" >&2; return 1; }
+  mkdir -p "$cache_root/$flux_key/crds" "$dir"
+  cp -f "$upstream"/config/crd/bases/*.yaml "$cache_root/$flux_key/crds/"
+  chmod u+w "$cache_root/$flux_key/crds/"*.yaml
+  have "$name" && return 0
+  {
+    printf 'module deploybell.local/flux/%s\n\ngo %s\n\n' "$name" "$(sed -n 's/^go //p' "$upstream/go.mod")"
+    printf 'require (\n\t%s %s\n\t%s/api %s\n)\n\n' "$module" "$version" "$module" "$version"
+    # Every replace directive except the one pointing at ./api, single-line or in a block.
+    awk '
+      /^replace \($/ { block = 1; next }
+      block && /^\)/ { block = 0; next }
+      block { if ($0 !~ /=> \.\//) print "replace " $0; next }
+      /^replace / && $0 !~ /=> \.\// { print }
+    ' "$upstream/go.mod" | sed 's/^replace[[:space:]]*/replace /'
+    printf '\ntool %s\n' "$module"
+  } >"$dir/go.mod"
+  cp -f "$upstream/go.sum" "$dir/go.sum"
+  chmod u+w "$dir/go.sum"
+  step "flux $name $version: compiling"
+  (cd "$dir" && go_build_with_progress "$name" go build -mod=mod -v -trimpath -ldflags "-s -w" -o "$bin/$name" "$module")
+}
+
+# A git-over-HTTP server on 127.0.0.1 (a free port) for the bench's GitRepository: fluxcd/pkg's
+# gittestserver with a five-line main. Pushes create repositories (AutoCreate).
+build_gitserver() {
+  have gitserver && return 0
+  step "gittestserver $GITTESTSERVER_VERSION: building"
+  local dir="$work/gitserver"
+  mkdir -p "$dir"
+  printf 'module deploybell.local/flux/gitserver\n\ngo 1.25.0\n\nrequire github.com/fluxcd/pkg/gittestserver %s\n' \
+    "$GITTESTSERVER_VERSION" >"$dir/go.mod"
+  cat >"$dir/main.go" <<'EOF'
+// Command gitserver serves the bare repositories under -root over HTTP on a free loopback port
+// and prints its URL; a push creates a repository. It stops on SIGTERM or SIGINT.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fluxcd/pkg/gittestserver"
+)
+
+func main() {
+	root := flag.String("root", "", "directory of the bare repositories")
+	flag.Parse()
+	server := gittestserver.NewGitServer(*root).AutoCreate()
+	if err := server.StartHTTP(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(server.HTTPAddress())
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	<-stop
+	server.StopHTTP()
+}
+EOF
+  (cd "$dir" && go mod tidy && go_build_with_progress gitserver go build -v -trimpath -ldflags "-s -w" -o "$bin/gitserver" .)
+}
+
 # A test tool outside the cache key: built as <name>-<version>, linked as <name>.
 build_versioned_tool() { # name package version module [go build tags]
   local name="$1" pkg="$2" version="$3" mod="$4" tags="${5:-}"
@@ -141,6 +216,20 @@ build_versioned_tool() { # name package version module [go build tags]
   ln -sfn "$name-$version" "$bin/$name"
   exec {lock}>&-
 }
+
+if [[ "${1:-}" == "flux" ]]; then
+  flux_key="flux_source-${FLUX_SOURCE_VERSION}_kustomize-${FLUX_KUSTOMIZE_VERSION}_notification-${FLUX_NOTIFICATION_VERSION}_git-${GITTESTSERVER_VERSION}"
+  bin="$cache_root/$flux_key/bin"
+  work="$cache_root/$flux_key/src"
+  mkdir -p "$bin" "$work"
+  build_flux_controller source-controller "$FLUX_SOURCE_VERSION"
+  build_flux_controller kustomize-controller "$FLUX_KUSTOMIZE_VERSION"
+  build_flux_controller notification-controller "$FLUX_NOTIFICATION_VERSION"
+  build_gitserver
+  step "flux binaries ready in $bin"
+  echo "$bin"
+  exit 0
+fi
 
 build_kubernetes
 build_etcd

@@ -23,6 +23,8 @@ TINY = Config(
     active=1,
     restart_reps=1,
     quiet_seconds=0.5,
+    scale_jobs=6,
+    flux_sizes=(),  # Flux is built only when the bench runs it (minutes, not make test's)
     profile=False,
 )
 
@@ -66,5 +68,9 @@ def test_bench_produces_every_figure(cluster: ClusterAccess, tmp_path: Path) -> 
     if state is not None:
         assert figures["writes_per_run"] is not None
         assert footprint["idle"]["api"]["requests_per_minute"] is not None
+    scale = results["scale"]
+    assert (scale["jobs"], scale["restart"]["resent"]) == (7, 0)
+    assert scale["idle"]["deploybell"]["rss_mib"] > 0
     assert "(5) restart" in report.table(results)
+    assert "(5b) 7 DeployJobs in place" in report.table(results)
     assert report.write_json(results, tmp_path).exists()

@@ -81,10 +81,10 @@ def test_status_history_and_redeploy(cluster: ClusterAccess, notification_ns: st
     assert [row[:3] for row in rows(shown.stdout, "Last runs:")] == [
         ["1", "Succeeded", "RolloutComplete"]
     ]
-    # Webhook entries have no recipient: run, event, notification, state.
-    assert [row[:4] for row in rows(shown.stdout, "Notifications:")] == [
-        ["1", "start", NOTE, "Sent"],
-        ["1", "success", NOTE, "Sent"],
+    # A webhook has one recipient (its URL): run, event, notification, recipients, state.
+    assert [row[:5] for row in rows(shown.stdout, "Notifications:")] == [
+        ["1", "start", NOTE, "1", "Sent"],
+        ["1", "success", NOTE, "1", "Sent"],
     ]
 
     data = json.loads(plugin(cluster, "status", "web", "-n", ns, "-o", "json").stdout)

@@ -18,6 +18,7 @@ from tests.support.deploybell import (
     deployment,
     secret,
     sent_everywhere,
+    start_refs,
     wait_dj,
 )
 from tests.support.operator import OperatorProcess
@@ -90,15 +91,6 @@ def job(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, An
     }
 
 
-def refs(status: dict[str, Any], run: int, notification_: str) -> dict[str, str]:
-    entries = [
-        e
-        for e in status["notifications"]
-        if e["run"] == run and e["notification"] == notification_ and e["event"] == "start"
-    ]
-    return dict(entries[0].get("refs") or {})
-
-
 def about(texts: list[str], ns: str, job_: str) -> list[str]:
     return [t for t in texts if f"{ns}/{job_}" in t]
 
@@ -116,7 +108,7 @@ def test_success_after_a_restart_edits_and_threads_in_place(
         "start sent, verifying",
         lambda s: s.get("phase") == "Verifying" and delivered(s, 1, "start") == set(TYPES),
     )["status"]
-    post, message = refs(status, 1, "mattermost"), refs(status, 1, "telegram")
+    post, message = start_refs(status, 1, "mattermost"), start_refs(status, 1, "telegram")
     assert set(post) == {"channel", "post"}
     assert message == {"chat": str(GROUP), "message": message["message"]}
     operator.kill()
@@ -162,8 +154,10 @@ def test_failure_triggers_an_alert_and_the_next_success_resolves_it(
     assert pod in str(peers.pagerduty.changes[-1])
     [shown] = about(peers.telegram.visible(), ns, "api")
     assert pod in shown
-    post = refs(status, 1, "mattermost")["post"]
-    assert pod in peers.mattermost.posts[post].visible()
+    [root] = [
+        p for p in peers.mattermost.visible_posts() if f"{ns}/api" in p.visible() and not p.root_id
+    ]
+    assert pod in root.visible(), "the start post, edited to show the failure"
     failure = about(peers.apprise.visible(), ns, "api")[-1]
     assert pod in failure
 

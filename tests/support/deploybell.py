@@ -161,6 +161,20 @@ def ledger(status: dict[str, Any], run: int | None = None) -> list[tuple[int, st
     ]
 
 
+def start_refs(status: dict[str, Any], run: int, notification: str) -> dict[str, str]:
+    """The provider references kept for the start message of `run` to the Notification's only
+    recipient (what its outcome edits): values in the row's refKeys order, or a whole dict."""
+    [row] = [
+        e
+        for e in status.get("notifications") or []
+        if e["run"] == run and e["notification"] == notification and e["event"] == "start"
+    ]
+    [kept] = list((row.get("refs") or {}).values())
+    if isinstance(kept, list):
+        return dict(zip(row.get("refKeys") or (), kept, strict=True))
+    return dict(kept)
+
+
 def delivered(status: dict[str, Any], run: int, event: str) -> set[str]:
     """The Notifications whose `event` message of `run` was sent."""
     return {e[2] for e in ledger(status, run) if e[1] == event and e[3] == "Sent"}

@@ -86,29 +86,45 @@ FAILED: dict[str, Any] = {
                 "run": 3,
                 "event": "start",
                 "notification": "chat",
-                "recipient": "#deploys",
                 "state": "Sent",
                 "attempts": 1,
+                "recipients": 2,
+                "sent": 2,
+                "failed": 0,
                 "sentAt": "2026-11-27T10:00:01Z",
             },
             {
                 "run": 3,
                 "event": "failure",
                 "notification": "chat",
-                "recipient": "#deploys",
                 "state": "Failed",
                 "attempts": 3,
-                "lastError": "slack: chat.postMessage failed: channel_not_found (HTTP 200)",
+                "recipients": 2,
+                "sent": 1,
+                "failed": 1,
+                "lastError": "#deploys: slack: chat.postMessage failed: channel_not_found "
+                "(HTTP 200)",
             },
             {
                 "run": 3,
                 "event": "failure",
                 "notification": "hook",
-                "recipient": "",
                 "state": "Pending",
                 "attempts": 1,
+                "recipients": 1,
+                "sent": 0,
+                "failed": 0,
+                "pending": ["47DEQpj8"],
                 "lastError": "webhook: HTTP 503 Service Unavailable",
                 "nextAttemptAt": "2026-11-27T10:01:10Z",
+            },
+            {
+                "run": 3,
+                "event": "failure",
+                "notification": "later",
+                "state": "Pending",
+                "attempts": 0,
+                "lastError": "Notification later not found or invalid in namespace team-a",
             },
         ],
     },
@@ -144,10 +160,11 @@ Last runs:
   2     Succeeded   RolloutComplete    2026-11-26T09:00:00Z   2026-11-26T09:00:40Z   all 2 objects rolled out
 
 Notifications:
-  RUN   EVENT     NOTIFICATION   RECIPIENT   STATE     ATTEMPTS   DETAIL
-  3     start     chat           #deploys    Sent      1          sent at 2026-11-27T10:00:01Z
-  3     failure   chat           #deploys    Failed    3          slack: chat.postMessage failed: channel_not_found (HTTP 200)
-  3     failure   hook                       Pending   1          retry at 2026-11-27T10:01:10Z: webhook: HTTP 503 Service Unavailable
+  RUN   EVENT     NOTIFICATION   RECIPIENTS                       STATE     ATTEMPTS   DETAIL
+  3     start     chat           2                                Sent      1          sent at 2026-11-27T10:00:01Z
+  3     failure   chat           1 of 2 sent, 1 failed            Failed    3          #deploys: slack: chat.postMessage failed: channel_not_found (HTTP 200)
+  3     failure   hook           0 of 1 sent, 1 pending           Pending   1          retry at 2026-11-27T10:01:10Z: webhook: HTTP 503 Service Unavailable
+  3     failure   later          (waiting for the Notification)   Pending   0          Notification later not found or invalid in namespace team-a
 """  # noqa: E501
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY, FINALIZER
+from deploybell.deploy import engine as engine_module
+from deploybell.deploy import memory
 from deploybell.deploy.engine import Engine, Scheduler, has_work, resource_version
 from deploybell.deploy.live import LiveJob
 
@@ -129,3 +131,106 @@ async def test_idle_jobs_get_no_task_and_stale_events_are_ignored() -> None:
     engine.observe(body(status=DONE, version="300", deleting=True, finalizers=()), gone=True)
     assert engine.tasks == {}
     await engine.stop()
+
+
+class FakeRunner:
+    """Records each step (and whether it may settle); writes version 150 on its first step."""
+
+    def __init__(self, wake_by_send: Any, wrote: Any) -> None:
+        self.wake_by_send, self.wrote = wake_by_send, wrote
+        self.steps: list[bool] = []
+        self.stepped = asyncio.Event()
+        self.idle = False
+        self.outbox = self
+        self.observer = self
+
+    async def step(self, live: LiveJob, settle: bool = False) -> float | None:
+        if not self.steps:
+            self.wrote(150)
+        self.steps.append(settle)
+        self.stepped.set()
+        return 60.0
+
+    def close(self) -> None:
+        return None
+
+    async def unfollow(self) -> None:
+        return None
+
+
+class FakeHooks:
+    def __init__(self) -> None:
+        self.runners: list[FakeRunner] = []
+        self.made = asyncio.Event()
+
+    def runner(self, live: LiveJob, wake: Any, wrote: Any) -> FakeRunner:
+        self.runners.append(FakeRunner(wake, wrote))
+        self.made.set()
+        return self.runners[-1]
+
+    async def hold(self, live: LiveJob) -> int | None:
+        return 120
+
+    async def release(self, live: LiveJob) -> int | None:
+        return None
+
+
+async def first_runner(hooks: FakeHooks) -> FakeRunner:
+    await asyncio.wait_for(hooks.made.wait(), 5)
+    return hooks.runners[0]
+
+
+async def steps(runner: FakeRunner, woken: bool = True) -> list[bool]:
+    """The steps so far, after the one a wake-up causes (`woken`), or after making sure that
+    none came: a woken task steps on the loop's next turns, before any timer fires."""
+    if woken:
+        await asyncio.wait_for(runner.stepped.wait(), 5)
+    await asyncio.sleep(0.05)
+    runner.stepped.clear()
+    return list(runner.steps)
+
+
+async def test_the_echo_of_its_own_write_wakes_nothing_anything_else_does() -> None:
+    hooks = FakeHooks()
+    released: list[None] = []
+    engine = Engine(hooks, on_idle=lambda: released.append(None))  # type: ignore[arg-type]
+    engine.observe(body(status={**DONE, "phase": "Deploying"}, version="100"))
+    runner = await first_runner(hooks)
+    assert await steps(runner) == [False]
+
+    engine.observe(body(status={**DONE, "phase": "Deploying", "x": 1}, version="150"))
+    assert await steps(runner, woken=False) == [False], "its own write came back: no step"
+    engine.observe(body(status=DONE, version="160", annotations={ANNOTATION_CANCEL: "now"}))
+    assert await steps(runner) == [False, False], "a cancel is looked at"
+    engine.observe(body(status=DONE, version="140", annotations={ANNOTATION_REDEPLOY: "r"}))
+    assert await steps(runner) == [False, False, False], "older than its write, but it changed"
+
+    runner.wake_by_send()
+    assert await steps(runner) == [False, False, False, True], "woken by sends alone: settle"
+    runner.wake_by_send()
+    engine.wake(("team-a", "web"))
+    assert (await steps(runner))[-1] is False, "not when anything else woke it too"
+    assert released == [], "a run in flight: nothing released"
+    await engine.stop()
+
+
+async def test_memory_is_released_once_the_last_task_has_been_gone_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine_module, "IDLE_SECONDS", 0.05)
+    hooks = FakeHooks()
+    released = asyncio.Event()
+    engine = Engine(hooks, on_idle=released.set)  # type: ignore[arg-type]
+    engine.observe(body(status={**DONE, "phase": "Deploying"}))
+    runner = await first_runner(hooks)
+    await steps(runner)
+    runner.idle = True
+    engine.observe(body(status=DONE, version="300"), gone=True)
+    await asyncio.wait_for(released.wait(), 5)
+    assert engine.tasks == {}
+    await engine.stop()
+
+
+def test_release_runs_here() -> None:
+    """Collecting and trimming works on this platform (glibc) and is harmless elsewhere."""
+    memory.release()

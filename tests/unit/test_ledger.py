@@ -5,7 +5,15 @@ from typing import Any
 
 import pytest
 
-from deploybell.notify.ledger import Delivery, add_event, entry_id, pending, update
+from deploybell.notify.ledger import (
+    Delivery,
+    add_event,
+    entry_id,
+    migrate,
+    pending,
+    recipient_key,
+    update,
+)
 
 T0 = "2025-03-02T11:00:00Z"
 T1 = "2025-03-02T11:04:12Z"
@@ -92,8 +100,6 @@ def test_entry_id() -> None:
         ),
         pytest.param(
             [
-                sent(1, "start", "team-chat"),
-                sent(1, "failure", "team-chat"),
                 sent(2, "start", "team-chat"),
                 sent(2, "success", "team-chat"),
                 sent(3, "start", "team-chat"),
@@ -103,15 +109,24 @@ def test_entry_id() -> None:
             4,
             "success",
             ["team-chat"],
+            [sent(4, "start", "team-chat"), queued(4, "success", "team-chat", T1)],
+            id="earlier-runs-that-delivered-everything-dropped",
+        ),
+        pytest.param(
             [
-                sent(2, "start", "team-chat"),
-                sent(2, "success", "team-chat"),
+                queued(2, "success", "team-chat"),
                 sent(3, "start", "team-chat"),
-                sent(3, "cancel", "team-chat"),
-                sent(4, "start", "team-chat"),
-                queued(4, "success", "team-chat", T1),
+                queued(3, "cancel", "team-chat"),
             ],
-            id="old-runs-dropped",
+            4,
+            "start",
+            ["team-chat"],
+            [
+                sent(3, "start", "team-chat"),
+                queued(3, "cancel", "team-chat"),
+                queued(4, "start", "team-chat", T1),
+            ],
+            id="the-previous-run-kept-while-it-delivers-older-ones-dropped",
         ),
         pytest.param(
             [sent(1, "success", "team-chat"), sent(2, "success", "team-chat")],
@@ -140,7 +155,8 @@ def test_add_event(
     [(1, [6]), (2, [5, 6]), (3, [4, 5, 6]), (10, [1, 2, 3, 4, 5, 6])],
 )
 def test_add_event_keep_runs(keep_runs: int, kept_runs: list[int]) -> None:
-    ledger = [sent(run, "success", "team-chat") for run in range(1, 6)]
+    """Runs still delivering are kept up to `keep_runs` back."""
+    ledger = [queued(run, "success", "team-chat") for run in range(1, 6)]
     got = add_event(ledger, 6, "start", ["team-chat"], T1, keep_runs=keep_runs)
     assert [e["run"] for e in got] == kept_runs
     assert got[-1] == queued(6, "start", "team-chat", T1)
@@ -210,3 +226,41 @@ def test_update(key: str, changes: dict[str, Any], expected: list[dict[str, Any]
     before = copy.deepcopy(LEDGER)
     assert update(LEDGER, key, **changes) == expected
     assert before == LEDGER
+
+
+# --- migrate: the per-recipient format an older operator wrote --------------------------------
+
+OLD = [
+    {"id": "1/start/chat", "run": 1, "event": "start", "notification": "chat", "state": "Sent",
+     "sent": 2, "failed": 0, "queuedAt": T0},
+    {"id": "2/start/chat/#a", "run": 2, "event": "start", "notification": "chat",
+     "recipient": "#a", "state": "Sent", "attempts": 1, "queuedAt": T0, "sentAt": T1,
+     "refs": {"channel": "C1", "ts": "1.1"}},
+    {"id": "2/start/chat/#b", "run": 2, "event": "start", "notification": "chat",
+     "recipient": "#b", "state": "Pending", "attempts": 2, "queuedAt": T0,
+     "lastError": "slack: 503", "nextAttemptAt": T1},
+    {"id": "2/success/hook", "run": 2, "event": "success", "notification": "hook",
+     "recipient": "", "state": "Failed", "attempts": 1, "queuedAt": T0, "lastError": "404"},
+    {"id": "2/success/later", "run": 2, "event": "success", "notification": "later",
+     "state": "Pending", "attempts": 0, "queuedAt": T0},
+]  # fmt: skip
+
+
+def test_migrate_folds_recipients_into_rows() -> None:
+    assert migrate(OLD) == [
+        {**OLD[0], "recipients": 2},
+        {"id": "2/start/chat", "run": 2, "event": "start", "notification": "chat",
+         "state": "Pending", "attempts": 2, "queuedAt": T0, "recipients": 2, "sent": 1,
+         "failed": 0, "pending": [recipient_key("#b")], "sentAt": T1,
+         "refs": {recipient_key("#a"): {"channel": "C1", "ts": "1.1"}},
+         "lastError": "slack: 503", "nextAttemptAt": T1},
+        {"id": "2/success/hook", "run": 2, "event": "success", "notification": "hook",
+         "state": "Failed", "attempts": 1, "queuedAt": T0, "lastError": "404", "recipients": 1,
+         "sent": 0, "failed": 1},
+        OLD[4],
+    ]  # fmt: skip
+
+
+def test_migrate_leaves_rows_alone() -> None:
+    rows = migrate(OLD)
+    assert migrate(rows) == rows

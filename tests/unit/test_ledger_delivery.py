@@ -1,4 +1,4 @@
-"""The ledger's delivery side: expansion per recipient, ordering, retries and their schedule."""
+"""The ledger's delivery side: rows of recipient keys, ordering, retries, their schedule."""
 
 import copy
 from datetime import UTC, datetime, timedelta
@@ -7,25 +7,31 @@ from typing import Any
 import pytest
 
 from deploybell.notify.ledger import (
+    ERROR_LIMIT,
     Delivery,
+    Due,
     backoff,
     due,
     entry_id,
     expand,
     failed_attempt,
+    given_up,
     next_attempt_in,
     parse_stamp,
+    recipient_key,
     sent,
-    start_entry,
+    start_refs,
+    start_row,
 )
 
 T0 = "2025-03-02T11:00:00Z"
 NOW = datetime(2025, 3, 2, 11, 5, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+K = recipient_key
 
 
 def queued(run: int, event: str, name: str) -> dict[str, Any]:
-    """A notification-level entry exactly as add_event writes it."""
+    """A row exactly as add_event writes it."""
     return {
         "id": f"{run}/{event}/{name}",
         "run": run,
@@ -37,17 +43,32 @@ def queued(run: int, event: str, name: str) -> dict[str, Any]:
     }
 
 
-def to(entry: dict[str, Any], recipient: str, **changes: Any) -> dict[str, Any]:
-    """The entry expanded to one recipient, with `changes` applied."""
-    key = f"{entry['id']}/{recipient}" if recipient else entry["id"]
-    return {**entry, "recipient": recipient, "id": key, **changes}
+def row(
+    run: int, event: str, name: str, waiting: tuple[str, ...] = ("#a",), **changes: Any
+) -> dict[str, Any]:
+    """An expanded row whose `waiting` recipients are still to send."""
+    keys = [K(r) for r in waiting]
+    return {
+        **queued(run, event, name),
+        "recipients": len(keys),
+        "sent": 0,
+        "failed": 0,
+        "pending": keys,
+        **changes,
+    }
+
+
+def done(run: int, event: str, name: str, count: int = 1, **changes: Any) -> dict[str, Any]:
+    """An expanded row with every recipient sent."""
+    base = {k: v for k, v in row(run, event, name).items() if k != "pending"}
+    return {**base, "state": "Sent", "recipients": count, "sent": count, "attempts": 1, **changes}
 
 
 def stamp_in(seconds: float) -> str:
     return (NOW + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# --- entry_id ---------------------------------------------------------------------------------
+# --- entry_id and recipient_key ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -69,6 +90,15 @@ def test_entry_id(args: tuple[Any, ...], expected: str) -> None:
     assert entry_id(*args) == expected
 
 
+def test_recipient_keys_are_short_stable_and_distinct() -> None:
+    longest = "x" * 310 + "@example.com"
+    assert K("#deploys") == K("#deploys")
+    assert len({K(r) for r in ["", "#deploys", "#Deploys", "@alice", longest]}) == 5
+    assert all(len(K(r)) == 8 and K(r).isascii() for r in ["", "#a", longest])
+    # 50 recipients as a Notification allows them: no two keys alike.
+    assert len({K(f"dev{i}@example.com") for i in range(5000)}) == 5000
+
+
 # --- expand -----------------------------------------------------------------------------------
 
 START = queued(2, "start", "team-chat")
@@ -82,33 +112,30 @@ OTHER = queued(2, "start", "oncall-mail")
             [START],
             START["id"],
             ["#deploys", "@alice"],
-            [to(START, "#deploys"), to(START, "@alice")],
-            id="one-entry-per-recipient",
+            [row(2, "start", "team-chat", ("#deploys", "@alice"))],
+            id="one-key-per-recipient",
+        ),
+        pytest.param([START], START["id"], [], [row(2, "start", "team-chat", ("",))], id="webhook"),
+        pytest.param(
+            [START], START["id"], [""], [row(2, "start", "team-chat", ("",))], id="explicit-empty"
         ),
         pytest.param(
-            [START], START["id"], [], [to(START, "")], id="webhook-keeps-notification-level-id"
-        ),
-        pytest.param([START], START["id"], [""], [to(START, "")], id="explicit-empty-recipient"),
-        pytest.param(
-            [to(START, "#deploys", state="Sent")],
-            START["id"] + "/#deploys",
-            ["#deploys", "@alice"],
-            [to(START, "#deploys", state="Sent")],
-            id="already-expanded-untouched",
-        ),
-        pytest.param(
-            [to(START, "")],
+            [row(2, "start", "team-chat", ("#deploys",), sent=1, pending=[])],
             START["id"],
-            ["#deploys"],
-            [to(START, "")],
-            id="expanded-webhook-entry-with-same-id-untouched",
+            ["#deploys", "@alice"],
+            [row(2, "start", "team-chat", ("#deploys",), sent=1, pending=[])],
+            id="already-expanded-untouched",
         ),
         pytest.param(
             [OTHER, START, queued(2, "success", "team-chat")],
             START["id"],
             ["#deploys", "@alice"],
-            [OTHER, to(START, "#deploys"), to(START, "@alice"), queued(2, "success", "team-chat")],
-            id="other-entries-untouched-and-order-kept",
+            [
+                OTHER,
+                row(2, "start", "team-chat", ("#deploys", "@alice")),
+                queued(2, "success", "team-chat"),
+            ],
+            id="other-rows-untouched-and-order-kept",
         ),
         pytest.param(
             [START], "9/start/team-chat", ["#deploys"], [START], id="unknown-key-changes-nothing"
@@ -117,8 +144,16 @@ OTHER = queued(2, "start", "oncall-mail")
             [{**START, "lastError": "Notification team-chat not found", "attempts": 2}],
             START["id"],
             ["#a"],
-            [to(START, "#a", lastError="Notification team-chat not found", attempts=2)],
-            id="children-inherit-fields",
+            [
+                row(
+                    2,
+                    "start",
+                    "team-chat",
+                    lastError="Notification team-chat not found",
+                    attempts=2,
+                )
+            ],
+            id="keeps-its-fields",
         ),
     ],
 )
@@ -130,135 +165,139 @@ def test_expand(
     assert ledger == before
 
 
-# --- start_entry ------------------------------------------------------------------------------
+def test_a_row_at_the_maximum_is_small() -> None:
+    """50 recipients of the longest allowed address: the row holds keys, not addresses."""
+    recipients = [f"{i:02d}" + "x" * 306 + "@example.com" for i in range(50)]
+    [expanded] = expand([queued(1, "start", "n" * 63)], "1/start/" + "n" * 63, recipients)
+    assert len(str(expanded)) < 1000
 
-S_A = to(queued(4, "start", "chat"), "#a", state="Sent", refs={"ts": "1.1"})
-S_B = to(queued(4, "start", "chat"), "#b")
-HOOK_START = to(queued(4, "start", "hook"), "")
-OLD_START = to(queued(3, "start", "chat"), "#a", state="Sent")
+
+# --- start_row and start_refs ----------------------------------------------------------------
+
+S = row(4, "start", "chat", ("#b",), sent=1, refs={K("#a"): {"ts": "1.1"}})
+HOOK_START = row(4, "start", "hook", ("",))
+OLD_START = done(3, "start", "chat", refs={K("#a"): {"ts": "0.9"}})
 
 
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        pytest.param(to(queued(4, "success", "chat"), "#a"), S_A, id="same-recipient"),
-        pytest.param(to(queued(4, "failure", "chat"), "#b"), S_B, id="other-recipient"),
-        pytest.param(to(queued(4, "cancel", "hook"), ""), HOOK_START, id="webhook"),
-        pytest.param(to(queued(4, "success", "chat"), "#c"), None, id="recipient-added-later"),
-        pytest.param(to(queued(5, "success", "chat"), "#a"), None, id="no-start-for-run"),
-        pytest.param(to(queued(4, "success", "mail"), "#a"), None, id="other-notification"),
-        pytest.param(S_A, S_A, id="a-start-finds-itself"),
+        pytest.param(row(4, "success", "chat"), S, id="same-run-and-notification"),
+        pytest.param(row(4, "cancel", "hook", ("",)), HOOK_START, id="webhook"),
+        pytest.param(row(5, "success", "chat"), None, id="no-start-for-run"),
+        pytest.param(row(4, "success", "mail"), None, id="other-notification"),
+        pytest.param(S, S, id="a-start-finds-itself"),
     ],
 )
-def test_start_entry(entry: dict[str, Any], expected: dict[str, Any] | None) -> None:
-    ledger = [OLD_START, S_A, S_B, HOOK_START, entry]
-    assert start_entry(ledger, entry) == expected
+def test_start_row(entry: dict[str, Any], expected: dict[str, Any] | None) -> None:
+    ledger = [OLD_START, S, HOOK_START, entry]
+    assert start_row(ledger, entry) == expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "expected"),
+    [
+        pytest.param(row(4, "success", "chat"), K("#a"), {"ts": "1.1"}, id="same-recipient"),
+        pytest.param(row(4, "failure", "chat", ("#b",)), K("#b"), {}, id="start-not-sent-yet"),
+        pytest.param(row(4, "success", "chat", ("#c",)), K("#c"), {}, id="recipient-added-later"),
+        pytest.param(row(5, "success", "chat"), K("#a"), {}, id="no-start-for-run"),
+        pytest.param(S, K("#a"), {}, id="a-start-edits-nothing"),
+    ],
+)
+def test_start_refs(entry: dict[str, Any], key: str, expected: dict[str, str]) -> None:
+    assert start_refs([OLD_START, S, entry], entry, key) == expected
 
 
 # --- due --------------------------------------------------------------------------------------
 
 
-def ids(entries: list[dict[str, Any]]) -> list[str]:
-    return [e["id"] for e in entries]
+def keys(items: list[Due]) -> list[tuple[str, str]]:
+    return [(d.row_id, d.key) for d in items]
 
 
 @pytest.mark.parametrize(
     ("ledger", "expected"),
     [
         pytest.param([], [], id="empty"),
+        pytest.param([row(1, "start", "chat")], [("1/start/chat", K("#a"))], id="pending-key"),
         pytest.param(
-            [to(queued(1, "start", "chat"), "#a")], ["1/start/chat/#a"], id="pending-expanded"
+            [row(1, "start", "chat", ("#a", "#b"))],
+            [("1/start/chat", K("#a")), ("1/start/chat", K("#b"))],
+            id="every-pending-key",
         ),
         pytest.param([queued(1, "start", "chat")], [], id="un-expanded-excluded"),
         pytest.param(
-            [
-                to(queued(1, "start", "chat"), "#a", state="Sent"),
-                to(queued(1, "start", "chat"), "#b", state="Failed"),
-            ],
+            [done(1, "start", "chat"), {**done(1, "success", "chat"), "state": "Failed"}],
             [],
             id="sent-and-failed-excluded",
         ),
         pytest.param(
-            [to(queued(1, "start", "chat"), "#a", nextAttemptAt=stamp_in(1))],
+            [row(1, "start", "chat", nextAttemptAt=stamp_in(1))],
             [],
             id="retry-in-the-future-excluded",
         ),
         pytest.param(
             [
-                to(queued(1, "start", "chat"), "#a", nextAttemptAt=stamp_in(0)),
-                to(queued(1, "start", "chat"), "#b", nextAttemptAt=stamp_in(-30)),
+                row(1, "start", "chat", nextAttemptAt=stamp_in(0)),
+                row(1, "start", "mail", nextAttemptAt=stamp_in(-30)),
             ],
-            ["1/start/chat/#a", "1/start/chat/#b"],
+            [("1/start/chat", K("#a")), ("1/start/mail", K("#a"))],
             id="retry-time-come",
         ),
         pytest.param(
-            [to(queued(1, "start", "chat"), "#a"), to(queued(1, "success", "chat"), "#a")],
-            ["1/start/chat/#a"],
+            [row(1, "start", "chat"), row(1, "success", "chat")],
+            [("1/start/chat", K("#a"))],
             id="outcome-waits-for-pending-start",
         ),
         pytest.param(
-            [
-                to(queued(1, "start", "chat"), "#a", nextAttemptAt=stamp_in(60)),
-                to(queued(1, "failure", "chat"), "#a"),
-            ],
+            [row(1, "start", "chat", nextAttemptAt=stamp_in(60)), row(1, "failure", "chat")],
             [],
             id="outcome-waits-for-retrying-start",
         ),
         pytest.param(
-            [
-                to(queued(1, "start", "chat"), "#a", state="Sent"),
-                to(queued(1, "success", "chat"), "#a"),
-            ],
-            ["1/success/chat/#a"],
+            [queued(1, "start", "chat"), row(1, "failure", "chat")],
+            [],
+            id="outcome-waits-for-start-waiting-for-its-notification",
+        ),
+        pytest.param(
+            [done(1, "start", "chat"), row(1, "success", "chat")],
+            [("1/success/chat", K("#a"))],
             id="outcome-goes-after-sent-start",
         ),
         pytest.param(
             [
-                to(queued(1, "start", "chat"), "#a", state="Failed"),
-                to(queued(1, "failure", "chat"), "#a"),
+                {**done(1, "start", "chat"), "state": "Failed", "sent": 0, "failed": 1},
+                row(1, "failure", "chat"),
             ],
-            ["1/failure/chat/#a"],
+            [("1/failure/chat", K("#a"))],
             id="outcome-goes-after-failed-start",
         ),
         pytest.param(
-            [
-                to(queued(1, "start", "chat"), "#a"),
-                to(queued(1, "start", "chat"), "#b", state="Sent"),
-                to(queued(1, "success", "chat"), "#a"),
-                to(queued(1, "success", "chat"), "#b"),
-            ],
-            ["1/start/chat/#a", "1/success/chat/#b"],
-            id="ordering-is-per-destination",
+            [row(1, "start", "chat", ("#a",), sent=1), row(1, "success", "chat", ("#a", "#b"))],
+            [("1/start/chat", K("#a")), ("1/success/chat", K("#b"))],
+            id="ordering-is-per-recipient",
         ),
         pytest.param(
-            [
-                to(queued(1, "start", "chat"), "#a"),
-                to(queued(2, "start", "chat"), "#a", state="Sent"),
-                to(queued(2, "success", "chat"), "#a"),
-            ],
-            ["1/start/chat/#a", "2/success/chat/#a"],
+            [row(1, "start", "chat"), done(2, "start", "chat"), row(2, "success", "chat")],
+            [("1/start/chat", K("#a")), ("2/success/chat", K("#a"))],
             id="ordering-is-per-run",
         ),
         pytest.param(
-            [to(queued(1, "success", "chat"), "#a")],
-            ["1/success/chat/#a"],
-            id="outcome-without-start",
+            [row(1, "success", "chat")], [("1/success/chat", K("#a"))], id="outcome-without-start"
         ),
         pytest.param(
-            [to(queued(1, "start", "hook"), ""), to(queued(1, "success", "hook"), "")],
-            ["1/start/hook"],
+            [row(1, "start", "hook", ("",)), row(1, "success", "hook", ("",))],
+            [("1/start/hook", K(""))],
             id="webhook-ordering",
         ),
     ],
 )
-def test_due(ledger: list[dict[str, Any]], expected: list[str]) -> None:
-    assert ids(due(ledger, NOW)) == expected
+def test_due(ledger: list[dict[str, Any]], expected: list[tuple[str, str]]) -> None:
+    assert keys(due(ledger, NOW)) == expected
 
 
-def test_due_returns_copies() -> None:
-    ledger = [to(queued(1, "start", "chat"), "#a")]
-    due(ledger, NOW)[0]["state"] = "Sent"
-    assert ledger[0]["state"] == "Pending"
+def test_due_carries_the_rows_attempts() -> None:
+    assert due([row(1, "start", "chat", attempts=3)], NOW) == [Due("1/start/chat", K("#a"), 3)]
 
 
 # --- next_attempt_in --------------------------------------------------------------------------
@@ -268,29 +307,23 @@ def test_due_returns_copies() -> None:
     ("ledger", "expected"),
     [
         pytest.param([], None, id="empty"),
-        pytest.param([to(queued(1, "start", "c"), "#a")], None, id="nothing-scheduled"),
-        pytest.param(
-            [to(queued(1, "start", "c"), "#a", nextAttemptAt=stamp_in(30))], 30.0, id="one"
-        ),
+        pytest.param([row(1, "start", "c")], None, id="nothing-scheduled"),
+        pytest.param([row(1, "start", "c", nextAttemptAt=stamp_in(30))], 30.0, id="one"),
         pytest.param(
             [
-                to(queued(1, "start", "c"), "#a", nextAttemptAt=stamp_in(30)),
-                to(queued(1, "start", "c"), "#b", nextAttemptAt=stamp_in(7)),
-                to(queued(1, "start", "c"), "#c", nextAttemptAt=stamp_in(90)),
+                row(1, "start", "c", nextAttemptAt=stamp_in(30)),
+                row(1, "start", "d", nextAttemptAt=stamp_in(7)),
+                row(1, "start", "e", nextAttemptAt=stamp_in(90)),
             ],
             7.0,
             id="earliest",
         ),
-        pytest.param(
-            [to(queued(1, "start", "c"), "#a", nextAttemptAt=stamp_in(-20))],
-            0.0,
-            id="overdue-is-now",
-        ),
+        pytest.param([row(1, "start", "c", nextAttemptAt=stamp_in(-20))], 0.0, id="overdue-is-now"),
         pytest.param(
             [
-                to(queued(1, "start", "c"), "#a", state="Failed", nextAttemptAt=stamp_in(2)),
-                to(queued(1, "start", "c"), "#b", state="Sent", nextAttemptAt=stamp_in(3)),
-                to(queued(1, "start", "c"), "#c", nextAttemptAt=stamp_in(40)),
+                row(1, "start", "c", state="Failed", nextAttemptAt=stamp_in(2)),
+                row(1, "start", "d", state="Sent", nextAttemptAt=stamp_in(3)),
+                row(1, "start", "e", nextAttemptAt=stamp_in(40)),
             ],
             40.0,
             id="only-pending-count",
@@ -347,53 +380,89 @@ def test_backoff_capped_for_any_attempt_count() -> None:
 
 
 @pytest.mark.parametrize(
-    ("entry", "refs", "expected"),
+    ("entry", "key", "refs", "expected"),
     [
         pytest.param(
-            to(queued(1, "start", "chat"), "#a"),
+            row(1, "start", "chat"),
+            "#a",
             {"channel": "C1", "ts": "1700000000.000100"},
-            to(
-                queued(1, "start", "chat"),
-                "#a",
-                state="Sent",
-                sentAt="2025-03-02T11:05:00Z",
-                attempts=1,
-                refs={"channel": "C1", "ts": "1700000000.000100"},
-            ),
-            id="refs-stored",
+            {
+                **done(1, "start", "chat"),
+                "sentAt": "2025-03-02T11:05:00Z",
+                "refKeys": ["channel", "ts"],
+                "refs": {K("#a"): ["C1", "1700000000.000100"]},
+            },
+            id="the-last-key-sent-with-refs",
         ),
         pytest.param(
-            to(
-                queued(1, "start", "chat"),
-                "#a",
+            row(1, "start", "chat", ("#a", "#b")),
+            "#b",
+            None,
+            {
+                **row(1, "start", "chat", ("#a",)),
+                "recipients": 2,
+                "sent": 1,
+                "attempts": 1,
+                "sentAt": "2025-03-02T11:05:00Z",
+            },
+            id="one-of-two",
+        ),
+        pytest.param(
+            row(
+                1,
+                "start",
+                "chat",
                 attempts=3,
-                lastError="slack: 503",
+                lastError="#a: slack: 503",
                 nextAttemptAt="2025-03-02T11:04:59Z",
             ),
+            "#a",
             {},
-            to(
-                queued(1, "start", "chat"),
-                "#a",
-                state="Sent",
-                sentAt="2025-03-02T11:05:00Z",
-                attempts=4,
-            ),
+            {**done(1, "start", "chat"), "attempts": 4, "sentAt": "2025-03-02T11:05:00Z"},
             id="retry-fields-cleared-no-refs",
+        ),
+        pytest.param(
+            row(1, "start", "chat", ("#a", "#b"), failed=1, pending=[K("#a")], lastError="#b: x"),
+            "#a",
+            None,
+            {
+                **done(1, "start", "chat"),
+                "state": "Failed",
+                "recipients": 2,
+                "sent": 1,
+                "failed": 1,
+                "lastError": "#b: x",
+                "sentAt": "2025-03-02T11:05:00Z",
+            },
+            id="a-failed-key-makes-the-row-failed",
         ),
     ],
 )
-def test_sent(entry: dict[str, Any], refs: dict[str, str], expected: dict[str, Any]) -> None:
+def test_sent(
+    entry: dict[str, Any], key: str, refs: dict[str, str] | None, expected: dict[str, Any]
+) -> None:
     before = copy.deepcopy(entry)
-    got = sent(entry, NOW.replace(microsecond=999_999), refs)
+    item = Due(entry["id"], K(key), int(entry["attempts"]))
+    got = sent(entry, item, NOW.replace(microsecond=999_999), refs)
     assert got == expected
     assert entry == before
 
 
 def test_sent_copies_refs() -> None:
     refs = {"ts": "1"}
-    got = sent(to(queued(1, "start", "chat"), "#a"), NOW, refs)
+    got = sent(row(1, "start", "chat"), Due("1/start/chat", K("#a"), 0), NOW, refs)
     refs["ts"] = "2"
-    assert got["refs"] == {"ts": "1"}
+    assert got["refs"] == {K("#a"): ["1"]}
+
+
+def test_refs_with_other_names_are_kept_whole() -> None:
+    first = sent(row(1, "start", "chat", ("#a", "#b")), Due("1/start/chat", K("#a"), 0), NOW,
+                 {"channel": "C1", "ts": "1.1"})  # fmt: skip
+    both = sent(first, Due("1/start/chat", K("#b"), 0), NOW, {"channel": "D2"})
+    assert both["refs"] == {K("#a"): ["C1", "1.1"], K("#b"): {"channel": "D2"}}
+    outcome = row(1, "success", "chat", ("#a", "#b"))
+    assert start_refs([both], outcome, K("#a")) == {"channel": "C1", "ts": "1.1"}
+    assert start_refs([both], outcome, K("#b")) == {"channel": "D2"}
 
 
 # --- failed_attempt ---------------------------------------------------------------------------
@@ -403,13 +472,18 @@ def fail(
     entry: dict[str, Any],
     now: datetime = NOW,
     *,
+    key: str = "#a",
     permanent: bool = False,
     retry_after: float | None = None,
     give_up_after: timedelta = HOUR,
-    error: str = "slack: 503 Service Unavailable",
+    error: str = "#a: slack: 503 Service Unavailable",
+    wave: int | None = None,
 ) -> dict[str, Any]:
+    """The row after `key` failed in the wave that began with `wave` attempts (the row's own)."""
+    attempts = int(entry.get("attempts", 0)) if wave is None else wave
     return failed_attempt(
         entry,
+        Due(entry["id"], K(key), attempts),
         now,
         error,
         permanent=permanent,
@@ -419,14 +493,26 @@ def fail(
 
 
 def test_temporary_failure_is_rescheduled() -> None:
-    entry = to(queued(1, "start", "chat"), "#a")
+    entry = row(1, "start", "chat")
     got = fail(entry)
     assert got["state"] == "Pending"
+    assert got["pending"] == [K("#a")]
     assert got["attempts"] == 1
-    assert got["lastError"] == "slack: 503 Service Unavailable"
+    assert got["lastError"] == "#a: slack: 503 Service Unavailable"
     # backoff(1) is exactly one second whatever the jitter.
     assert got["nextAttemptAt"] == "2025-03-02T11:05:01Z"
-    assert entry == to(queued(1, "start", "chat"), "#a")
+    assert entry == row(1, "start", "chat")
+
+
+def test_keys_of_one_row_are_retried_together_at_the_latest_time_asked() -> None:
+    entry = row(1, "start", "chat", ("#a", "#b"))
+    first = fail(entry, retry_after=30)
+    second = fail(first, key="#b", retry_after=5, wave=0)
+    assert second["nextAttemptAt"] == first["nextAttemptAt"] == stamp_in(30)
+    assert second["attempts"] == 1, "one wave, one attempt"
+    later = fail(first, NOW + timedelta(seconds=31), key="#b", retry_after=5)
+    assert later["nextAttemptAt"] == stamp_in(36), "a time from an earlier wave is replaced"
+    assert later["attempts"] == 2
 
 
 @pytest.mark.parametrize(
@@ -459,7 +545,7 @@ def test_temporary_failure_is_rescheduled() -> None:
     ],
 )
 def test_retry_after_is_rounded_up(now: datetime, retry_after: float, expected: str) -> None:
-    got = fail(to(queued(1, "start", "chat"), "#a"), now, retry_after=retry_after)
+    got = fail(row(1, "start", "chat"), now, retry_after=retry_after)
     assert got["state"] == "Pending"
     assert got["nextAttemptAt"] == expected
     assert parse_stamp(got["nextAttemptAt"]) >= now + timedelta(seconds=retry_after)
@@ -467,7 +553,7 @@ def test_retry_after_is_rounded_up(now: datetime, retry_after: float, expected: 
 
 @pytest.mark.parametrize("attempts", [1, 4, 8, 12])
 def test_backoff_wins_over_a_shorter_retry_after(attempts: int) -> None:
-    entry = to(queued(1, "start", "chat"), "#a", attempts=attempts)
+    entry = row(1, "start", "chat", attempts=attempts)
     got = fail(entry, retry_after=0.5, give_up_after=timedelta(days=1))
     wait = (parse_stamp(got["nextAttemptAt"]) - NOW).total_seconds()
     assert backoff(attempts + 1, jitter=0) <= wait <= backoff(attempts + 1, jitter=1) + 1
@@ -478,7 +564,7 @@ def test_backoff_wins_over_a_shorter_retry_after(attempts: int) -> None:
     ("entry", "now", "permanent", "retry_after", "expected_state"),
     [
         pytest.param(
-            to(queued(1, "start", "chat"), "#a", nextAttemptAt=stamp_in(-1)),
+            row(1, "start", "chat", nextAttemptAt=stamp_in(-1)),
             NOW,
             True,
             None,
@@ -486,7 +572,7 @@ def test_backoff_wins_over_a_shorter_retry_after(attempts: int) -> None:
             id="permanent",
         ),
         pytest.param(
-            to(queued(1, "start", "chat"), "#a"),
+            row(1, "start", "chat"),
             datetime(2025, 3, 2, 12, 0, 1, tzinfo=UTC),
             False,
             None,
@@ -494,7 +580,7 @@ def test_backoff_wins_over_a_shorter_retry_after(attempts: int) -> None:
             id="past-give-up-after",
         ),
         pytest.param(
-            to(queued(1, "start", "chat"), "#a"),
+            row(1, "start", "chat"),
             datetime(2025, 3, 2, 11, 58, 0, tzinfo=UTC),
             False,
             300,
@@ -502,7 +588,7 @@ def test_backoff_wins_over_a_shorter_retry_after(attempts: int) -> None:
             id="next-retry-would-be-past-give-up-after",
         ),
         pytest.param(
-            to(queued(1, "start", "chat"), "#a"),
+            row(1, "start", "chat"),
             datetime(2025, 3, 2, 11, 58, 0, tzinfo=UTC),
             False,
             60,
@@ -521,15 +607,22 @@ def test_failed_attempt_gives_up(
     got = fail(entry, now, permanent=permanent, retry_after=retry_after)
     assert got["state"] == expected_state
     assert got["attempts"] == 1
-    assert got["lastError"] == "slack: 503 Service Unavailable"
+    assert got["lastError"] == "#a: slack: 503 Service Unavailable"
     if expected_state == Delivery.FAILED:
         assert "nextAttemptAt" not in got
+        assert "pending" not in got
+        assert (got["sent"], got["failed"]) == (0, 1)
     else:
         assert parse_stamp(got["nextAttemptAt"]) >= now + timedelta(seconds=60)
 
 
+def test_a_key_given_up_leaves_the_others_pending() -> None:
+    got = fail(row(1, "start", "chat", ("#a", "#b")), permanent=True)
+    assert (got["state"], got["pending"], got["failed"]) == ("Pending", [K("#b")], 1)
+
+
 def test_entry_without_queued_at_counts_from_now() -> None:
-    entry = to(queued(1, "start", "chat"), "#a")
+    entry = row(1, "start", "chat")
     del entry["queuedAt"]
     got = fail(entry, give_up_after=timedelta(seconds=10), retry_after=5)
     assert got["state"] == "Pending"
@@ -537,5 +630,32 @@ def test_entry_without_queued_at_counts_from_now() -> None:
 
 
 def test_last_error_is_bounded() -> None:
-    got = fail(to(queued(1, "start", "chat"), "#a"), error="x" * 2000)
-    assert got["lastError"] == "x" * 500
+    got = fail(row(1, "start", "chat"), error="x" * 2000)
+    assert got["lastError"] == "x" * ERROR_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        pytest.param(
+            queued(1, "start", "later"),
+            {**queued(1, "start", "later"), "state": "Failed", "lastError": "gone"},
+            id="never-expanded",
+        ),
+        pytest.param(
+            row(1, "start", "chat", ("#a", "#b"), sent=1, nextAttemptAt=stamp_in(9)),
+            {
+                **done(1, "start", "chat"),
+                "state": "Failed",
+                "recipients": 2,
+                "sent": 1,
+                "failed": 2,
+                "attempts": 0,
+                "lastError": "gone",
+            },
+            id="expanded",
+        ),
+    ],
+)
+def test_given_up(entry: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert given_up(entry, "gone") == expected

@@ -16,6 +16,7 @@ import pytest
 from deploybell.clients.errors import Forbidden
 from deploybell.notify import ledger
 from deploybell.notify.dispatch import Dispatcher
+from deploybell.notify.ledger import recipient_key as K
 from deploybell.notify.model import Message, sample
 from deploybell.notify.outbox import MISSING_RECHECK_SECONDS, Outbox, Report
 from deploybell.notify.providers.base import (
@@ -98,7 +99,7 @@ class Rig:
         """Start what is due, wait for it, record it: one runner wake-up after a send."""
         entries, reports = self.pump(entries)
         await self.outbox.drain(DRAIN_SECONDS)
-        assert not [t for t in self.outbox.tasks.values() if not t.done()], "sends still running"
+        assert not [s for s in self.outbox.tasks.values() if not s.task.done()], "still sending"
         entries, more = self.pump(entries)
         return entries, reports + more
 
@@ -154,8 +155,9 @@ def retry_now(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_one_send_per_recipient() -> None:
     rig = make_rig()
     entries, reports = rig.pump(queue("start", name="slack"))
-    assert [e["id"] for e in entries] == ["3/start/slack/#deploys", "3/start/slack/@alice"]
-    assert [e["recipient"] for e in entries] == ["#deploys", "@alice"]
+    [row] = entries
+    assert row["id"] == "3/start/slack"
+    assert (row["recipients"], row["pending"]) == (2, [K("#deploys"), K("@alice")])
     assert set(rig.outbox.tasks) == {"3/start/slack/#deploys", "3/start/slack/@alice"}
     assert reports == []
 
@@ -163,12 +165,22 @@ async def test_one_send_per_recipient() -> None:
     entries, reports = rig.pump(entries)
     assert reports == []
     assert sorted(c.destination.recipient for c in rig.provider.calls) == ["#deploys", "@alice"]
+    assert sorted(c.message.idempotency_key for c in rig.provider.calls) == [
+        "team-a/web/3/start/slack/#deploys",
+        "team-a/web/3/start/slack/@alice",
+    ]
     assert all(c.destination.secret == SECRETS["slack"] for c in rig.provider.calls)
     assert all(c.destination.options == {"threads": True} for c in rig.provider.calls)
-    for e in entries:
-        assert e["state"] == "Sent"
-        assert e["attempts"] == 1
-        assert e["refs"]["to"] == e["recipient"]
+    [row] = entries
+    assert (row["state"], row["attempts"], row["sent"], row["failed"]) == ("Sent", 1, 2, 0)
+    assert "pending" not in row
+    outcome = {**row, "event": "success"}
+    assert {
+        recipient: ledger.start_refs(entries, outcome, K(recipient))["to"]
+        for recipient in ("#deploys", "@alice")
+    } == {"#deploys": "#deploys", "@alice": "@alice"}, (
+        "a Slack start keeps what its outcome edits, per recipient"
+    )
     assert len(rig.wakes) == 2
 
     again, reports = await rig.cycle(entries)
@@ -183,12 +195,11 @@ def test_expand_known_sends_nothing_and_leaves_unknown_notifications() -> None:
     rig = make_rig()
     entries = queue("start", name="slack") + queue("start", name="absent")
     expanded_now = rig.outbox.expand_known(entries)
-    assert [e["id"] for e in expanded_now] == [
-        "3/start/slack/#deploys",
-        "3/start/slack/@alice",
-        "3/start/absent",
+    assert [(e["id"], e.get("pending")) for e in expanded_now] == [
+        ("3/start/slack", [K("#deploys"), K("@alice")]),
+        ("3/start/absent", None),
     ]
-    assert "recipient" not in expanded_now[2]
+    assert "recipients" not in expanded_now[1]
     assert rig.outbox.tasks == {}
     assert rig.provider.calls == []
     assert rig.outbox.expand_known(expanded_now) == expanded_now, "expanding twice changes nothing"
@@ -197,9 +208,10 @@ def test_expand_known_sends_nothing_and_leaves_unknown_notifications() -> None:
 async def test_webhook_entry_keeps_its_id() -> None:
     rig = make_rig()
     entries, _ = await rig.cycle(queue("start"))
-    assert [(e["id"], e["recipient"], e["state"]) for e in entries] == [
-        ("3/start/hook", "", "Sent")
+    assert [(e["id"], e["recipients"], e["sent"], e["state"]) for e in entries] == [
+        ("3/start/hook", 1, 1, "Sent")
     ]
+    assert "refs" not in entries[0], "a webhook's outcome edits nothing: no references kept"
     [call] = rig.provider.calls
     assert call.destination.type == "webhook"
     assert call.destination.secret == {"url": URL}
@@ -208,25 +220,35 @@ async def test_webhook_entry_keeps_its_id() -> None:
 
 
 async def test_start_is_sent_before_success() -> None:
-    rig = make_rig()
-    entries, _ = rig.pump(queue("start", "success"))
-    assert set(rig.outbox.tasks) == {"3/start/hook"}, "success waits while start is Pending"
-
+    rig = make_rig(script=[TemporaryDeliveryError("slack: 503")])
+    entries, _ = rig.pump(queue("start", "success", name="slack"))
+    assert set(rig.outbox.tasks) == {"3/start/slack/#deploys", "3/start/slack/@alice"}, (
+        "success waits while start is Pending"
+    )
     await rig.outbox.drain(DRAIN_SECONDS)
-    assert [c.message.event for c in rig.provider.calls] == ["start"]
     entries, _ = rig.pump(entries)
-    start = by_id(entries)["3/start/hook"]
-    assert start["state"] == "Sent"
-    assert start["refs"] == {"id": "msg-1", "to": ""}
-    assert by_id(entries)["3/success/hook"]["state"] == "Pending"
-    assert set(rig.outbox.tasks) == {"3/success/hook"}
-
+    start = by_id(entries)["3/start/slack"]
+    assert (start["state"], start["pending"], start["sent"]) == ("Pending", [K("#deploys")], 1)
+    assert set(rig.outbox.tasks) == {"3/success/slack/@alice"}, (
+        "per recipient: @alice's success goes, #deploys' waits for its start's retry"
+    )
     entries, _ = await rig.cycle(entries)
-    assert [c.message.event for c in rig.provider.calls] == ["start", "success"]
-    assert rig.provider.calls[0].destination.previous == {}
-    assert rig.provider.calls[1].destination.previous == {"id": "msg-1", "to": ""}
-    assert by_id(entries)["3/success/hook"]["state"] == "Sent"
-    assert by_id(entries)["3/success/hook"]["refs"] == {"id": "msg-2", "to": ""}
+    entries, _ = await rig.cycle(retry_now(entries))
+    entries, _ = await rig.cycle(entries)
+    calls = [(c.message.event, c.destination.recipient) for c in rig.provider.calls]
+    assert calls.index(("start", "#deploys"), 1) < calls.index(("success", "#deploys"))
+    assert calls.index(("start", "@alice")) < calls.index(("success", "@alice"))
+    previous = {
+        c.destination.recipient: c.destination.previous
+        for c in rig.provider.calls
+        if c.message.event == "success"
+    }
+    assert previous == {
+        "#deploys": {"id": "msg-4", "to": "#deploys"},
+        "@alice": {"id": "msg-2", "to": "@alice"},
+    }, "each outcome edits its own recipient's start message"
+    assert [e["state"] for e in entries] == ["Sent", "Sent"]
+    assert "refs" not in by_id(entries)["3/success/slack"], "only a start's references are kept"
 
 
 async def test_success_goes_after_a_failed_start_without_previous_refs() -> None:
@@ -236,6 +258,32 @@ async def test_success_goes_after_a_failed_start_without_previous_refs() -> None
     entries, _ = await rig.cycle(entries)
     assert by_id(entries)["3/failure/hook"]["state"] == "Sent"
     assert rig.provider.calls[1].destination.previous == {}
+
+
+async def test_a_recipient_removed_before_its_message_is_not_sent() -> None:
+    rig = make_rig()
+    entries = rig.outbox.expand_known(queue("start", name="slack"))
+    rig.source.specs["slack"] = {**SLACK, "recipients": ["@alice", "#new"]}
+    entries, _ = await rig.cycle(entries)
+    [row] = entries
+    assert (row["state"], row["sent"], row["failed"]) == ("Failed", 1, 1)
+    assert row["lastError"] == "a recipient was removed from Notification slack before it was sent"
+    assert [c.destination.recipient for c in rig.provider.calls] == ["@alice"], (
+        "#new was added after the event was recorded: not due"
+    )
+
+
+async def test_a_notification_gone_after_expansion_is_retried() -> None:
+    rig = make_rig()
+    entries = rig.outbox.expand_known(queue("start", name="slack"))
+    del rig.source.specs["slack"]
+    entries, _ = await rig.cycle(entries)
+    [row] = entries
+    assert (row["state"], row["attempts"], len(row["pending"])) == ("Pending", 1, 2)
+    assert row["lastError"] == f"Notification slack not found or invalid in namespace {NAMESPACE}"
+    rig.source.specs["slack"] = SLACK
+    entries, _ = await rig.cycle(retry_now(entries))
+    assert entries[0]["state"] == "Sent"
 
 
 # --- failures ---------------------------------------------------------------------------------
@@ -352,7 +400,7 @@ async def test_missing_notification_waits_then_sends() -> None:
     entries, reports = await rig.cycle(queue("start"))
     [entry] = entries
     assert entry["id"] == "3/start/hook"
-    assert "recipient" not in entry
+    assert "recipients" not in entry
     assert entry["state"] == "Pending"
     assert entry["lastError"] == problem
     assert reports == [
@@ -370,7 +418,7 @@ async def test_missing_notification_waits_then_sends() -> None:
     rig.source.specs["hook"] = HOOK
     entries, reports = await rig.cycle(entries)
     [entry] = entries
-    assert (entry["recipient"], entry["state"], entry["attempts"]) == ("", "Sent", 1)
+    assert (entry["recipients"], entry["state"], entry["attempts"]) == (1, "Sent", 1)
     assert "lastError" not in entry
     assert reports == []
     assert len(rig.provider.calls) == 1
@@ -379,7 +427,7 @@ async def test_missing_notification_waits_then_sends() -> None:
 async def test_invalid_notification_counts_as_missing() -> None:
     rig = make_rig(specs={"hook": {"type": "pager", "secretRef": {"name": "hook"}}})
     entries, reports = await rig.cycle(queue("start"))
-    assert "recipient" not in entries[0]
+    assert "recipients" not in entries[0]
     assert [r.reason for r in reports] == ["NotificationMissing"]
 
 
@@ -461,7 +509,7 @@ async def test_template_renders_an_override() -> None:
 
 
 def expanded(**changes: Any) -> dict[str, Any]:
-    return {**queue("start")[0], "recipient": "", **changes}
+    return {**ledger.expand(queue("start"), "3/start/hook", [])[0], **changes}
 
 
 def retry_in(seconds: float, **changes: Any) -> dict[str, Any]:
@@ -499,7 +547,7 @@ def test_next_wake(entries: LedgerFactory, low: float | None, high: float | None
 async def test_close_cancels_sends_and_leaves_entries_pending() -> None:
     rig = make_rig(script=[HANG, HANG])
     entries, _ = rig.pump(queue("start", name="slack"))
-    tasks = list(rig.outbox.tasks.values())
+    tasks = [s.task for s in rig.outbox.tasks.values()]
     assert len(tasks) == 2
     assert rig.outbox.busy
 
@@ -512,5 +560,5 @@ async def test_close_cancels_sends_and_leaves_entries_pending() -> None:
     after, reports = rig.outbox.collect(entries, datetime.now(UTC))
     assert after == entries
     assert reports == []
-    assert [(e["state"], e["attempts"]) for e in after] == [("Pending", 0), ("Pending", 0)]
+    assert [(e["state"], e["attempts"], len(e["pending"])) for e in after] == [("Pending", 0, 2)]
     assert all("lastError" not in e for e in after)

@@ -519,10 +519,23 @@ def test_duration(started: str, finished: str, seconds: float | None) -> None:
 
 
 def ledger_entry(
-    run: int, event: str, state: str, recipient: str | None = "#deploys", **more: Any
+    run: int, event: str, state: str, recipients: int | None = 1, **more: Any
 ) -> dict[str, Any]:
-    """`recipient=None`: an entry still waiting for its Notification (not expanded)."""
-    return {**entry(run, event, recipient), "state": state, **more}
+    """A ledger row; `recipients=None`: still waiting for its Notification (not expanded)."""
+    out: dict[str, Any] = {
+        "id": f"{run}/{event}/team-chat",
+        "run": run,
+        "event": event,
+        "notification": "team-chat",
+        "state": state,
+    }
+    if recipients is not None:
+        sent = recipients if state == "Sent" else 0
+        failed = recipients if state == "Failed" else 0
+        out |= {"recipients": recipients, "sent": sent, "failed": failed}
+        if state == "Pending":
+            out["pending"] = [f"key{i}" for i in range(recipients)]
+    return {**out, **more}
 
 
 @pytest.mark.parametrize(
@@ -537,34 +550,43 @@ def ledger_entry(
             id="all-sent",
         ),
         pytest.param(
-            [ledger_entry(5, "start", "Sent"), ledger_entry(5, "success", "Pending")],
-            (True, "Pending", "1 messages waiting to be delivered"),
-            id="pending",
+            [ledger_entry(5, "start", "Sent"), ledger_entry(5, "success", "Pending", 3)],
+            (True, "Pending", "3 messages waiting to be delivered"),
+            id="pending-counts-recipients",
         ),
         pytest.param(
             [
-                ledger_entry(5, "start", "Failed", lastError="slack: channel_not_found"),
+                ledger_entry(5, "start", "Failed", lastError="#deploys: slack: channel_not_found"),
                 ledger_entry(5, "success", "Pending"),
             ],
-            (False, "DeliveryFailed", "start to #deploys: slack: channel_not_found"),
+            (
+                False,
+                "DeliveryFailed",
+                "start via team-chat: #deploys: slack: channel_not_found",
+            ),
             id="failed-wins-over-pending",
         ),
         pytest.param(
             [
                 ledger_entry(5, "start", "Sent"),
-                ledger_entry(5, "failure", "Failed", "", lastError="webhook: 404"),
+                ledger_entry(5, "failure", "Failed", lastError="webhook: 404"),
             ],
-            (False, "DeliveryFailed", "failure to team-chat: webhook: 404"),
+            (False, "DeliveryFailed", "failure via team-chat: webhook: 404"),
             id="webhook-names-the-notification",
         ),
         pytest.param(
-            [
-                ledger_entry(5, "start", "Failed", "#a", lastError="a gone"),
-                ledger_entry(5, "start", "Failed", "#b", lastError="b gone"),
-                ledger_entry(5, "start", "Failed", "#c", lastError="c gone"),
-            ],
-            (False, "DeliveryFailed", "start to #a: a gone (and 2 more)"),
+            [ledger_entry(5, "start", "Failed", 3, lastError="#a: a gone")],
+            (False, "DeliveryFailed", "start via team-chat: #a: a gone (and 2 more)"),
             id="first-failure-and-count",
+        ),
+        pytest.param(
+            [
+                ledger_entry(
+                    5, "start", "Pending", 2, failed=1, pending=["k"], lastError="#a: a gone"
+                )
+            ],
+            (False, "DeliveryFailed", "start via team-chat: #a: a gone"),
+            id="a-recipient-given-up-while-another-is-retried",
         ),
         pytest.param(
             [
@@ -577,25 +599,16 @@ def ledger_entry(
         ),
         pytest.param(
             [
-                ledger_entry(5, "start", "Pending", "#a"),
-                ledger_entry(5, "start", "Pending", "#b"),
+                ledger_entry(5, "start", "Pending", 2),
                 ledger_entry(5, "success", "Pending", None),
             ],
             (
                 None,
                 "NotificationMissing",
                 "waiting for Notification team-chat (not found or invalid): "
-                "3 messages of run 5 wait for it",
+                "2 messages of run 5 wait for it",
             ),
             id="waiting-for-a-missing-notification-is-unknown",
-        ),
-        pytest.param(
-            [
-                ledger_entry(5, "start", "Pending", "#a"),
-                ledger_entry(5, "success", "Sent", "#a"),
-            ],
-            (True, "Pending", "1 messages waiting to be delivered"),
-            id="pending-count",
         ),
         pytest.param(
             [
@@ -621,7 +634,7 @@ def ledger_entry(
                     lastError="Notification later not found",
                 ),
             ],
-            (False, "NotificationMissing", "start to later: Notification later not found"),
+            (False, "NotificationMissing", "start via later: Notification later not found"),
             id="given-up-missing-notification-is-false",
         ),
     ],

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -35,6 +37,7 @@ class Transport:
 
     def __init__(self, api: Any) -> None:
         self._api = api
+        self._inherited: aiohttp.ClientSession | None = None
 
     @classmethod
     async def from_environment(
@@ -58,7 +61,26 @@ class Transport:
         configuration.connection_pool_maxsize = POOL_SIZE
         api = k8s.ApiClient(configuration)
         api.user_agent = user_agent
-        return cls(api)
+        transport = cls(api)
+        transport._without_netrc_lookups()
+        return transport
+
+    def _without_netrc_lookups(self) -> None:
+        """kubernetes_asyncio's session trusts the environment, and so aiohttp looks ~/.netrc up
+        in a thread of the default executor before every request without `auth` (all of ours):
+        a thread hop per API call, 15% of the operator's CPU samples in a burst of 1000 runs.
+        The same pooled connections, through a session that does not; the environment's proxy
+        for the API server, the one thing trusting it gave besides netrc, is read once here."""
+        rest = self._api.rest_client
+        self._inherited = rest.pool_manager  # owns the connector: closed last, in close()
+        rest.pool_manager = aiohttp.ClientSession(
+            connector=self._inherited.connector,
+            connector_owner=False,
+            trust_env=False,
+            read_bufsize=2**21,  # as kubernetes_asyncio's: watch events of large objects
+        )
+        if not rest.proxy:
+            rest.proxy = environment_proxy(self.host)
 
     @property
     def host(self) -> str:
@@ -66,6 +88,8 @@ class Transport:
 
     async def close(self) -> None:
         await self._api.close()
+        if self._inherited is not None:
+            await self._inherited.close()
 
     async def request(
         self,
@@ -138,6 +162,16 @@ def kubeconfig_namespace() -> str | None:
         return None
     namespace = ((current or {}).get("context") or {}).get("namespace")
     return str(namespace) if namespace else None
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy HTTPS_PROXY/HTTP_PROXY name for `url`, unless NO_PROXY exempts its host."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    return proxy
 
 
 def _timeouts(read_seconds: float) -> aiohttp.ClientTimeout:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploybell.api.constants import GROUP, LABEL_JOB, LABEL_JOB_NAMESPACE
-from deploybell.api.deployjob import DeployJobSpec
+from deploybell.api.deployjob import MAX_MANIFESTS, DeployJobSpec
 from deploybell.clients.errors import ApiError, Forbidden, UnknownKind
 from deploybell.deploy.manifests import (
     ManifestError,
@@ -104,6 +104,13 @@ class Applier:
             except ManifestError as e:
                 raise ApplyFailure("InvalidManifest", str(e)) from None
             objects.extend(docs)
+        if len(objects) > MAX_MANIFESTS:
+            # One status entry per object: more would outgrow what the API server stores.
+            raise ApplyFailure(
+                "TooManyObjects",
+                f"{len(objects)} objects in spec.manifests and spec.manifestsFrom together; "
+                f"a DeployJob applies at most {MAX_MANIFESTS}: split it into several",
+            )
         return objects
 
     async def apply(self, namespace: str, job: str, spec: DeployJobSpec, run: int) -> ApplyResult:

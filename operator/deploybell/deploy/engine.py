@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from deploybell.api.constants import FINALIZER
 from deploybell.clients.errors import ApiError
+from deploybell.deploy import memory
 from deploybell.deploy import run as runs
 from deploybell.deploy.live import LiveJob
 from deploybell.deploy.run import Action, RunState
@@ -30,6 +31,9 @@ logger = logging.getLogger("deploybell.engine")
 JobKey = tuple[str, str]
 TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 STOP_GRACE_SECONDS = 10.0
+# After the last task ends, before the burst's memory is released: idle keep-alive connections
+# (aiohttp closes them after 15 s) go first, with their TLS buffers.
+IDLE_SECONDS = 20.0
 
 
 def has_work(live: LiveJob) -> bool:
@@ -114,27 +118,48 @@ class JobTask:
         self.last_written = 0  # resourceVersion of this task's last write (0: none)
         self.held = FINALIZER in live.finalizers
         self.gone = False
+        self.by_sends_only = False  # woken only by finished sends since the last step
         self.task = asyncio.create_task(self._run(), name=f"deployjob {live.namespace}/{live.name}")
 
     def wake(self) -> None:
         self.woken.set()
+        self.by_sends_only = False
+
+    def wake_by_send(self) -> None:
+        """A send finished: worth a look, and worth letting its siblings finish too."""
+        if not self.woken.is_set():
+            self.by_sends_only = True
+        self.woken.set()
+
+    def echo(self, live: LiveJob, body: Mapping[str, Any]) -> bool:
+        """The event shows this task's own write (or an older version) and nothing else moved:
+        the same generation, annotations, deletion and finalizers as the task already has."""
+        version = resource_version(body)
+        seen = self.live
+        return (
+            version is not None
+            and version <= self.last_written
+            and (live.desired, live.deleting, live.finalizers)
+            == (seen.desired, seen.deleting, seen.finalizers)
+        )
 
     def wrote(self, version: int | None) -> None:
         if version:
             self.last_written = max(self.last_written, version)
 
     async def _run(self) -> None:
-        runner = self.engine.hooks.runner(self.live, self.wake, self.wrote)
+        runner = self.engine.hooks.runner(self.live, self.wake_by_send, self.wrote)
         failures = 0
         try:
             while not self.engine.stopping and not self.gone:
+                settle, self.by_sends_only = self.by_sends_only, False
                 self.woken.clear()
                 live = self.live
                 try:
                     if not live.deleting and not self.held:
                         self.wrote(await self.engine.hooks.hold(live))
                         self.held = True
-                    delay = await runner.step(live)
+                    delay = await runner.step(live, settle=settle)
                     failures = 0
                 except ApiError as e:
                     delay = TRANSIENT_BACKOFF[min(failures, len(TRANSIENT_BACKOFF) - 1)]
@@ -169,9 +194,16 @@ class JobTask:
 class Engine:
     """The DeployJobs with work, each with its task; fed by every DeployJob event."""
 
-    def __init__(self, hooks: JobHooks, deletion_grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        hooks: JobHooks,
+        deletion_grace: float = 30.0,
+        on_idle: Callable[[], None] = memory.release,
+    ) -> None:
         self.hooks = hooks
         self.deletion_grace = deletion_grace
+        self.on_idle = on_idle
+        self._idle_call: asyncio.TimerHandle | None = None
         self.tasks: dict[JobKey, JobTask] = {}
         self.scheduler = Scheduler(self.wake)
         self.stopping = False
@@ -186,6 +218,9 @@ class Engine:
         if task is not None:
             if gone:
                 task.gone = True
+            elif task.echo(live, body):
+                task.live = live
+                return  # our own status write coming back: nothing the run needs to look at
             else:
                 task.live = live
             task.wake()
@@ -194,6 +229,9 @@ class Engine:
             return
         if has_work(live):
             self.tasks[key] = JobTask(self, live)
+            if self._idle_call is not None:
+                self._idle_call.cancel()
+                self._idle_call = None
 
     def _stale(self, key: JobKey, body: Mapping[str, Any]) -> bool:
         """Older than this operator's last write to it: an event queued before that write."""
@@ -221,6 +259,15 @@ class Engine:
         self.scheduler.at(task.key, None)
         if task.last_written:
             self._written[task.key] = task.last_written
+        if not self.tasks and not self.stopping and self._idle_call is None:
+            loop = asyncio.get_running_loop()
+            self._idle_call = loop.call_later(IDLE_SECONDS, self._idle)
+
+    def _idle(self) -> None:
+        """No run in flight for IDLE_SECONDS: the burst is over, its memory can go back."""
+        self._idle_call = None
+        if not self.tasks:
+            self.on_idle()
 
     async def pause(self) -> None:
         """Another operator took over (peering): let go of every run; they resume from status."""
@@ -232,6 +279,8 @@ class Engine:
 
     async def stop(self) -> None:
         self.stopping = True
+        if self._idle_call is not None:
+            self._idle_call.cancel()
         await self._stop_tasks()
         await self.scheduler.close()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from deploybell.deploy import dora
+
 
 class ResourceLike(Protocol):
     @property
@@ -41,3 +43,13 @@ class WatchCache(Protocol):
     def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]: ...
     async def acquire(self, namespaces: Iterable[str]) -> None: ...
     async def release(self, namespaces: Iterable[str]) -> None: ...
+
+
+class JobPorts(Protocol):
+    """What a runner needs from the outside world besides the cluster, for one DeployJob."""
+
+    async def patch_status(self, status: Mapping[str, Any]) -> None: ...
+    async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
+    def run_finished(
+        self, phase: str, seconds: float | None, observation: dora.Observation
+    ) -> None: ...

@@ -199,22 +199,23 @@ def delivered_condition(
 ) -> tuple[bool | None, str, str]:
     """(status, reason, message) of NotificationsDelivered for the latest run; None: Unknown.
 
-    An entry without a recipient waits for its Notification (not found or invalid): Unknown while
-    it waits, False once it is given up — never True, which would say all is well.
+    A row without recipients waits for its Notification (not found or invalid): Unknown while it
+    waits, False once it is given up — never True, which would say all is well. A recipient given
+    up makes it False even while other recipients of the row are still being tried.
     """
     latest = [e for e in entries if e.get("run") == run]
-    failed = [e for e in latest if e.get("state") == Delivery.FAILED]
+    failed = [e for e in latest if e.get("state") == Delivery.FAILED or int(e.get("failed") or 0)]
     if failed:
         first = failed[0]
-        where = first.get("recipient") or first["notification"]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        count = sum(int(e.get("failed") or 0) or 1 for e in failed)
+        more = f" (and {count - 1} more)" if count > 1 else ""
         return (
             False,
-            "DeliveryFailed" if "recipient" in first else "NotificationMissing",
-            f"{first['event']} to {where}: {first.get('lastError')}{more}",
+            "DeliveryFailed" if "recipients" in first else "NotificationMissing",
+            f"{first['event']} via {first['notification']}: {first.get('lastError')}{more}",
         )
     waiting = [e for e in latest if e.get("state") == Delivery.PENDING]
-    missing = sorted({str(e["notification"]) for e in waiting if "recipient" not in e})
+    missing = sorted({str(e["notification"]) for e in waiting if "recipients" not in e})
     if missing:
         names = ", ".join(missing)
         return (
@@ -224,5 +225,6 @@ def delivered_condition(
             f"{len(waiting)} messages of run {run} wait for it",
         )
     if waiting:
-        return True, "Pending", f"{len(waiting)} messages waiting to be delivered"
+        count = sum(len(e.get("pending") or ()) or 1 for e in waiting)
+        return True, "Pending", f"{count} messages waiting to be delivered"
     return True, "Delivered", "every message of the latest run was delivered"

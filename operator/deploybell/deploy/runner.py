@@ -8,9 +8,8 @@ DeployJob's status: the outbox delivers in the background and hands results back
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from deploybell.api.constants import ANNOTATION_CANCEL
 from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
@@ -18,12 +17,14 @@ from deploybell.api.errors import SpecError
 from deploybell.deploy import dora, report
 from deploybell.deploy import run as runs
 from deploybell.deploy import verdict as verdicts
-from deploybell.deploy.apply import Applier, ApplyFailure, Snapshot
+from deploybell.deploy.apply import Applier, ApplyFailure
 from deploybell.deploy.health import Status
 from deploybell.deploy.live import LiveJob, Timers, monotonic_since, utcnow
 from deploybell.deploy.manifests import ObjectRef
 from deploybell.deploy.messages import RunMessages
 from deploybell.deploy.observe import Observer
+from deploybell.deploy.ports import JobPorts
+from deploybell.deploy.rollback import Rollbacks
 from deploybell.deploy.run import Action, Phase, RunState
 from deploybell.deploy.runlog import RunLog
 from deploybell.deploy.status import JobStatus
@@ -32,17 +33,7 @@ from deploybell.notify.outbox import Outbox
 __all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
 
 
-class JobPorts(Protocol):
-    """What a runner needs from the outside world besides the cluster, for one DeployJob."""
-
-    async def patch_status(self, status: Mapping[str, Any]) -> None: ...
-    async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
-    def run_finished(
-        self, phase: str, seconds: float | None, observation: dora.Observation
-    ) -> None: ...
-
-
-class JobRunner:
+class JobRunner(Rollbacks):
     """Drives the runs of one DeployJob; `step` is called on every change and timer."""
 
     def __init__(
@@ -89,10 +80,13 @@ class JobRunner:
 
     # --- the loop body ------------------------------------------------------------------------
 
-    async def step(self, live: LiveJob) -> float | None:
-        """Do what the job needs now; return seconds until a timer needs a look (None: never)."""
+    async def step(self, live: LiveJob, settle: bool = False) -> float | None:
+        """Do what the job needs now; return seconds until a timer needs a look (None: never).
+        `settle`: woken by finished sends alone, so let the others of that event finish for one
+        status write (anything else, such as a rollout completing, is looked at at once)."""
         self.live = live
-        await self.outbox.settle()  # sends of one event finish together: one status write
+        if settle:
+            await self.outbox.settle()
         await self.sync_notifications()
         delay = await self.act(live)
         await self.sync_notifications()
@@ -277,70 +271,6 @@ class JobRunner:
             self.state.revision,
         )
         return None
-
-    async def fail(self, reason: str, message: str, live: LiveJob) -> None:
-        spec = self.spec
-        if spec is not None and spec.rollback_on_failure and not self.status.rollback:
-            snapshot = await self.applier.load_last_good(live.namespace, live.name, spec)
-            if snapshot is not None:
-                await self.roll_back(live, snapshot, reason, message)
-                return
-        await self.conclude(live, Phase.FAILED, reason, message, "failure")
-
-    async def roll_back(self, live: LiveJob, snapshot: Snapshot, reason: str, message: str) -> None:
-        assert self.spec is not None
-        self.status.rollback = {
-            "toRun": snapshot.run,
-            "revision": snapshot.revision,
-            "reason": reason,
-            "message": message,
-            "phase": "RollingBack",
-        }
-        await self.ports.record_event(
-            True,
-            "RollingBack",
-            f"run {self.state.run} failed ({reason}); rolling back to "
-            f"run {snapshot.run} ({snapshot.revision})",
-        )
-        try:
-            generations = await self.applier.apply_snapshot(
-                live.namespace, live.name, snapshot, self.spec, self.state.run
-            )
-        except ApplyFailure as e:
-            self.status.rollback["phase"] = "RollbackFailed"
-            await self.conclude(
-                live,
-                Phase.FAILED,
-                reason,
-                f"{message}; rollback to run {snapshot.run} failed: {e.message}",
-                "failure",
-            )
-            return
-        self.generations = generations
-        self.status.resources = [
-            {**r.as_status(), "status": Status.IN_PROGRESS.value, "message": "rolled back"}
-            for r in generations
-        ]
-        self.timers = Timers()
-        self.log.warning(
-            self.state.run,
-            "rolling-back",
-            f"{reason}; rolling back to run {snapshot.run}",
-            to_run=snapshot.run,
-            reason=reason,
-        )
-        self.state = replace(
-            self.state,
-            reason="RollingBack",
-            message=f"{message}; rolling back to run {snapshot.run}",
-        )
-        await self.persist(live)
-
-    async def rolled_back(self, live: LiveJob) -> None:
-        rb = self.status.rollback
-        self.status.rollback = {**rb, "phase": "RolledBack"}
-        message = f"{rb['message']}; rolled back to run {rb['toRun']} ({rb['revision']})"
-        await self.conclude(live, Phase.FAILED, str(rb["reason"]), message, "failure")
 
     async def cancel(self, live: LiveJob, action: Action) -> None:
         if action == Action.SUPERSEDE:

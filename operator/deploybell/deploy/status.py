@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.deploy.run import RunState
+from deploybell.notify import ledger
 
 Entry = dict[str, Any]
 
@@ -40,7 +41,7 @@ class JobStatus:
             state=RunState.from_status(raw),
             resources=[dict(r) for r in raw.get("resources") or []],
             history=[dict(h) for h in raw.get("history") or []],
-            notifications=[dict(n) for n in raw.get("notifications") or []],
+            notifications=ledger.migrate(raw.get("notifications") or []),
             conditions=[dict(c) for c in raw.get("conditions") or []],
             rollback=dict(raw.get("rollback") or {}),
             images=[str(i) for i in raw.get("images") or []],

@@ -28,15 +28,29 @@ KOPF_FINALIZER = "deploybell.io/kopf"
 PEERING_LOGGER = "kopf._core.engines.peering"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """deploybell has no create/update/delete handlers, only event handlers and an index: kopf
+    needs no "last handled" essence. Its default builds one on every event by deep-copying the
+    whole object (a DeployJob's manifests and status included), the largest share of kopf's
+    own work per event; this one builds nothing and keeps nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     ours: Settings = memo.get("settings") or Settings.from_env()
     settings.persistence.finalizer = KOPF_FINALIZER
     # Progress of kopf's own handlers is kept in annotations, leaving status to deploybell.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="deploybell.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="deploybell.io", key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -1,9 +1,10 @@
-"""The outbox of one DeployJob: deliver its Pending ledger entries in the background.
+"""The outbox of one DeployJob: deliver its Pending ledger rows in the background.
 
 The runner owns the ledger (the only writer of status); the outbox only reads it, starts bounded
-concurrent sends off the reconcile path, and hands finished attempts back through `pump`, which
-the runner calls on every wake-up and then persists. A crash between a send and its record can
-repeat that one message (at-least-once); the idempotency key lets receivers spot it.
+concurrent sends off the reconcile path (one per pending recipient of a due row), and hands
+finished attempts back through `pump`, which the runner calls on every wake-up and then persists.
+A crash between a send and its record can repeat that one message (at-least-once); the
+idempotency key lets receivers spot it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deploybell.notify import ledger
+from deploybell.notify import providers as registry
 from deploybell.notify.dispatch import Attempt, Dispatcher
-from deploybell.notify.ledger import Delivery
+from deploybell.notify.ledger import Delivery, Due
 from deploybell.notify.model import Message
 from deploybell.notify.providers.base import mask
 
@@ -31,6 +33,15 @@ class Report:
     warning: bool
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class Send:
+    """One message in flight: which key of which row, to whom, and its task."""
+
+    due: Due
+    recipient: str
+    task: asyncio.Task[Attempt]
 
 
 class Outbox:
@@ -49,7 +60,7 @@ class Outbox:
         self.wake = wake
         self.limiter = limiter
         self.give_up_after = give_up_after
-        self.tasks: dict[str, asyncio.Task[Attempt]] = {}
+        self.tasks: dict[str, Send] = {}  # by the message's id (entry_id with the recipient)
         self.log = logging.getLogger("deploybell.run")
 
     def pump(
@@ -57,19 +68,62 @@ class Outbox:
         entries: Sequence[Mapping[str, Any]],
         message_for: Callable[[Mapping[str, Any]], Message],
     ) -> tuple[list[dict[str, Any]], list[Report]]:
-        """Apply finished sends, expand newly resolvable entries, start the due ones."""
+        """Apply finished sends, expand newly resolvable rows, start the due messages."""
         now = datetime.now(UTC)
         current, reports = self.collect(entries, now)
         current, more = self.resolve(current, now)
         reports += more
-        for entry in ledger.due(current, now):
-            if entry["id"] not in self.tasks:
-                previous = ledger.start_entry(current, entry) if entry["event"] != "start" else None
-                refs = dict((previous or {}).get("refs") or {})
-                self.tasks[entry["id"]] = asyncio.create_task(
-                    self.attempt(entry, message_for(entry), refs), name=f"deliver {entry['id']}"
+        current = ledger.compact(current)  # a run's last send recorded: its refs are done
+        names: dict[str, dict[str, str] | None] = {}
+        for item in ledger.due(current, now):
+            row = next(e for e in current if e["id"] == item.row_id)
+            notification = str(row["notification"])
+            if notification not in names:
+                known = self.dispatcher.recipients(self.namespace, notification)
+                names[notification] = (
+                    None if known is None else {ledger.recipient_key(r): r for r in known or [""]}
                 )
+            by_key = names[notification]
+            recipient = None if by_key is None else by_key.get(item.key)
+            if recipient is None:
+                current = ledger.replace_row(current, self.unsendable(row, item, by_key, now))
+                continue
+            message_id = ledger.entry_id(row["run"], row["event"], notification, recipient)
+            if message_id in self.tasks:
+                continue
+            entry = {**_identity(row), "id": message_id, "recipient": recipient}
+            refs = ledger.start_refs(current, row, item.key)
+            task = asyncio.create_task(
+                self.attempt(entry, message_for(entry), refs), name=f"deliver {message_id}"
+            )
+            self.tasks[message_id] = Send(item, recipient, task)
         return current, reports
+
+    def unsendable(
+        self,
+        row: Mapping[str, Any],
+        item: Due,
+        by_key: Mapping[str, str] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A due key with no recipient to send to: its Notification is gone or invalid now
+        (retried like any failed send), or the recipient was removed from it (never sent)."""
+        name = row["notification"]
+        if by_key is None:
+            error = f"Notification {name} not found or invalid in namespace {self.namespace}"
+            permanent = False
+        else:
+            error = f"a recipient was removed from Notification {name} before it was sent"
+            permanent = True
+        return ledger.failed_attempt(
+            row,
+            item,
+            now,
+            error,
+            permanent=permanent,
+            retry_after=None,
+            give_up_after=self.give_up_after,
+        )
 
     async def attempt(
         self, entry: Mapping[str, Any], message: Message, previous: Mapping[str, Any]
@@ -87,112 +141,124 @@ class Outbox:
     ) -> tuple[list[dict[str, Any]], list[Report]]:
         current = [dict(e) for e in entries]
         reports: list[Report] = []
-        for key, task in list(self.tasks.items()):
-            if not task.done():
+        for message_id, send in list(self.tasks.items()):
+            if not send.task.done():
                 continue
-            del self.tasks[key]
-            if task.cancelled():
+            del self.tasks[message_id]
+            if send.task.cancelled():
                 continue
-            attempt = task.result()
-            current = [
-                self.apply(e, attempt, now, reports) if e["id"] == key else e for e in current
-            ]
+            row = next((e for e in current if e["id"] == send.due.row_id), None)
+            if row is None or send.due.key not in (row.get("pending") or ()):
+                continue  # the row was dropped or settled meanwhile
+            updated = self.apply(row, send, send.task.result(), now, reports)
+            current = ledger.replace_row(current, updated)
         return current, reports
 
     def apply(
-        self, entry: dict[str, Any], attempt: Attempt, now: datetime, reports: list[Report]
+        self,
+        row: dict[str, Any],
+        send: Send,
+        attempt: Attempt,
+        now: datetime,
+        reports: list[Report],
     ) -> dict[str, Any]:
-        where = describe(entry)
+        where = describe(row, send.recipient)
         if attempt.warning:
             reports.append(
                 Report(True, "NotificationTemplateFailed", f"{where}: {attempt.warning}")
             )
         if attempt.sent:
-            self._log(logging.INFO, entry, "delivered", f"{where}: sent")
-            return ledger.sent(entry, now, attempt.refs)
+            self._log(logging.INFO, row, "delivered", f"{where}: sent")
+            refs = attempt.refs if self.keeps_refs(row) else None
+            return ledger.sent(row, send.due, now, refs)
+        error = f"{send.recipient}: {attempt.error}" if send.recipient else attempt.error
         out = ledger.failed_attempt(
-            entry,
+            row,
+            send.due,
             now,
-            attempt.error,
+            error,
             permanent=attempt.permanent,
             retry_after=attempt.retry_after,
             give_up_after=self.give_up_after,
         )
-        if out["state"] == Delivery.FAILED.value:
-            why = (
-                "permanent error"
-                if attempt.permanent
-                else f"gave up after {out['attempts']} attempts"
-            )
+        attempts = send.due.attempts + 1
+        if send.due.key not in (out.get("pending") or ()):
+            why = "permanent error" if attempt.permanent else f"gave up after {attempts} attempts"
             reports.append(Report(True, "NotificationFailed", f"{where}: {why}: {attempt.error}"))
-            self._log(logging.WARNING, entry, "delivery-failed", f"{where}: {why}: {attempt.error}")
-        elif int(out["attempts"]) == 1:
+            self._log(logging.WARNING, row, "delivery-failed", f"{where}: {why}: {attempt.error}")
+            return out
+        if attempts == 1:
             reports.append(Report(True, "NotificationRetrying", f"{where}: {attempt.error}"))
-        if out["state"] != Delivery.FAILED.value:
-            retry = f"{where}: attempt {out['attempts']} failed, again at {out['nextAttemptAt']}"
-            self._log(logging.WARNING, entry, "delivery-retrying", f"{retry}: {attempt.error}")
+        retry = f"{where}: attempt {attempts} failed, again at {out['nextAttemptAt']}"
+        self._log(logging.WARNING, row, "delivery-retrying", f"{retry}: {attempt.error}")
         return out
 
-    def _log(self, level: int, entry: Mapping[str, Any], step: str, message: str) -> None:
+    def keeps_refs(self, row: Mapping[str, Any]) -> bool:
+        """Whether a sent message's provider references are kept: a start message whose
+        outcome edits it or replies in its thread (the registry says which types do)."""
+        if row.get("event") != "start":
+            return False
+        spec = self.dispatcher.source.spec(self.namespace, str(row["notification"]))
+        kind = registry.TYPES.get(str((spec or {}).get("type")))
+        return kind is None or kind.rules.edits_in_place or kind.rules.threads
+
+    def _log(self, level: int, row: Mapping[str, Any], step: str, message: str) -> None:
         """One line of the run's story (deploy.runlog's fields), errors already masked."""
         if self.log.isEnabledFor(level):
             extra = {
                 "namespace": self.namespace,
                 "deployjob": self.job,
-                "run": entry["run"],
+                "run": row["run"],
                 "event": step,
-                "notification": entry["notification"],
-                "message_event": entry["event"],
+                "notification": row["notification"],
+                "message_event": row["event"],
             }
             self.log.log(
                 level,
                 "%s/%s run %s: %s",
                 self.namespace,
                 self.job,
-                entry["run"],
+                row["run"],
                 message,
                 extra=extra,
             )
 
     def expand_known(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """One entry per recipient for every Notification known now: done when an event is
+        """Recipient keys for every row whose Notification is known now: done when an event is
         recorded, so that its status write already holds them (no separate write to expand)."""
         current = [dict(e) for e in entries]
-        for entry in [e for e in current if "recipient" not in e]:
-            if entry.get("state") != Delivery.PENDING.value:
+        for row in [e for e in current if not ledger.expanded(e)]:
+            if row.get("state") != Delivery.PENDING.value:
                 continue
-            recipients = self.dispatcher.recipients(self.namespace, entry["notification"])
+            recipients = self.dispatcher.recipients(self.namespace, row["notification"])
             if recipients is not None:
-                current = ledger.expand(current, entry["id"], recipients)
+                current = ledger.expand(current, row["id"], recipients)
         return current
 
     def resolve(
         self, entries: list[dict[str, Any]], now: datetime
     ) -> tuple[list[dict[str, Any]], list[Report]]:
-        """Expand entries whose Notification exists; note (once) the ones still waiting for it."""
+        """Expand rows whose Notification exists; note (once) the ones still waiting for it."""
         entries = self.expand_known(entries)
         reports: list[Report] = []
-        for entry in [e for e in entries if "recipient" not in e]:
-            if entry.get("state") != Delivery.PENDING.value:
+        for row in [e for e in entries if not ledger.expanded(e)]:
+            if row.get("state") != Delivery.PENDING.value:
                 continue
             problem = (
-                f"Notification {entry['notification']} not found or invalid in namespace "
+                f"Notification {row['notification']} not found or invalid in namespace "
                 f"{self.namespace}"
             )
-            queued = ledger.parse_stamp(str(entry.get("queuedAt") or ledger.stamp(now)))
+            queued = ledger.parse_stamp(str(row.get("queuedAt") or ledger.stamp(now)))
             if now - queued > self.give_up_after:
-                entries = ledger.update(
-                    entries, entry["id"], state=Delivery.FAILED.value, lastError=problem
-                )
+                entries = ledger.replace_row(entries, ledger.given_up(row, problem))
                 reports.append(Report(True, "NotificationFailed", f"{problem}; gave up"))
-            elif entry.get("lastError") != problem:
-                entries = ledger.update(entries, entry["id"], lastError=problem)
+            elif row.get("lastError") != problem:
+                entries = ledger.update(entries, row["id"], lastError=problem)
                 reports.append(
                     Report(
                         True,
                         "NotificationMissing",
-                        f"{problem}; the {entry['event']} message of run "
-                        f"{entry['run']} waits for it",
+                        f"{problem}; the {row['event']} message of run {row['run']} waits for it",
                     )
                 )
         return entries, reports
@@ -203,7 +269,9 @@ class Outbox:
         retry = ledger.next_attempt_in(entries, datetime.now(UTC))
         if retry is not None:
             waits.append(retry + 0.05)
-        if any("recipient" not in e and e.get("state") == Delivery.PENDING.value for e in entries):
+        if any(
+            not ledger.expanded(e) and e.get("state") == Delivery.PENDING.value for e in entries
+        ):
             waits.append(MISSING_RECHECK_SECONDS)
         return min(waits) if waits else None
 
@@ -214,20 +282,24 @@ class Outbox:
     async def settle(self, seconds: float = 0.25) -> None:
         """Let sends that are nearly done finish, so their results are written in one patch."""
         if self.tasks:
-            await asyncio.wait(list(self.tasks.values()), timeout=seconds)
+            await asyncio.wait([s.task for s in self.tasks.values()], timeout=seconds)
 
     async def drain(self, seconds: float) -> None:
         """Wait for sends in flight (e.g. before a deleted DeployJob lets go)."""
         if self.tasks:
-            await asyncio.wait(list(self.tasks.values()), timeout=seconds)
+            await asyncio.wait([s.task for s in self.tasks.values()], timeout=seconds)
 
     def close(self) -> None:
         """Stop sending: what was not recorded as Sent stays Pending and goes after a restart."""
-        for task in self.tasks.values():
-            task.cancel()
+        for send in self.tasks.values():
+            send.task.cancel()
         self.tasks.clear()
 
 
-def describe(entry: Mapping[str, Any]) -> str:
-    recipient = f" to {entry['recipient']}" if entry.get("recipient") else ""
-    return f"{entry['event']} of run {entry['run']} via {entry['notification']}{recipient}"
+def _identity(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("run", "event", "notification")}
+
+
+def describe(row: Mapping[str, Any], recipient: str = "") -> str:
+    to = f" to {recipient}" if recipient else ""
+    return f"{row['event']} of run {row['run']} via {row['notification']}{to}"

@@ -13,14 +13,16 @@ import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from deploybell.api.constants import VERSION
 from deploybell.api.errors import DNS_LABEL, DNS_SUBDOMAIN, shown
 from deploybell.notify.providers import CATALOGUE
+
+if TYPE_CHECKING:
+    import jsonschema
 
 # A source checkout (or an editable install): operator/deploybell/tools/schema.py → crds/.
 _CHECKOUT_CRDS = Path(__file__).resolve().parents[3] / "crds"
@@ -103,6 +105,8 @@ def strict(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 def problems(kind: str, body: Any) -> list[tuple[str, str]]:
     """(field path, why) for every structural error, in the API server's spirit."""
+    import jsonschema  # ~19 MiB with its format checkers: only `deploybell validate` pays it
+
     validator = jsonschema.Draft7Validator(schema_for(kind))
     found: list[tuple[str, str]] = []
     for error in validator.iter_errors(body):

@@ -181,21 +181,39 @@ def _runs(status: Mapping[str, Any]) -> list[Row]:
 
 
 def _ledger(status: Mapping[str, Any]) -> list[Row]:
-    rows: list[Row] = [("RUN", "EVENT", "NOTIFICATION", "RECIPIENT", "STATE", "ATTEMPTS", "DETAIL")]
+    rows: list[Row] = [
+        ("RUN", "EVENT", "NOTIFICATION", "RECIPIENTS", "STATE", "ATTEMPTS", "DETAIL")
+    ]
     for e in status.get("notifications") or []:
-        detail = _delivery(e)
         rows.append(
             (
                 e.get("run"),
                 e.get("event"),
                 e.get("notification"),
-                e.get("recipient"),
+                _recipients(e),
                 e.get("state"),
                 e.get("attempts"),
-                detail,
+                _delivery(e),
             )
         )
     return rows
+
+
+def _recipients(row: Mapping[str, Any]) -> str:
+    """`3`, or while some are not sent: `2 of 3 sent, 1 failed`; unknown while the row waits
+    for its Notification."""
+    total = row.get("recipients")
+    if total is None:
+        return "(waiting for the Notification)" if row.get("state") == "Pending" else ""
+    done, failed = int(row.get("sent") or 0), int(row.get("failed") or 0)
+    if done == total:
+        return str(total)
+    parts = [f"{done} of {total} sent"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if row.get("pending"):
+        parts.append(f"{len(row['pending'])} pending")
+    return ", ".join(parts)
 
 
 def _delivery(entry: Mapping[str, Any]) -> str:
