@@ -155,8 +155,7 @@ class JobTask:
                     return
                 await self._sleep(delay)
         finally:
-            runner.outbox.close()
-            await runner.observer.unfollow()
+            await runner.close()
             self.engine.ended(self)
 
     async def _sleep(self, delay: float | None) -> None:

@@ -67,5 +67,6 @@ class RunMessages:
             status.diagnosis,
             status.rollback,
             spec.source if spec else None,
+            status.cluster,
         )
         return report.message_for(entry, facts, self.presentation)

@@ -169,6 +169,9 @@ class Observer:
     async def observe(
         self, job_namespace: str, job: str, refs: Sequence[ObjectRef], service_account: str | None
     ) -> Observation:
+        problem = self.cache.problem(self.following)
+        if problem is not None:  # the watches are failing: their objects may be stale
+            raise problem
         cached = list(self.cache.objects(job_namespace, job))
         by_key = {key_of(o): dict(o) for o in cached}
         observation = Observation()

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from deploybell.api.constants import ANNOTATION_CANCEL
 from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
 from deploybell.api.errors import SpecError
+from deploybell.clients.errors import ApiError
 from deploybell.deploy import report
 from deploybell.deploy import run as runs
 from deploybell.deploy import verdict as verdicts
@@ -27,6 +28,14 @@ from deploybell.deploy.observe import Observer
 from deploybell.deploy.run import Action, Phase, RunState
 from deploybell.deploy.runlog import RunLog
 from deploybell.deploy.status import JobStatus
+from deploybell.deploy.target import (
+    TARGET_REASONS,
+    WAITING,
+    Places,
+    TargetProblem,
+    target_failure,
+    wait_for_target,
+)
 from deploybell.notify.outbox import Outbox
 
 __all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
@@ -47,15 +56,15 @@ class JobRunner:
         self,
         live: LiveJob,
         ports: JobPorts,
-        applier: Applier,
-        observer: Observer,
+        places: Places,
         outbox: Outbox,
         *,
         presentation: report.Presentation | None = None,
         failfast_grace: float = 10.0,
         history_limit: int = 10,
     ) -> None:
-        self.ports, self.applier, self.observer, self.outbox = ports, applier, observer, outbox
+        self.ports, self.places, self.outbox = ports, places, outbox
+        self.target_failures = 0  # consecutive steps the target cluster did not answer
         self.log = RunLog(live.namespace, live.name)
         self.failfast_grace = failfast_grace
         self.history_limit = history_limit
@@ -72,6 +81,14 @@ class JobRunner:
         )
 
     @property
+    def applier(self) -> Applier:
+        return self.places.place.applier
+
+    @property
+    def observer(self) -> Observer:
+        return self.places.place.observer
+
+    @property
     def state(self) -> RunState:
         """The latest run (status.state)."""
         return self.status.state
@@ -85,6 +102,12 @@ class JobRunner:
         """No run in flight, nothing being sent and nothing left to send: the task may end."""
         return not self.state.in_flight and not self.messages.pending(self.status)
 
+    async def close(self) -> None:
+        """The task ends: stop sending, stop watching, let go of a target cluster's client."""
+        self.outbox.close()
+        await self.observer.unfollow()
+        await self.places.release()
+
     # --- the loop body ------------------------------------------------------------------------
 
     async def step(self, live: LiveJob) -> float | None:
@@ -92,7 +115,15 @@ class JobRunner:
         self.live = live
         await self.outbox.settle()  # sends of one event finish together: one status write
         await self.sync_notifications()
-        delay = await self.act(live)
+        try:
+            delay = await self.act(live)
+            self.target_failures = 0
+        except ApiError as e:
+            if not e.cluster or not self.state.in_flight:
+                raise  # the operator's own cluster: the engine retries the step
+            delay = await self.target_trouble(live, e)
+        if not self.state.in_flight:
+            await self.places.release()
         await self.sync_notifications()
         retry = self.outbox.next_wake(self.status.notifications)
         waits = [w for w in (delay, retry) if w is not None]
@@ -126,7 +157,39 @@ class JobRunner:
             await self.fail("InvalidSpec", str(e), live)
             return
         await self.begin(live, revision="")
-        await self.apply(live)
+        if await self.locate(live):
+            await self.apply(live)
+
+    async def locate(self, live: LiveJob) -> bool:
+        """Resolve the cluster the run deploys to (spec.cluster); False: the run failed."""
+        try:
+            place = await self.places.resolve(self.spec)
+        except TargetProblem as e:
+            self.status.cluster = Places.fallback_name(self.spec)
+            await self.fail(e.reason, e.message, live)
+            return False
+        self.status.cluster = place.name
+        return True
+
+    async def target_trouble(self, live: LiveJob, error: ApiError) -> float | None:
+        """The target cluster failed a request: fail the run, or wait within maxWaitSeconds."""
+        name = self.places.place.name or error.cluster
+        failure = target_failure(name, error)
+        if failure is not None:
+            await self.fail(*failure, live)
+            return None
+        limit = self.spec.max_wait_seconds if self.spec else 600
+        elapsed = time.monotonic() - self.timers.started
+        self.target_failures += 1
+        outcome = wait_for_target(name, error, elapsed, limit, self.target_failures)
+        if outcome.give_up:
+            await self.fail(outcome.reason, outcome.message, live)
+            return None
+        if self.state.message != outcome.message:
+            self.log.warning(self.state.run, "waiting-for-cluster", outcome.message)
+            self.state = replace(self.state, reason=WAITING, message=outcome.message)
+            await self.persist(live)
+        return outcome.delay
 
     async def begin(self, live: LiveJob, revision: str) -> None:
         """A new run in memory; the next persist (after the apply, or the failure) records it
@@ -182,6 +245,8 @@ class JobRunner:
             except SpecError as e:
                 await self.fail("InvalidSpec", str(e), live)
                 return None
+        if not await self.locate(live):
+            return None
         if not self.applied and not self.status.rollback:
             await self.apply(live)  # resumed after a restart: SSA is idempotent
             if not self.state.in_flight:
@@ -225,6 +290,7 @@ class JobRunner:
             self.timers.verifying_since = None
             self.state = replace(self.state, phase=Phase.DEPLOYING)
             changed = True
+        changed = changed or self.state.reason == WAITING  # the cluster answers again: say so
         self.state = replace(self.state, reason="Progressing", message=verdict.message)
         if changed:
             await self.persist(live)
@@ -278,7 +344,8 @@ class JobRunner:
 
     async def fail(self, reason: str, message: str, live: LiveJob) -> None:
         spec = self.spec
-        if spec is not None and spec.rollback_on_failure and not self.status.rollback:
+        reached = reason not in TARGET_REASONS  # else nothing was applied there, or it is gone
+        if spec is not None and spec.rollback_on_failure and not self.status.rollback and reached:
             snapshot = await self.applier.load_last_good(live.namespace, live.name, spec)
             if snapshot is not None:
                 await self.roll_back(live, snapshot, reason, message)
@@ -370,9 +437,20 @@ class JobRunner:
                 spec = parse_deployjob(live.spec)
             except SpecError:
                 spec = None
-        if spec is not None and spec.prune:
+        if spec is None:
+            return
+        try:
+            place = await self.places.resolve(spec)
+        except TargetProblem as e:
+            if spec.prune or (spec.cluster and spec.rollback_on_failure):
+                note = f"{e.message}; nothing deleted there"
+                await self.ports.record_event(True, "CleanupSkipped", note)
+            return
+        if spec.prune:
             refs = {ObjectRef.from_status(r) for r in self.status.resources}
             await self.applier.prune(live.namespace, spec, refs)
+        if place.remote and spec.rollback_on_failure:  # no owner there collects the snapshot
+            await self.applier.forget_last_good(live.namespace, live.name, spec)
 
     async def internal_error(self, live: LiveJob, detail: str) -> float | None:
         """An unexpected error: end the run in flight as Failed, saying so; no hot loop."""

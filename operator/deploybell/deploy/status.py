@@ -28,6 +28,8 @@ class JobStatus:
     images: list[str] = field(default_factory=list)
     diagnosis: Entry = field(default_factory=dict)
     canceled_by: str = ""
+    cluster: str = ""
+    """The target cluster of the latest run (spec.cluster); "" for the operator's own."""
 
     @classmethod
     def from_status(cls, raw: Mapping[str, Any] | None) -> JobStatus:
@@ -42,6 +44,7 @@ class JobStatus:
             images=[str(i) for i in raw.get("images") or []],
             diagnosis=dict(raw.get("diagnosis") or {}),
             canceled_by=str(raw.get("canceledBy") or ""),
+            cluster=str(raw.get("cluster") or ""),
         )
 
     def full(self, generation: int) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class JobStatus:
             "rollback": self.rollback or None,
             "images": self.images,
             "diagnosis": self.diagnosis or None,
+            "cluster": self.cluster or None,
         }
 
     def deliveries(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from deploybell.deploy.engine import resource_version
 from deploybell.deploy.live import LiveJob
 from deploybell.deploy.observe import Observer
 from deploybell.deploy.runner import JobRunner
+from deploybell.deploy.target import Place, Places
 from deploybell.handlers.context import Context
 from deploybell.notify.outbox import Outbox
 
@@ -69,11 +70,13 @@ class KopfHooks:
             context.limiter,
             timedelta(seconds=settings.delivery_give_up_seconds),
         )
+        default_sa = settings.default_service_account
+        home = Place("", context.applier, Observer(context.kube, context.watches, default_sa))
+        places = Places(live.namespace, home, context.notifications, context.targets, default_sa)
         return JobRunner(
             live,
             JobPorts(context.kube, live, wrote),
-            context.applier,
-            Observer(context.kube, context.watches, settings.default_service_account),
+            places,
             outbox,
             presentation=context.presentation,
             failfast_grace=settings.failfast_grace_seconds,

@@ -10,6 +10,7 @@ import kopf
 
 from deploybell import metrics
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.targets import TargetPool
 from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
 from deploybell.deploy.engine import Engine
@@ -66,6 +67,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         limiter=asyncio.Semaphore(ours.delivery_concurrency),
         presentation=Presentation(ours.cluster_name, ours.link_template),
         watches=RunWatches(kube, trim, wake, on_watching=metrics.watching),
+        targets=TargetPool(trim, wake, on_open=metrics.TARGET_CLUSTERS.set),
     )
     engine = context.engine = Engine(KopfHooks(context), ours.deletion_grace_seconds)
     logging.getLogger(PEERING_LOGGER).addHandler(PeeringListener(engine))
@@ -100,4 +102,5 @@ async def close_providers(memo: kopf.Memo, **_: Any) -> None:
         for provider in context.dispatcher.providers.values():
             await provider.close()
         await context.watches.close()
+        await context.targets.close()
         await context.kube.close()
