@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from deploybell.settings import Settings
+from deploybell.settings import SHARD_KEY, Settings
 from deploybell.tools import commands
 from deploybell.tools.status import EXIT_CODES_HELP
 
@@ -26,6 +26,8 @@ OVERRIDES = {
     "smtp_from": "smtp_from",
     "smtp_tls": "smtp_tls",
     "metrics_port": "metrics_port",
+    "shard_key": "shard_key",
+    "peering_lifetime": "peering_lifetime_seconds",
 }
 
 
@@ -47,6 +49,9 @@ def run_operator(args: argparse.Namespace) -> int:
     import deploybell.handlers  # noqa: F401  (registers the handlers)
 
     settings = settings_from(args)
+    if settings.shard_key and not SHARD_KEY.fullmatch(settings.shard_key):
+        key = settings.shard_key
+        sys.exit(f"deploybell run: DEPLOYBELL_SHARD_KEY: {key!r} is not a label value")
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
@@ -67,6 +72,15 @@ def run_operator(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def shard_key(value: str) -> str:
+    if not SHARD_KEY.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a label value (letters, digits, '-', '_', '.'; at most 63, "
+            "starting and ending with a letter or digit)"
+        )
+    return value
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -97,6 +111,18 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--smtp-from")
     run.add_argument("--smtp-tls", choices=("starttls", "tls", "none"))
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (0: off)")
+    run.add_argument(
+        "--shard-key",
+        type=shard_key,
+        help="handle only DeployJobs labelled sharding.deploybell.io/key=KEY; without it, only "
+        "those without the label (the API server filters the watch)",
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        help="seconds a silent peer (e.g. SIGKILLed) still counts before its standby takes over "
+        "(kopf peering; default 60)",
+    )
     run.add_argument(
         "--liveness",
         default=os.environ.get("DEPLOYBELL_LIVENESS", ""),

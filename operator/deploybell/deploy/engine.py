@@ -30,6 +30,17 @@ logger = logging.getLogger("deploybell.engine")
 JobKey = tuple[str, str]
 TRANSIENT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 STOP_GRACE_SECONDS = 10.0
+LET_GO_SECONDS = 5.0
+"""How long a DeployJob that left this shard (relabelled) may finish the sends it had started."""
+
+
+def handed_over(live: LiveJob) -> bool:
+    """Its status says another operator was working on it: a run in flight or messages Pending
+    (a DeployJob that appears like this mid-life was relabelled into this shard)."""
+    if RunState.from_status(live.status).in_flight:
+        return True
+    entries = live.status.get("notifications") or []
+    return any(e.get("state") == Delivery.PENDING.value for e in entries)
 
 
 def has_work(live: LiveJob) -> bool:
@@ -106,14 +117,19 @@ class JobHooks(Protocol):
 class JobTask:
     """The task of one DeployJob that has work; it ends when the work does."""
 
-    def __init__(self, engine: Engine, live: LiveJob) -> None:
+    def __init__(
+        self, engine: Engine, live: LiveJob, version: int | None = None, grace: float = 0.0
+    ) -> None:
         self.engine = engine
         self.key: JobKey = (live.namespace, live.name)
         self.live = live
+        self.version = version  # resourceVersion of `live`
+        self.grace = grace  # wait this long before the first step (a handover)
         self.woken = asyncio.Event()
         self.last_written = 0  # resourceVersion of this task's last write (0: none)
         self.held = FINALIZER in live.finalizers
         self.gone = False
+        self.back: Mapping[str, Any] | None = None  # came back while letting go: start anew
         self.task = asyncio.create_task(self._run(), name=f"deployjob {live.namespace}/{live.name}")
 
     def wake(self) -> None:
@@ -124,6 +140,9 @@ class JobTask:
             self.last_written = max(self.last_written, version)
 
     async def _run(self) -> None:
+        if self.grace:
+            logger.info("%s/%s: taken over mid-run; acting in %.0fs", *self.key, self.grace)
+            await asyncio.sleep(self.grace)  # the operator it left records its last sends
         runner = self.engine.hooks.runner(self.live, self.wake, self.wrote)
         failures = 0
         try:
@@ -155,8 +174,20 @@ class JobTask:
                     return
                 await self._sleep(delay)
         finally:
+            if self.gone and not self.live.deleting and not self.engine.stopping:
+                await self._let_go(runner)
             await runner.close()
             self.engine.ended(self)
+
+    async def _let_go(self, runner: JobRunner) -> None:
+        """It left this shard's watch (relabelled): record the sends in flight, then stop."""
+        known = max(self.version or 0, self.last_written) or None
+        try:
+            await runner.let_go(LET_GO_SECONDS, known)
+        except ApiError as e:  # 409: the new shard wrote first; its ledger stands
+            logger.info("%s/%s: handed over; last sends not recorded (%s)", *self.key, e)
+        else:
+            logger.info("%s/%s: left this shard; handed over", *self.key)
 
     async def _sleep(self, delay: float | None) -> None:
         if self.woken.is_set():
@@ -168,31 +199,40 @@ class JobTask:
 class Engine:
     """The DeployJobs with work, each with its task; fed by every DeployJob event."""
 
-    def __init__(self, hooks: JobHooks, deletion_grace: float = 30.0) -> None:
+    def __init__(
+        self, hooks: JobHooks, deletion_grace: float = 30.0, handoff_grace: float = 10.0
+    ) -> None:
         self.hooks = hooks
         self.deletion_grace = deletion_grace
+        self.handoff_grace = handoff_grace
         self.tasks: dict[JobKey, JobTask] = {}
         self.scheduler = Scheduler(self.wake)
         self.stopping = False
         self.paused = False
         self._written: dict[JobKey, int] = {}  # ended tasks' last writes, until seen again
 
-    def observe(self, body: Mapping[str, Any], gone: bool = False) -> None:
-        """A DeployJob as an event shows it (`gone`: deleted from the API)."""
+    def observe(self, body: Mapping[str, Any], gone: bool = False, added: bool = False) -> None:
+        """A DeployJob as an event shows it. `gone`: deleted, or no longer this shard's (its
+        label changed); `added`: it appeared after the first listing (created, or relabelled
+        into this shard)."""
         live = LiveJob.from_body(body)
         key = (live.namespace, live.name)
         task = self.tasks.get(key)
         if task is not None:
             if gone:
                 task.gone = True
+            elif task.gone:
+                task.back = body  # relabelled back before this task ended
             else:
                 task.live = live
+                task.version = resource_version(body)
             task.wake()
             return
         if gone or self.stopping or self.paused or self._stale(key, body):
             return
         if has_work(live):
-            self.tasks[key] = JobTask(self, live)
+            grace = self.handoff_grace if added and handed_over(live) else 0.0
+            self.tasks[key] = JobTask(self, live, resource_version(body), grace)
 
     def _stale(self, key: JobKey, body: Mapping[str, Any]) -> bool:
         """Older than this operator's last write to it: an event queued before that write."""
@@ -220,6 +260,9 @@ class Engine:
         self.scheduler.at(task.key, None)
         if task.last_written:
             self._written[task.key] = task.last_written
+        if task.back is not None:
+            self._written.pop(task.key, None)  # its newest state came after our last write
+            self.observe(task.back, added=True)
 
     async def pause(self) -> None:
         """Another operator took over (peering): let go of every run; they resume from status."""

@@ -44,7 +44,11 @@ __all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
 class JobPorts(Protocol):
     """What a runner needs from the outside world besides the cluster, for one DeployJob."""
 
-    async def patch_status(self, status: Mapping[str, Any]) -> None: ...
+    async def patch_status(self, status: Mapping[str, Any], only_at: int | None = None) -> None:
+        """Merge `status`; with `only_at`, only if the object's resourceVersion is still that
+        (else `Conflict`)."""
+        ...
+
     async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
     def run_finished(self, phase: str, seconds: float | None) -> None: ...
 
@@ -494,6 +498,16 @@ class JobRunner:
             await self.ports.record_event(item.warning, item.reason, item.message)
         if moved:
             await self.write(full=False)
+
+    async def let_go(self, seconds: float, only_at: int | None) -> None:
+        """Another operator (shard) takes this DeployJob over: finish the sends in flight within
+        `seconds` and record them, starting none; the record is written only if nobody else
+        wrote since `only_at`, else the new owner's ledger stands (and may repeat a send)."""
+        await self.outbox.drain(seconds)
+        moved, _ = self.messages.pump(self.status, self.spec, start=False)
+        if moved:
+            self.status.conditions = self.all_conditions(utcnow())
+            await self.ports.patch_status(self.status.deliveries(), only_at)
 
     async def drain_notifications(self, seconds: float) -> None:
         """Give sends in flight a bounded time to finish, then record them."""

@@ -38,8 +38,11 @@ class JobPorts:
             "metadata": {"name": live.name, "namespace": live.namespace, "uid": live.uid},
         }
 
-    async def patch_status(self, status: Mapping[str, Any]) -> None:
-        body = await self.kube.merge_patch(self.path, {"status": dict(status)}, "status")
+    async def patch_status(self, status: Mapping[str, Any], only_at: int | None = None) -> None:
+        patch: dict[str, Any] = {"status": dict(status)}
+        if only_at is not None:  # optimistic concurrency: 409 Conflict if anyone wrote since
+            patch["metadata"] = {"resourceVersion": str(only_at)}
+        body = await self.kube.merge_patch(self.path, patch, "status")
         self.wrote(resource_version(body))
 
     async def record_event(self, warning: bool, reason: str, message: str) -> None:
@@ -115,4 +118,6 @@ class KopfHooks:
 async def on_deployjob(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A coroutine, so that runs are woken on the event loop's own thread."""
     context: Context = memo["context"]
-    context.engine.observe(body, gone=type == "DELETED")
+    # A label selector filters the watch (sharding): a DeployJob relabelled away comes as
+    # DELETED, one relabelled here as ADDED (kopf's first listing has type None).
+    context.engine.observe(body, gone=type == "DELETED", added=type == "ADDED")

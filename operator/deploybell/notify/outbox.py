@@ -56,13 +56,15 @@ class Outbox:
         self,
         entries: Sequence[Mapping[str, Any]],
         message_for: Callable[[Mapping[str, Any]], Message],
+        start: bool = True,
     ) -> tuple[list[dict[str, Any]], list[Report]]:
-        """Apply finished sends, expand newly resolvable entries, start the due ones."""
+        """Apply finished sends, expand newly resolvable entries, start the due ones (unless
+        `start` is False: the job is being handed to another operator)."""
         now = datetime.now(UTC)
         current, reports = self.collect(entries, now)
         current, more = self.resolve(current, now)
         reports += more
-        for entry in ledger.due(current, now):
+        for entry in ledger.due(current, now) if start else ():
             if entry["id"] not in self.tasks:
                 previous = ledger.start_entry(current, entry) if entry["event"] != "start" else None
                 refs = dict((previous or {}).get("refs") or {})
