@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY, FINALIZER
-from deploybell.deploy.engine import Engine, Scheduler, has_work, resource_version
+from deploybell.deploy.engine import (
+    LET_GO_SECONDS,
+    Engine,
+    Scheduler,
+    handed_over,
+    has_work,
+    resource_version,
+)
 from deploybell.deploy.live import LiveJob
 
 
@@ -129,3 +136,93 @@ async def test_idle_jobs_get_no_task_and_stale_events_are_ignored() -> None:
     engine.observe(body(status=DONE, version="300", deleting=True, finalizers=()), gone=True)
     assert engine.tasks == {}
     await engine.stop()
+
+
+# --- sharding: DeployJobs relabelled between shards ------------------------------------------
+
+IN_FLIGHT = {**DONE, "phase": "Verifying"}
+
+
+@pytest.mark.parametrize(
+    ("status", "handed"),
+    [
+        pytest.param({}, False, id="new: nobody worked on it"),
+        pytest.param(DONE, False, id="finished, all sent"),
+        pytest.param(IN_FLIGHT, True, id="a run in flight"),
+        pytest.param({**DONE, "notifications": [{"state": "Pending"}]}, True, id="messages due"),
+    ],
+)
+def test_handed_over(status: dict[str, Any], handed: bool) -> None:
+    assert handed_over(LiveJob.from_body(body(status=status))) is handed
+
+
+class FakeRunner:
+    """Records what the engine asks of a job's runner."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        self.let_go_calls: list[tuple[float, int | None]] = []
+        self.closed = False
+        self.idle = False
+
+    async def step(self, live: LiveJob) -> float | None:
+        self.steps.append(time.monotonic())
+        return 60.0
+
+    async def let_go(self, seconds: float, only_at: int | None) -> None:
+        self.let_go_calls.append((seconds, only_at))
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeHooks:
+    def __init__(self) -> None:
+        self.runners: list[FakeRunner] = []
+
+    def runner(self, *_: Any) -> FakeRunner:
+        self.runners.append(FakeRunner())
+        return self.runners[-1]
+
+    async def hold(self, *_: Any) -> int | None:
+        return 101
+
+    async def release(self, *_: Any) -> int | None:
+        return None
+
+
+async def test_a_job_relabelled_away_records_its_last_sends_only_if_nobody_wrote_since() -> None:
+    hooks = FakeHooks()
+    engine = Engine(hooks)  # type: ignore[arg-type]
+    engine.observe(body(status=IN_FLIGHT, version="100"))  # the first listing: no grace
+    task = engine.tasks[("team-a", "web")]
+    assert task.grace == 0
+    await asyncio.wait_for(_until(lambda: hooks.runners and hooks.runners[0].steps), 5)
+    engine.observe(body(status=IN_FLIGHT, version="120"), gone=True)  # left the selector
+    await asyncio.wait_for(task.task, 5)
+    runner = hooks.runners[0]
+    assert runner.let_go_calls == [(LET_GO_SECONDS, 120)]
+    assert runner.closed
+    assert engine.tasks == {}
+    await engine.stop()
+
+
+async def test_a_job_relabelled_here_mid_run_waits_before_acting() -> None:
+    hooks = FakeHooks()
+    engine = Engine(hooks, handoff_grace=0.3)  # type: ignore[arg-type]
+    began = time.monotonic()
+    engine.observe(body(status=IN_FLIGHT), added=True)
+    task = engine.tasks[("team-a", "web")]
+    assert task.grace == 0.3
+    await asyncio.wait_for(_until(lambda: hooks.runners and hooks.runners[0].steps), 5)
+    assert hooks.runners[0].steps[0] - began >= 0.3
+    await engine.stop()
+    created = Engine(FakeHooks(), handoff_grace=0.3)  # type: ignore[arg-type]
+    created.observe(body(), added=True)  # a new DeployJob: nothing to hand over
+    assert created.tasks[("team-a", "web")].grace == 0
+    await created.stop()
+
+
+async def _until(probe: Any) -> None:
+    while not probe():  # noqa: ASYNC110 (a fake's list, no event to wait on)
+        await asyncio.sleep(0.01)

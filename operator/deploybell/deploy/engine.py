@@ -221,6 +221,7 @@ class Engine:
         if task is not None:
             if gone:
                 task.gone = True
+                task.version = resource_version(body)  # as it left: a later write is not ours
             elif task.gone:
                 task.back = body  # relabelled back before this task ended
             else:
