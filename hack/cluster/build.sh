@@ -4,7 +4,8 @@
 #   hack/cluster/build.sh          build what is missing, print the bin directory on the last line
 #
 # Output: $DEPLOYBELL_CACHE/<key>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
-# kubectl,etcd,kwok,helm}. The key is derived from versions.env, so a version bump rebuilds.
+# kubectl,etcd,kwok,helm,promtool}. The key is derived from the cluster's versions in versions.env,
+# so a version bump rebuilds; test tools (promtool) carry their version in their file name instead.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -120,10 +121,35 @@ build_tool() { # name module-path version
   (cd "$dir" && go mod tidy && go_build_with_progress "$name" go build -v -trimpath -ldflags "-s -w" -o "$bin/$name" "$pkg")
 }
 
+# A test tool outside the cache key: built as <name>-<version>, linked as <name>.
+build_versioned_tool() { # name package version module [go build tags]
+  local name="$1" pkg="$2" version="$3" mod="$4" tags="${5:-}"
+  local dir="$work/$name-$version" lock
+  mkdir -p "$dir"
+  # Several checkouts may share this cache: one builds, the others wait for it.
+  exec {lock}>"$dir.lock"
+  flock "$lock"
+  if ! have "$name-$version"; then
+    step "$name $version: building"
+    printf 'module deploybell.local/cluster/%s\n\ngo 1.24\n\nrequire %s %s\n\ntool %s\n' \
+      "$name" "$mod" "$version" "$pkg" >"$dir/go.mod"
+    (cd "$dir" && go mod tidy &&
+      go_build_with_progress "$name" go build -v -trimpath -tags "$tags" -ldflags "-s -w" \
+        -o "$bin/$name-$version.tmp" "$pkg")
+    mv -f "$bin/$name-$version.tmp" "$bin/$name-$version"
+  fi
+  ln -sfn "$name-$version" "$bin/$name"
+  exec {lock}>&-
+}
+
 build_kubernetes
 build_etcd
 build_tool kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" sigs.k8s.io/kwok
 build_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" helm.sh/helm/v3
+# remove_all_sd: without the service discoveries (cloud SDKs), which checking and testing rules
+# never use; the build is a fraction of the full one.
+build_versioned_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION" \
+  github.com/prometheus/prometheus remove_all_sd
 # kwok's stock stage definitions ship inside its module; keep a copy beside the binaries.
 kwok_dir="$(cd "$work/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
 mkdir -p "$cache_root/$key/kwok-stages"

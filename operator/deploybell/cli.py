@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from deploybell.api.deployjob import MAX_HISTORY
 from deploybell.settings import SHARD_KEY, Settings
 from deploybell.tools import commands
 from deploybell.tools.status import EXIT_CODES_HELP
@@ -18,6 +19,7 @@ from deploybell.tools.status import EXIT_CODES_HELP
 OVERRIDES = {
     "default_service_account": "default_service_account",
     "failfast_grace_seconds": "failfast_grace_seconds",
+    "history_limit": "history_limit",
     "log_format": "log_format",
     "cluster_name": "cluster_name",
     "link_template": "link_template",
@@ -50,8 +52,19 @@ def run_operator(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     if settings.shard_key and not SHARD_KEY.fullmatch(settings.shard_key):
-        key = settings.shard_key
-        sys.exit(f"deploybell run: DEPLOYBELL_SHARD_KEY: {key!r} is not a label value")
+        print(
+            "error: the shard key (--shard-key, DEPLOYBELL_SHARD_KEY) must be a label value, "
+            f"got {settings.shard_key!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= settings.history_limit <= MAX_HISTORY:
+        print(
+            f"error: the history limit (--history-limit, DEPLOYBELL_HISTORY_LIMIT) must be "
+            f"between 1 and {MAX_HISTORY}, got {settings.history_limit}",
+            file=sys.stderr,
+        )
+        return 2
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
@@ -99,6 +112,12 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "--failfast-grace-seconds",
         type=int,
         help="how long new pods may crash-loop before the run fails (default 10)",
+    )
+    run.add_argument(
+        "--history-limit",
+        type=int,
+        help=f"runs kept in each DeployJob's status.history, 1 to {MAX_HISTORY} (default 10); "
+        "kubectl deploybell dora computes from them",
     )
     run.add_argument("--log-format", choices=("plain", "json"))
     run.add_argument("--cluster-name", help="the cluster's name, shown in every message")

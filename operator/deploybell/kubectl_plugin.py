@@ -1,4 +1,5 @@
-"""kubectl deploybell: the status of DeployJobs, cancel and redeploy, and Notification tests."""
+"""kubectl deploybell: the status of DeployJobs, cancel and redeploy, DORA figures, and
+Notification tests."""
 
 from __future__ import annotations
 
@@ -56,6 +57,19 @@ def parser() -> argparse.ArgumentParser:
         "redeploy",
     )
     commands.add_history(command("history", "the last runs, newest first"))
+    commands.add_dora(
+        command(
+            "dora",
+            "DORA figures per environment: deployment frequency, lead time, change failure "
+            "rate, time to restore",
+            "The four DORA figures per environment, from the DeployJobs' run history "
+            "(status.history): successful runs per day, lead time for changes (p50, from "
+            "spec.source.committedAt), change failure rate (failed / (succeeded + failed)) and "
+            "time to restore (p50 and mean, from the first failure after a success to the next "
+            "success). It says how many runs the history covers and which figures rest on too "
+            "few samples.",
+        )
+    )
     commands.add_notify_test(
         command(
             "test",

@@ -33,7 +33,12 @@ def test_helm_lint_strict(helm: Helm) -> None:
         "replicas": 2,
         "watchNamespaces": ["team-a", "team-b"],
         "smtp": {"host": "mail.example", "existingSecret": "smtp", "tls": "starttls"},
-        "metrics": {"serviceMonitor": {"enabled": True}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True, "window": "30d", "interval": "1m"},
+            "dashboard": {"enabled": True, "annotations": {"grafana_folder": "Deploys"}},
+        },
+        "historyLimit": 50,
         "logLevel": "debug",
         "extraEnv": [{"name": "EXTRA", "value": "1"}],
     }
@@ -50,6 +55,9 @@ def test_helm_lint_strict(helm: Helm) -> None:
         ({"rbac": {"applyAsOperator": "no"}}, "applyAsOperator"),
         ({"shards": ["Shard_A"]}, "shards"),
         ({"shards": ["a", "a"]}, "shards"),
+        ({"historyLimit": 500}, "historyLimit"),
+        ({"metrics": {"prometheusRule": {"window": "a week"}}}, "window"),
+        ({"metrics": {"dashboard": {"folder": "x"}}}, "folder"),
     ],
 )
 def test_schema_rejects_invalid_values(helm: Helm, values: dict[str, Any], complaint: str) -> None:
@@ -83,6 +91,12 @@ VALUE_SETS: dict[str, Callable[[str], dict[str, Any]]] = {
         "watchNamespaces": [ns],
         "logLevel": "debug",
         "smtp": {"host": "mail.example", "from": "ops@example.com", "existingSecret": "smtp"},
+    },
+    # The dashboard ConfigMap (the PrometheusRule needs the Prometheus Operator's CRDs: promtool
+    # checks it, tests/install/test_dora_rules.py).
+    "dora-dashboard-history": lambda ns: {
+        "historyLimit": 100,
+        "metrics": {"dashboard": {"enabled": True}},
     },
 }
 

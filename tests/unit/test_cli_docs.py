@@ -56,7 +56,7 @@ def test_migration_table_maps_each_shippable_term(shippable: str, deploybell: st
 
 
 DEPLOYBELL = ("run", "validate", "render", "notify-test")
-PLUGIN = ("status", "history", "cancel", "redeploy", "test")
+PLUGIN = ("status", "history", "dora", "cancel", "redeploy", "test")
 
 
 def test_every_command_is_documented(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,8 @@ DEFAULT_KUBECONFIG_KEY: Final = "value"  # as Flux's spec.kubeConfig.secretRef.k
 MAX_MANIFESTS: Final = 500
 MAX_MANIFEST_SOURCES: Final = 20
 MAX_HOOKS: Final = 20
+# status.history: the CRD's maxItems, and the most the operator's --history-limit may keep.
+MAX_HISTORY: Final = 100
 
 _CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 # Context names as kubeconfigs have them (gke_project_zone_name, arn:aws:eks:...:cluster/x, a@b).

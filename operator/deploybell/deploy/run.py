@@ -233,8 +233,11 @@ def history_entry(state: RunState) -> dict[str, Any]:
 
 
 def push_history(
-    history: Sequence[Mapping[str, Any]], state: RunState, limit: int
+    history: Sequence[Mapping[str, Any]],
+    state: RunState,
+    limit: int,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first, one entry per run, at most `limit`."""
+    """Newest first, one entry per run, at most `limit`; `extra` adds fields to the new entry."""
     kept = [dict(h) for h in history if h.get("run") != state.run]
-    return [history_entry(state), *kept][:limit]
+    return [{**history_entry(state), **(extra or {})}, *kept][:limit]

@@ -16,7 +16,7 @@ from deploybell.api.constants import ANNOTATION_CANCEL
 from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
 from deploybell.api.errors import SpecError
 from deploybell.clients.errors import ApiError
-from deploybell.deploy import report
+from deploybell.deploy import dora, report
 from deploybell.deploy import run as runs
 from deploybell.deploy import verdict as verdicts
 from deploybell.deploy.apply import Applier, ApplyFailure, Snapshot
@@ -50,7 +50,9 @@ class JobPorts(Protocol):
         ...
 
     async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
-    def run_finished(self, phase: str, seconds: float | None) -> None: ...
+    def run_finished(
+        self, phase: str, seconds: float | None, observation: dora.Observation
+    ) -> None: ...
 
 
 class JobRunner:
@@ -476,7 +478,11 @@ class JobRunner:
             reason=reason,
         )
         await self.observer.unfollow()
-        self.status.history = runs.push_history(self.status.history, self.state, self.history_limit)
+        done = self.dora_outcome(live)
+        self.status.totals, self.status.failing_since = done.totals.as_status(), done.failing_since
+        self.status.history = runs.push_history(
+            self.status.history, self.state, self.history_limit, done.entry
+        )
         self.add_event(event)
         await self.persist(live)
         if phase != Phase.SUCCEEDED:  # a success is said by status alone: no Event, one write less
@@ -484,7 +490,14 @@ class JobRunner:
                 True, f"Run{phase.value}", f"run {self.state.run}: {message}"
             )
         started = monotonic_since(self.state.started_at) if self.state.started_at else None
-        self.ports.run_finished(phase.value, time.monotonic() - started if started else None)
+        seconds = time.monotonic() - started if started else None
+        self.ports.run_finished(phase.value, seconds, done.observation)  # once: after the write
+
+    def dora_outcome(self, live: LiveJob) -> dora.Concluded:
+        before = {"totals": self.status.totals, "failingSince": self.status.failing_since}
+        if self.spec is None:
+            return dora.conclude_unparsed(before, self.state, live.namespace)
+        return dora.conclude(before, self.state, self.spec.source, live.namespace)
 
     # --- notifications ------------------------------------------------------------------------
 

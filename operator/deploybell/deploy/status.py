@@ -30,6 +30,10 @@ class JobStatus:
     canceled_by: str = ""
     cluster: str = ""
     """The target cluster of the latest run (spec.cluster); "" for the operator's own."""
+    totals: Entry = field(default_factory=dict)
+    """Finished runs per outcome for the current environment (deploy.dora: the DORA counters)."""
+    failing_since: str = ""
+    """When the first failure after the last success ended (deploy.dora: time to restore)."""
 
     @classmethod
     def from_status(cls, raw: Mapping[str, Any] | None) -> JobStatus:
@@ -45,6 +49,8 @@ class JobStatus:
             diagnosis=dict(raw.get("diagnosis") or {}),
             canceled_by=str(raw.get("canceledBy") or ""),
             cluster=str(raw.get("cluster") or ""),
+            totals=dict(raw.get("totals") or {}),
+            failing_since=str(raw.get("failingSince") or ""),
         )
 
     def full(self, generation: int) -> dict[str, Any]:
@@ -69,6 +75,8 @@ class JobStatus:
             "images": self.images,
             "diagnosis": self.diagnosis or None,
             "cluster": self.cluster or None,
+            "totals": self.totals or None,
+            "failingSince": self.failing_since or None,
         }
 
     def deliveries(self) -> dict[str, Any]:

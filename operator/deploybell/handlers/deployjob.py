@@ -12,6 +12,7 @@ from deploybell import metrics
 from deploybell.api.constants import FINALIZER, GROUP, VERSION
 from deploybell.clients.errors import Conflict, Invalid, NotFound
 from deploybell.clients.kube import KubeClient
+from deploybell.deploy import dora
 from deploybell.deploy.engine import resource_version
 from deploybell.deploy.live import LiveJob
 from deploybell.deploy.observe import Observer
@@ -49,10 +50,13 @@ class JobPorts:
         type_ = "Warning" if warning else "Normal"
         await self.kube.post_event(self.involved, type_, reason, message)
 
-    def run_finished(self, phase: str, seconds: float | None) -> None:
+    def run_finished(
+        self, phase: str, seconds: float | None, observation: dora.Observation
+    ) -> None:
         metrics.RUNS.labels(phase).inc()
         if seconds is not None:
             metrics.RUN_SECONDS.observe(seconds)
+        metrics.observe(observation)
 
 
 class KopfHooks:
@@ -118,6 +122,10 @@ class KopfHooks:
 async def on_deployjob(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A coroutine, so that runs are woken on the event loop's own thread."""
     context: Context = memo["context"]
+    if type == "DELETED":
+        metrics.JOBS.gone(body["metadata"]["namespace"], body["metadata"]["name"])
+    else:
+        metrics.JOBS.seen(body)  # the DORA counters are read from here at scrape time
     # A label selector filters the watch (sharding): a DeployJob relabelled away comes as
     # DELETED, one relabelled here as ADDED (kopf's first listing has type None).
     context.engine.observe(body, gone=type == "DELETED", added=type == "ADDED")

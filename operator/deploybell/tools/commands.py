@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -17,7 +18,7 @@ from deploybell.deploy.run import IN_FLIGHT, Phase
 from deploybell.notify import providers
 from deploybell.notify.providers.base import SmtpDefaults
 from deploybell.settings import Settings
-from deploybell.tools import cluster, jobs, preview, schema, status
+from deploybell.tools import cluster, dora, jobs, preview, schema, status
 from deploybell.tools.documents import Finding, load
 from deploybell.tools.notify_test import notify_test
 from deploybell.tools.status import Exit
@@ -199,6 +200,45 @@ def history_command(args: argparse.Namespace) -> int:
         return int(Exit.OK)
 
     return cluster.run(show)
+
+
+# --- kubectl deploybell dora ---------------------------------------------------------------------
+
+
+def add_dora(parser: argparse.ArgumentParser) -> None:
+    add_namespace(parser, suppress=True)
+    parser.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="the DeployJobs of every namespace"
+    )
+    parser.add_argument(
+        "--since",
+        type=_since,
+        default="30d",
+        help="the window: runs that finished this long ago or later (30d, 12h, 2w; default 30d)",
+    )
+    add_output(parser)
+    parser.set_defaults(command_fn=dora_command)
+
+
+def dora_command(args: argparse.Namespace) -> int:
+    namespace = None if args.all_namespaces else _namespace(args)
+
+    async def show(kube: KubeClient) -> int:
+        found = await jobs.list_jobs(kube, namespace)
+        until = datetime.now(UTC)
+        scope = f"namespace {namespace}" if namespace else "all namespaces"
+        data = dora.report(found, until - args.since, until, scope)
+        _emit(args.output, data, dora.report_text(data))
+        return int(Exit.OK)
+
+    return cluster.run(show)
+
+
+def _since(text: str) -> timedelta:
+    try:
+        return dora.parse_since(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # --- kubectl deploybell cancel / redeploy --------------------------------------------------------

@@ -23,6 +23,11 @@ async def get_job(kube: KubeClient, namespace: str, name: str) -> dict[str, Any]
     return job
 
 
+async def list_jobs(kube: KubeClient, namespace: str | None) -> list[dict[str, Any]]:
+    """The DeployJobs of one namespace, or of all (None)."""
+    return await kube.list(API_VERSION, "DeployJob", namespace)
+
+
 def fresh_token() -> str:
     """A new annotation value: readable (when it was asked for) and unique."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"

@@ -57,22 +57,22 @@ def status_text(job: Mapping[str, Any]) -> str:
         lines.append("Phase:       (no run yet: is the operator running?)")
         return "\n".join(lines) + "\n"
     lines += _facts(status)
-    for title, table in (
+    for title, rows in (
         ("Resources", _resources(status)),
         ("Failing pods", _pods(status)),
         ("Warning events", _warnings(status)),
         ("Last runs", _runs(status)),
         ("Notifications", _ledger(status)),
     ):
-        if len(table) > 1:
-            lines += ["", f"{title}:", *(f"  {row}" for row in _table(table))]
+        if len(rows) > 1:
+            lines += ["", f"{title}:", *(f"  {row}" for row in table(rows))]
     return "\n".join(lines) + "\n"
 
 
 def history_text(job: Mapping[str, Any]) -> str:
     """The latest run (also when it is in flight), then the finished ones, newest first."""
     rows = _runs(_status(job))
-    return "\n".join(_table(rows)) + "\n" if len(rows) > 1 else "no runs yet\n"
+    return "\n".join(table(rows)) + "\n" if len(rows) > 1 else "no runs yet\n"
 
 
 def runs(job: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -207,7 +207,7 @@ def _delivery(entry: Mapping[str, Any]) -> str:
     return error
 
 
-def _table(rows: Sequence[Row]) -> list[str]:
+def table(rows: Sequence[Row]) -> list[str]:
     """Columns as `kubectl get` aligns them; the last column is not padded."""
     cells = [["" if v is None else str(v).replace("\n", " ") for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]

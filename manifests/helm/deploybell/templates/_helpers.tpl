@@ -172,6 +172,8 @@ clients/kube.py, deploy/apply.py and deploy/observe.py.
   value: {{ .Values.logFormat | quote }}
 - name: DEPLOYBELL_FAILFAST_GRACE_SECONDS
   value: {{ .Values.failfastGraceSeconds | quote }}
+- name: DEPLOYBELL_HISTORY_LIMIT
+  value: {{ .Values.historyLimit | quote }}
 - name: DEPLOYBELL_METRICS_PORT
   value: {{ ternary .Values.metrics.port 0 .Values.metrics.enabled | quote }}
 {{- with .Values.watchNamespaces }}
