@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from deploybell.clients.errors import ApiError
+
 
 class ResourceLike(Protocol):
     @property
@@ -39,6 +41,6 @@ class WatchCache(Protocol):
     watched while some run holds them."""
 
     def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]: ...
-    def problem(self, namespaces: Iterable[str]) -> Exception | None: ...
+    def problem(self, namespaces: Iterable[str]) -> ApiError | None: ...
     async def acquire(self, namespaces: Iterable[str]) -> None: ...
     async def release(self, namespaces: Iterable[str]) -> None: ...
