@@ -2,6 +2,7 @@
 
 python -m bench                          # the full run (N = 10, 100, 1000), ~10-15 min
 python -m bench --sizes 10 --reps 1 --idle-seconds 5 --active 5 --restart-reps 1
+python -m bench --shards 4 --shard-jobs 10000   # sharding: each shard's RSS and restart
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import report
+from bench import report, shards
 from bench.lab import Config
 from bench.run import run
 
@@ -75,6 +76,9 @@ def parse(argv: list[str] | None = None) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--shards" or a.startswith("--shards=") for a in argv):
+        return shards.main(argv)  # the sharding bench (bench/shards.py)
     config = parse(argv)
     results = run(config)
     path = report.write_json(results, config.out_dir)

@@ -5,9 +5,11 @@ server, a HipChat server, ngircd with a listener, an SMTP server, a webhook rece
 Workflows webhook, a Discord webhook API, a Google Chat space webhook, a GitHub API that records
 deployments, a Grafana API that records annotations), the operator, and applies examples/demo/:
 one DeployJob that succeeds, one that fails (a kwok failure annotation; the diagnosis shows in the
-messages) and one that is canceled while rolling out. It prints each message as a sink receives
-it, then `kubectl get dj,dbn` and a summary. Exit code 0 only when every expected notification
-was delivered. Ctrl-C stops everything it started.
+messages), one that is canceled while rolling out, and one that deploys into a second local cluster
+(`edge-eu`, spec.cluster) while its status and messages stay in the first. It prints each message
+as a sink receives it, then `kubectl get dj,dbn`, the second cluster's Deployments and a summary.
+Exit code 0 only when every expected notification was delivered. Ctrl-C stops everything it
+started.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "hack" / "cluster"), str(ROOT)]
 import localcluster  # noqa: E402
+from tests.support.cluster import ClusterAccess, embedded_kubeconfig  # noqa: E402
 from tests.support.peers.discord import DiscordPeer, readable  # noqa: E402
 from tests.support.peers.github import GithubPeer  # noqa: E402
 from tests.support.peers.googlechat import GooglechatPeer  # noqa: E402
@@ -45,6 +48,8 @@ COMMITS = {
     "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b",
 }
 DEADLINE_SECONDS = 150
+EDGE_STATE = Path(f"{localcluster.STATE}-b")  # the second cluster, a deploy target
+JOBS = 4
 
 
 def say(message: str) -> None:
@@ -172,6 +177,7 @@ class Demo:
         self.operator: subprocess.Popen[bytes] | None = None
         self.kubeconfig = Path()
         self.bins = Path()
+        self.edge: ClusterAccess | None = None
         self.log = ROOT / ".local" / "demo-operator.log"
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
@@ -191,6 +197,11 @@ class Demo:
         self.bins = localcluster.bin_dir()
         say("starting the local cluster")
         self.kubeconfig = localcluster.up().kubeconfig
+        say(f"starting a second local cluster, edge-eu, a deploy target ({EDGE_STATE})")
+        edge = localcluster.up(EDGE_STATE)
+        self.edge = ClusterAccess(edge.kubeconfig, self.bins, owned=False, local=edge)
+        if not self.edge.kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name"):
+            self.edge.kubectl("create", "namespace", NAMESPACE)
         say("installing the CRDs")
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
         self.kubectl(
@@ -232,8 +243,9 @@ class Demo:
         )
 
     def apply_examples(self, values: dict[str, str]) -> None:
-        say("applying examples/demo/ (3 DeployJobs, 8 Notifications)")
-        say("applying examples/demo/ (3 DeployJobs, 7 Notifications)")
+        assert self.edge is not None
+        values = {**values, "EDGE_KUBECONFIG": embedded_kubeconfig(self.edge, "edge-eu")}
+        say(f"applying examples/demo/ ({JOBS} DeployJobs, 10 Notifications)")
         for path in sorted((ROOT / "examples" / "demo").glob("*.yaml")):
             text = string.Template(path.read_text()).substitute(values)
             self.kubectl("apply", "-f", "-", stdin=text)
@@ -248,7 +260,7 @@ class Demo:
             for j in jobs
             if (j.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Canceled")
         ]
-        if len(finished) != 3:
+        if len(finished) != JOBS:
             return False
         entries = [e for j in jobs for e in j["status"].get("notifications") or []]
         return bool(entries) and all(e.get("state") == "Sent" for e in entries)
@@ -295,6 +307,9 @@ class Demo:
             self.apply_examples(sinks.placeholders())
             ok = self.watch(sinks)
             print(self.kubectl("get", "dj,dbn", "-n", NAMESPACE), flush=True)
+            assert self.edge is not None
+            say(f"cluster edge-eu, namespace {NAMESPACE}: what web-edge deployed there")
+            print(self.edge.kubectl("get", "deployments", "-n", NAMESPACE), flush=True)
             jobs = self.jobs()
         entries = [e for j in jobs for e in (j.get("status") or {}).get("notifications") or []]
         sent = sum(int(e.get("sent") or 0) for e in entries)  # a ledger row counts its recipients
@@ -309,8 +324,9 @@ class Demo:
             say(f"FAILED after {took:.0f}s: not every notification was delivered: {missing}")
             return 1
         say(
-            f"OK: {sent} notifications delivered for 3 DeployJobs (1 succeeded, 1 failed, "
-            f"1 canceled) in {took:.0f}s; the cluster keeps running (make cluster-down)"
+            f"OK: {sent} notifications delivered for {JOBS} DeployJobs (2 succeeded, one of them "
+            f"in cluster edge-eu, 1 failed, 1 canceled) in {took:.0f}s; both clusters keep "
+            f"running (make cluster-down; DEPLOYBELL_CLUSTER_DIR={EDGE_STATE} make cluster-down)"
         )
         return 0
 
@@ -321,8 +337,9 @@ def main() -> int:
         return demo.run()
     except KeyboardInterrupt:
         demo.stop_operator()
-        say("interrupted: stopped the operator and the sinks; stopping the local cluster")
+        say("interrupted: stopped the operator and the sinks; stopping both local clusters")
         localcluster.down()
+        localcluster.down(state=EDGE_STATE)
         return 130
 
 

@@ -10,6 +10,7 @@ Run: python hack/gen-corpus.py   (the files are committed; rerun after changing 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -70,6 +71,42 @@ def source(name: str, text: str) -> list[dict[str, Any]]:
         "spec": {"manifestsFrom": [{"configMapRef": {"name": f"{name}-src"}}]},
     }
     return [cm, job]
+
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM_DATA = base64.b64encode(PEM.encode()).decode()
+
+
+def kubeconfig(cluster: dict[str, Any] | None = None, user: dict[str, Any] | None = None) -> str:
+    """A target cluster's kubeconfig (spec.cluster), with `cluster` and `user` fields changed."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "target",
+            "contexts": [{"name": "target", "context": {"cluster": "t", "user": "u"}}],
+            "clusters": [
+                {
+                    "name": "t",
+                    "cluster": {
+                        "server": "https://127.0.0.1:1",
+                        "certificate-authority-data": PEM_DATA,
+                        **(cluster or {}),
+                    },
+                }
+            ],
+            "users": [{"name": "u", "user": user if user is not None else {"token": "t0ken"}}],
+        }
+    )
+
+
+def remote(name: str, text: str | None, key: str = "value", **spec: Any) -> list[dict[str, Any]]:
+    """A DeployJob deploying into the cluster of a kubeconfig Secret holding `text` at `key`."""
+    ref = {"secretRef": {"name": f"{name}-kubeconfig"}}
+    job = dj(name, cluster={"kubeConfig": ref}, **spec)
+    if text is None:
+        return [job]
+    return [secret_doc(f"{name}-kubeconfig", {key: text}), job]
 
 
 CASES: list[tuple[str, str, Any]] = [
@@ -265,6 +302,87 @@ CASES: list[tuple[str, str, Any]] = [
         dj("a", source={"committedAt": "yesterday"}),
     ),
     ("dj-source-unknown-field", "rejected unknown field", dj("a", source={"branch": "main"})),
+    # --- DeployJob: a target cluster (spec.cluster) -------------------------------------------
+    ("dj-cluster-no-kubeconfig", "rejected kubeConfig", dj("a", cluster={"name": "prod"})),
+    (
+        "dj-cluster-no-secret-name",
+        "rejected name",
+        dj("a", cluster={"kubeConfig": {"secretRef": {"key": "value"}}}),
+    ),
+    (
+        "dj-cluster-name-spaces",
+        "rejected cluster.name",
+        dj("a", cluster={"name": "prod eu", "kubeConfig": {"secretRef": {"name": "k"}}}),
+    ),
+    (
+        "dj-cluster-unknown-field",
+        "rejected unknown field",
+        dj("a", cluster={"server": "https://x", "kubeConfig": {"secretRef": {"name": "k"}}}),
+    ),
+    (
+        "dj-kubeconfig-secret-missing",
+        "failed InvalidKubeConfig Secret a-kubeconfig not found",
+        remote("a", None),
+    ),
+    (
+        "dj-kubeconfig-key-missing",
+        "failed InvalidKubeConfig key value: no such key (keys: config)",
+        remote("a", kubeconfig(), key="config"),
+    ),
+    (
+        "dj-kubeconfig-not-yaml",
+        "failed InvalidKubeConfig the kubeconfig is not valid YAML",
+        remote("a", "clusters: [oops\n"),
+    ),
+    (
+        "dj-kubeconfig-exec-plugin",
+        "failed InvalidKubeConfig users[u].user.exec: runs a program",
+        remote("a", kubeconfig(user={"exec": {"command": "/bin/sh", "args": ["-c", "id"]}})),
+    ),
+    (
+        "dj-kubeconfig-auth-provider",
+        "failed InvalidKubeConfig users[u].user.auth-provider: is an auth-provider plugin",
+        remote("a", kubeconfig(user={"auth-provider": {"name": "oidc"}})),
+    ),
+    (
+        "dj-kubeconfig-token-file",
+        "failed InvalidKubeConfig users[u].user.tokenFile: names a file",
+        remote(
+            "a",
+            kubeconfig(user={"tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"}),
+        ),
+    ),
+    (
+        "dj-kubeconfig-client-key-path",
+        "failed InvalidKubeConfig users[u].user.client-key: names a file",
+        remote(
+            "a",
+            kubeconfig(user={"client-certificate-data": PEM_DATA, "client-key": "/etc/key.pem"}),
+        ),
+    ),
+    (
+        "dj-kubeconfig-ca-path",
+        "failed InvalidKubeConfig clusters[t].cluster.certificate-authority: names a file",
+        remote(
+            "a",
+            kubeconfig(cluster={"certificate-authority-data": "", "certificate-authority": "/ca"}),
+        ),
+    ),
+    (
+        "dj-kubeconfig-plain-http",
+        "failed InvalidKubeConfig must be an https:// URL",
+        remote("a", kubeconfig(cluster={"server": "http://127.0.0.1:8080"})),
+    ),
+    (
+        "dj-kubeconfig-unreachable",
+        "failed ClusterUnreachable did not answer within maxWaitSeconds=2",
+        remote("a", kubeconfig(cluster={"certificate-authority-data": ""}), maxWaitSeconds=2),
+    ),
+    (
+        "dj-kubeconfig-broken-certificate",
+        "failed InvalidKubeConfig the certificate authority cannot be loaded",
+        remote("a", kubeconfig()),
+    ),
     # --- Notification: rejected at admission --------------------------------------------------
     ("n-unknown-type", "rejected type", note("a", type="pigeon", recipients=["x"])),
     ("n-no-type", "rejected type", note("a", recipients=["#x"])),

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import operator as operator_support
-from tests.support.cluster import ClusterAccess, localcluster, start_or_reuse, wait_for
+from tests.support.cluster import (
+    SECOND_STATE,
+    ClusterAccess,
+    localcluster,
+    start_or_reuse,
+    start_second,
+    wait_for,
+)
 from tests.support.deploybell import notification, webhook_secret
 from tests.support.operator import ROOT, OperatorProcess, free_port
 from tests.support.peers.smtp import SmtpPeer
@@ -25,6 +32,19 @@ def cluster() -> Iterator[ClusterAccess]:
     yield access
     if access.owned:
         localcluster.down(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def cluster_b(cluster: ClusterAccess) -> Iterator[ClusterAccess]:
+    """A second local cluster, a deploy target (spec.cluster) for the operator running against
+    the first; in its own state directory (`<DEPLOYBELL_CLUSTER_DIR>-b`)."""
+    try:
+        access = start_second()
+    except localcluster.ClusterError as e:
+        pytest.fail(f"the second local cluster could not start:\n{e}", pytrace=False)
+    yield access
+    if access.owned:
+        localcluster.down(quiet=True, state=SECOND_STATE)
 
 
 @pytest.fixture

@@ -204,7 +204,7 @@ def start(cluster: Cluster, name: str, argv: list[str]) -> None:
     (cluster.state / "pids" / name).write_text(str(proc.pid))
     (cluster.state / "argv").mkdir(exist_ok=True)
     (cluster.state / "argv" / f"{name}.json").write_text(json.dumps(argv))
-    _started[name] = proc
+    _started[(cluster.state, name)] = proc
 
 
 def stop_component(cluster: Cluster, name: str, timeout: float = 15) -> bool:
@@ -219,7 +219,7 @@ def stop_component(cluster: Cluster, name: str, timeout: float = 15) -> bool:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    proc = _started.pop(name, None)
+    proc = _started.pop((cluster.state, name), None)
     if proc is not None:
         proc.wait(timeout)
     # Not our child (started by an earlier process): init reaps it, which takes a moment.
@@ -250,11 +250,11 @@ def start_component(cluster: Cluster, name: str) -> None:
 
 # Processes started by this process: checked with poll(), since right after fork their
 # /proc/<pid>/cmdline is still ours.
-_started: dict[str, subprocess.Popen[bytes]] = {}
+_started: dict[tuple[Path, str], subprocess.Popen[bytes]] = {}
 
 
 def alive(cluster: Cluster, name: str) -> bool:
-    proc = _started.get(name)
+    proc = _started.get((cluster.state, name))
     if proc is not None:
         return proc.poll() is None
     return running_pid(cluster, name) is not None
@@ -343,28 +343,30 @@ def is_up(cluster: Cluster) -> bool:
     )
 
 
-def up() -> Cluster:
-    cluster = Cluster(STATE)
+def up(state: Path | None = None) -> Cluster:
+    """Start the cluster kept in `state` (default: $DEPLOYBELL_CLUSTER_DIR), or reuse it."""
+    state = state or STATE
+    cluster = Cluster(state)
     if is_up(cluster):
         say(f"local cluster already running at {cluster.server}")
         return cluster
-    down(quiet=True)
+    down(quiet=True, state=state)
     bins = bin_dir()
     began = time.monotonic()
-    STATE.mkdir(parents=True, exist_ok=True)
-    (STATE / "logs").mkdir(exist_ok=True)
-    pki = STATE / "pki"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "logs").mkdir(exist_ok=True)
+    pki = state / "pki"
     say("generating certificates")
     make_certs(pki)
     names = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
     ports = dict(zip(names, free_ports(len(names)), strict=True))
-    (STATE / "ports.json").write_text(json.dumps(ports))
+    (state / "ports.json").write_text(json.dumps(ports))
     write_kubeconfig(cluster.kubeconfig, cluster.server, pki, "admin")
     write_kubeconfig(
-        STATE / "controller-manager.kubeconfig", cluster.server, pki, "controller-manager"
+        state / "controller-manager.kubeconfig", cluster.server, pki, "controller-manager"
     )
-    write_kubeconfig(STATE / "scheduler.kubeconfig", cluster.server, pki, "scheduler")
-    write_kubeconfig(STATE / "kwok.kubeconfig", cluster.server, pki, "kwok")
+    write_kubeconfig(state / "scheduler.kubeconfig", cluster.server, pki, "scheduler")
+    write_kubeconfig(state / "kwok.kubeconfig", cluster.server, pki, "kwok")
     start_etcd(cluster, bins, ports)
     start_apiserver(cluster, bins, ports, pki)
     start_controllers(cluster, bins, ports, pki)
@@ -545,15 +547,16 @@ def create_nodes(cluster: Cluster, bins: Path) -> None:
     )
 
 
-def down(quiet: bool = False) -> None:
-    cluster = Cluster(STATE)
+def down(quiet: bool = False, state: Path | None = None) -> None:
+    state = state or STATE
+    cluster = Cluster(state)
     for name in reversed(COMPONENTS):
         pid = running_pid(cluster, name)
         if pid is not None and not quiet:
             say(f"stopping {name} (pid {pid})")
         stop_component(cluster, name)
-    if STATE.exists():
-        shutil.rmtree(STATE)
+    if state.exists():
+        shutil.rmtree(state)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from deploybell.api.deployjob import MAX_HISTORY
-from deploybell.settings import Settings
+from deploybell.settings import SHARD_KEY, Settings
 from deploybell.tools import commands
 from deploybell.tools.status import EXIT_CODES_HELP
 
@@ -28,6 +28,8 @@ OVERRIDES = {
     "smtp_from": "smtp_from",
     "smtp_tls": "smtp_tls",
     "metrics_port": "metrics_port",
+    "shard_key": "shard_key",
+    "peering_lifetime": "peering_lifetime_seconds",
 }
 
 
@@ -49,6 +51,13 @@ def run_operator(args: argparse.Namespace) -> int:
     import deploybell.handlers  # noqa: F401  (registers the handlers)
 
     settings = settings_from(args)
+    if settings.shard_key and not SHARD_KEY.fullmatch(settings.shard_key):
+        print(
+            "error: the shard key (--shard-key, DEPLOYBELL_SHARD_KEY) must be a label value, "
+            f"got {settings.shard_key!r}",
+            file=sys.stderr,
+        )
+        return 2
     if not 1 <= settings.history_limit <= MAX_HISTORY:
         print(
             f"error: the history limit (--history-limit, DEPLOYBELL_HISTORY_LIMIT) must be "
@@ -76,6 +85,15 @@ def run_operator(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def shard_key(value: str) -> str:
+    if not SHARD_KEY.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a label value (letters, digits, '-', '_', '.'; at most 63, "
+            "starting and ending with a letter or digit)"
+        )
+    return value
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -112,6 +130,18 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--smtp-from")
     run.add_argument("--smtp-tls", choices=("starttls", "tls", "none"))
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics (0: off)")
+    run.add_argument(
+        "--shard-key",
+        type=shard_key,
+        help="handle only DeployJobs labelled sharding.deploybell.io/key=KEY; without it, only "
+        "those without the label (the API server filters the watch)",
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        help="seconds a silent peer (e.g. SIGKILLed) still counts before its standby takes over "
+        "(kopf peering; default 60)",
+    )
     run.add_argument(
         "--liveness",
         default=os.environ.get("DEPLOYBELL_LIVENESS", ""),

@@ -149,6 +149,12 @@ WATCHED_NAMESPACES = Gauge(
     ["namespace"],
 )
 
+TARGET_CLUSTERS = Gauge(
+    "deploybell_target_clusters",
+    "Clients open to target clusters (spec.cluster): one per cluster and identity, only while "
+    "runs are in flight there.",
+)
+
 
 def watching(namespace: str, watches: int) -> None:
     """`watches` open in `namespace` now; 0 removes the series."""

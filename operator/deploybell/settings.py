@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+
+from deploybell.api.constants import LABEL_SHARD
+
+SHARD_KEY = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+"""A label value (at most 63 characters), not empty."""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -57,6 +63,18 @@ class Settings:
     log_format: str = "plain"
     """plain or json."""
 
+    shard_key: str = ""
+    """Handle only DeployJobs labelled sharding.deploybell.io/key=<this>; "": only those without
+    the label. Filtered by the API server (a label selector on the DeployJob watch)."""
+
+    handoff_grace_seconds: int = 10
+    """A DeployJob that arrives mid-run from elsewhere (relabelled from another shard) is left
+    alone this long, so that the shard it left can record the sends it had in flight."""
+
+    peering_lifetime_seconds: int = 60
+    """kopf peering: how long a peer that stopped reporting (e.g. SIGKILLed) still counts, so
+    how long its standby waits before it takes over. kopf's default is 60."""
+
     @classmethod
     def from_env(cls) -> Settings:
         raw_ns = os.environ.get("DEPLOYBELL_NAMESPACES", "")
@@ -77,4 +95,12 @@ class Settings:
             smtp_password=os.environ.get("DEPLOYBELL_SMTP_PASSWORD", ""),
             delivery_concurrency=_env_int("DEPLOYBELL_DELIVERY_CONCURRENCY", 20),
             delivery_give_up_seconds=_env_int("DEPLOYBELL_DELIVERY_GIVE_UP_SECONDS", 3600),
+            shard_key=os.environ.get("DEPLOYBELL_SHARD_KEY", ""),
+            handoff_grace_seconds=_env_int("DEPLOYBELL_HANDOFF_GRACE_SECONDS", 10),
+            peering_lifetime_seconds=_env_int("DEPLOYBELL_PEERING_LIFETIME", 60),
         )
+
+    @property
+    def deployjob_selector(self) -> str:
+        """The label selector of this shard's DeployJob watch."""
+        return f"{LABEL_SHARD}={self.shard_key}" if self.shard_key else f"!{LABEL_SHARD}"

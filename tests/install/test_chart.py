@@ -53,6 +53,8 @@ def test_helm_lint_strict(helm: Helm) -> None:
         ({"smtp": {"tls": "ssl"}}, "tls"),
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
         ({"rbac": {"applyAsOperator": "no"}}, "applyAsOperator"),
+        ({"shards": ["Shard_A"]}, "shards"),
+        ({"shards": ["a", "a"]}, "shards"),
         ({"historyLimit": 500}, "historyLimit"),
         ({"metrics": {"prometheusRule": {"window": "a week"}}}, "window"),
         ({"metrics": {"dashboard": {"folder": "x"}}}, "folder"),
@@ -82,6 +84,8 @@ VALUE_SETS: dict[str, Callable[[str], dict[str, Any]]] = {
     "defaults": lambda ns: {},
     "lockdown-namespaced": lambda ns: {**LOCKDOWN, "watchNamespaces": [ns]},
     "ha-clusterwide": lambda ns: {"replicas": 2, "clusterName": "prod"},
+    "shards-ha": lambda ns: {"replicas": 2, "shards": ["a", "b"]},
+    "shards-namespaced": lambda ns: {"shards": ["a"], "watchNamespaces": [ns], "replicas": 2},
     "ha-namespaced-debug-smtp": lambda ns: {
         "replicas": 3,
         "watchNamespaces": [ns],
@@ -194,6 +198,42 @@ def test_replicas_turn_peering_on(helm: Helm) -> None:
     assert container["command"][:2] == ["/bin/sh", "-c"]
     assert ha["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert find(objects, "ClusterKopfPeering", "deploybell")
+
+
+def test_shards_get_a_deployment_and_a_peering_object_each_and_share_rbac(helm: Helm) -> None:
+    objects = helm.template("deploybell", "ops", {"shards": ["a", "b"], "replicas": 2})
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    assert deployments.keys() == {"deploybell", "deploybell-shard-a", "deploybell-shard-b"}
+    peerings = {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterKopfPeering"}
+    assert peerings == {"deploybell", "deploybell-a", "deploybell-b"}
+    env_of: dict[str, dict[str, str]] = {}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]
+        env_of[name] = {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}
+        # No Deployment's selector matches another one's pods.
+        for other, theirs in deployments.items():
+            labels = theirs["spec"]["template"]["metadata"]["labels"]
+            selects = deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+            assert selects == (other == name), (name, other)
+        assert pod["spec"]["serviceAccountName"] == "deploybell"
+    assert "DEPLOYBELL_SHARD_KEY" not in env_of["deploybell"]
+    assert env_of["deploybell-shard-a"]["DEPLOYBELL_SHARD_KEY"] == "a"
+    assert [env_of[n]["DEPLOYBELL_PEERING"] for n in sorted(deployments)] == [
+        "deploybell",
+        "deploybell-a",
+        "deploybell-b",
+    ]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"] == [
+        "deploybell"
+    ]
+    patchable = [
+        r["resourceNames"] for r in rules_of(objects) if "clusterkopfpeerings" in r["resources"]
+        and "resourceNames" in r
+    ]  # fmt: skip
+    assert patchable == [["deploybell", "deploybell-a", "deploybell-b"]]
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    shard_a = deployments["deploybell-shard-a"]["spec"]["template"]["metadata"]["labels"]
+    assert services["deploybell-shard-a-metrics"]["spec"]["selector"].items() <= shard_a.items()
 
 
 def test_service_monitor_scrapes_the_metrics_service(helm: Helm) -> None:

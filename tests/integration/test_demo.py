@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def test_demo_delivers_every_expected_notification(cluster: ClusterAccess) -> No
     )
     transcript = proc.stdout + proc.stderr
     assert proc.returncode == 0, transcript[-4000:]
-    assert "OK: 48 notifications delivered for 3 DeployJobs" in transcript
+    assert "OK: 54 notifications delivered for 4 DeployJobs" in transcript
     for provider in (
         "slack",
         "hipchat",
@@ -44,6 +45,16 @@ def test_demo_delivers_every_expected_notification(cluster: ClusterAccess) -> No
     assert "in_progress: ▶ deploybell-demo/web started" in transcript  # a GitHub deployment
     assert "PATCH region of" in transcript  # a Grafana region from a run's start to its end
     table = transcript[transcript.index("NAME") :]
-    for job, phase in (("web", "Succeeded"), ("api", "Failed"), ("batch", "Canceled")):
+    # The second cluster as a target: the messages name it, its Deployment is there.
+    assert "deploybell-demo/web-edge succeeded on edge-eu (run 1)" in transcript
+    edge = transcript[transcript.index("what web-edge deployed there") :]
+    assert re.search(r"^web\s+2/2\s", edge, re.MULTILINE), edge[:500]
+    jobs = (
+        ("web", "Succeeded"),
+        ("api", "Failed"),
+        ("batch", "Canceled"),
+        ("web-edge", "Succeeded"),
+    )
+    for job, phase in jobs:
         row = next(line for line in table.splitlines() if f"deployjob.deploybell.io/{job} " in line)
         assert phase in row, row

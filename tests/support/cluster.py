@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -58,6 +59,59 @@ def start_or_reuse() -> ClusterAccess:
         return ClusterAccess(cluster.kubeconfig, bins, owned=False, local=cluster)
     cluster = localcluster.up()
     return ClusterAccess(cluster.kubeconfig, bins, owned=True, local=cluster)
+
+
+SECOND_STATE = Path(f"{localcluster.STATE}-b")
+"""The second local cluster (a deploy target): its own state directory beside the first's."""
+
+
+def start_second() -> ClusterAccess:
+    """The second local cluster, started (or reused) in SECOND_STATE."""
+    bins = localcluster.bin_dir()
+    cluster = localcluster.Cluster(SECOND_STATE)
+    if localcluster.is_up(cluster):
+        return ClusterAccess(cluster.kubeconfig, bins, owned=False, local=cluster)
+    cluster = localcluster.up(SECOND_STATE)
+    return ClusterAccess(cluster.kubeconfig, bins, owned=True, local=cluster)
+
+
+def embedded_kubeconfig(
+    access: ClusterAccess, context: str, token: str | None = None, ca: bytes | None = None
+) -> str:
+    """A kubeconfig for a local cluster with everything inline (the `-data` forms, as a target
+    cluster's Secret must have it): the admin client certificate, or a bearer `token`."""
+    assert access.local is not None
+    pki = access.local.state / "pki"
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    user = (
+        {"token": token}
+        if token
+        else {
+            "client-certificate-data": b64((pki / "admin.crt").read_bytes()),
+            "client-key-data": b64((pki / "admin.key").read_bytes()),
+        }
+    )
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+            "contexts": [{"name": context, "context": {"cluster": "b", "user": "deploybell"}}],
+            "clusters": [
+                {
+                    "name": "b",
+                    "cluster": {
+                        "server": access.local.server,
+                        "certificate-authority-data": b64(ca or (pki / "ca.crt").read_bytes()),
+                    },
+                }
+            ],
+            "users": [{"name": "deploybell", "user": user}],
+        }
+    )
 
 
 def wait_for(

@@ -243,3 +243,9 @@ def test_namespace_may_come_before_or_after_the_command() -> None:
     assert parser.parse_args(["status", "web", "-n", "b"]).namespace == "b"
     assert parser.parse_args(["-n", "a", "history", "web", "--namespace", "b"]).namespace == "b"
     assert parser.parse_args(["cancel", "web"]).namespace is None
+
+
+def test_status_text_names_a_target_cluster() -> None:
+    job = {**FAILED, "status": {**FAILED["status"], "cluster": "prod-eu"}}
+    lines = status.status_text(job).splitlines()
+    assert lines[1:3] == ["Phase:       Failed (run 3)", "Cluster:     prod-eu"]

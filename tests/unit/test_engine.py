@@ -11,7 +11,14 @@ import pytest
 from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY, FINALIZER
 from deploybell.deploy import engine as engine_module
 from deploybell.deploy import memory
-from deploybell.deploy.engine import Engine, Scheduler, has_work, resource_version
+from deploybell.deploy.engine import (
+    LET_GO_SECONDS,
+    Engine,
+    Scheduler,
+    handed_over,
+    has_work,
+    resource_version,
+)
 from deploybell.deploy.live import LiveJob
 
 
@@ -134,28 +141,31 @@ async def test_idle_jobs_get_no_task_and_stale_events_are_ignored() -> None:
 
 
 class FakeRunner:
-    """Records each step (and whether it may settle); writes version 150 on its first step."""
+    """Records what the engine asks of a job's runner: each step (whether it may settle, and
+    when), let-go calls, closing; writes version 150 on its first step."""
 
     def __init__(self, wake_by_send: Any, wrote: Any) -> None:
         self.wake_by_send, self.wrote = wake_by_send, wrote
         self.steps: list[bool] = []
+        self.times: list[float] = []
+        self.let_go_calls: list[tuple[float, int | None]] = []
         self.stepped = asyncio.Event()
+        self.closed = False
         self.idle = False
-        self.outbox = self
-        self.observer = self
 
     async def step(self, live: LiveJob, settle: bool = False) -> float | None:
         if not self.steps:
             self.wrote(150)
         self.steps.append(settle)
+        self.times.append(time.monotonic())
         self.stepped.set()
         return 60.0
 
-    def close(self) -> None:
-        return None
+    async def let_go(self, seconds: float, only_at: int | None) -> None:
+        self.let_go_calls.append((seconds, only_at))
 
-    async def unfollow(self) -> None:
-        return None
+    async def close(self) -> None:
+        self.closed = True
 
 
 class FakeHooks:
@@ -234,3 +244,58 @@ async def test_memory_is_released_once_the_last_task_has_been_gone_a_while(
 def test_release_runs_here() -> None:
     """Collecting and trimming works on this platform (glibc) and is harmless elsewhere."""
     memory.release()
+
+
+# --- sharding: DeployJobs relabelled between shards ------------------------------------------
+
+IN_FLIGHT = {**DONE, "phase": "Verifying"}
+
+
+@pytest.mark.parametrize(
+    ("status", "handed"),
+    [
+        pytest.param({}, False, id="new: nobody worked on it"),
+        pytest.param(DONE, False, id="finished, all sent"),
+        pytest.param(IN_FLIGHT, True, id="a run in flight"),
+        pytest.param({**DONE, "notifications": [{"state": "Pending"}]}, True, id="messages due"),
+    ],
+)
+def test_handed_over(status: dict[str, Any], handed: bool) -> None:
+    assert handed_over(LiveJob.from_body(body(status=status))) is handed
+
+
+async def test_a_job_relabelled_away_records_its_last_sends_only_if_nobody_wrote_since() -> None:
+    hooks = FakeHooks()
+    engine = Engine(hooks)  # type: ignore[arg-type]
+    engine.observe(body(status=IN_FLIGHT, version="100"))  # first listing: no grace; writes 150
+    task = engine.tasks[("team-a", "web")]
+    assert task.grace == 0
+    await asyncio.wait_for(_until(lambda: hooks.runners and hooks.runners[0].steps), 5)
+    engine.observe(body(status=IN_FLIGHT, version="200"), gone=True)  # left the selector
+    await asyncio.wait_for(task.task, 5)
+    runner = hooks.runners[0]
+    assert runner.let_go_calls == [(LET_GO_SECONDS, 200)]
+    assert runner.closed
+    assert engine.tasks == {}
+    await engine.stop()
+
+
+async def test_a_job_relabelled_here_mid_run_waits_before_acting() -> None:
+    hooks = FakeHooks()
+    engine = Engine(hooks, handoff_grace=0.3)  # type: ignore[arg-type]
+    began = time.monotonic()
+    engine.observe(body(status=IN_FLIGHT), added=True)
+    task = engine.tasks[("team-a", "web")]
+    assert task.grace == 0.3
+    await asyncio.wait_for(_until(lambda: hooks.runners and hooks.runners[0].steps), 5)
+    assert hooks.runners[0].times[0] - began >= 0.3
+    await engine.stop()
+    created = Engine(FakeHooks(), handoff_grace=0.3)  # type: ignore[arg-type]
+    created.observe(body(), added=True)  # a new DeployJob: nothing to hand over
+    assert created.tasks[("team-a", "web")].grace == 0
+    await created.stop()
+
+
+async def _until(probe: Any) -> None:
+    while not probe():  # noqa: ASYNC110 (a fake's list, no event to wait on)
+        await asyncio.sleep(0.01)

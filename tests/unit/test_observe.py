@@ -5,7 +5,9 @@ from typing import Any
 import pytest
 import yaml
 
-from deploybell.deploy.observe import Observation, current_pods, summarize_pods
+from deploybell.clients.errors import ApiError, Forbidden, Unreachable
+from deploybell.deploy.manifests import ObjectRef
+from deploybell.deploy.observe import Observation, Observer, current_pods, summarize_pods
 
 REVISION = "deployment.kubernetes.io/revision"
 
@@ -485,3 +487,55 @@ def test_summarize_only_the_current_pods() -> None:
         True,
         {},
     )
+
+
+# --- failing watches ---------------------------------------------------------------------------
+
+
+class FailingCache:
+    """A watch cache whose watches fail with `error`."""
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+    def objects(self, job_namespace: str, job: str) -> list[dict[str, Any]]:
+        return []
+
+    def problem(self, namespaces: Any) -> ApiError:
+        return self.error
+
+    async def acquire(self, namespaces: Any) -> None: ...
+    async def release(self, namespaces: Any) -> None: ...
+
+
+class NoReads:
+    """A cluster that is never read: the run's objects are all of watched kinds."""
+
+    def impersonating(self, user: str | None) -> "NoReads":
+        return self
+
+
+def tagged(error: ApiError, cluster: str) -> ApiError:
+    error.cluster = cluster
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        pytest.param(Unreachable("Unreachable", "refused"), True, id="outage: waited out"),
+        pytest.param(
+            tagged(Forbidden("Forbidden", "no"), "https://b"), True, id="a target refuses"
+        ),
+        pytest.param(Forbidden("Forbidden", "no"), False, id="own cluster refuses: unseen"),
+    ],
+)
+async def test_failing_watches(error: ApiError, raised: bool) -> None:
+    observer = Observer(NoReads(), FailingCache(error))  # type: ignore[arg-type]
+    ref = ObjectRef("apps/v1", "Deployment", "team-a", "web")
+    if raised:
+        with pytest.raises(type(error)):
+            await observer.observe("team-a", "web", [ref], None)
+    else:
+        observation = await observer.observe("team-a", "web", [ref], None)
+        assert observation.objects == {ref: None}

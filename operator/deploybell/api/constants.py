@@ -12,6 +12,10 @@ LABEL_RUN: Final = "deploybell.io/run"
 ANNOTATION_CANCEL: Final = "deploybell.io/cancel"
 ANNOTATION_REDEPLOY: Final = "deploybell.io/redeploy"
 
+# `deploybell run --shard-key KEY` handles only DeployJobs with this label set to KEY; without the
+# flag, only those without it (as Flux's sharding.fluxcd.io/key).
+LABEL_SHARD: Final = "sharding.deploybell.io/key"
+
 FIELD_MANAGER: Final = "deploybell"
 FINALIZER: Final = "deploybell.io/finalizer"
 

@@ -26,6 +26,7 @@ from deploybell.api.errors import (
 HOOK_FIELDS: Final[tuple[str, ...]] = ("onStart", "onSuccess", "onFailure", "onCancel", "always")
 
 DEFAULT_MANIFESTS_KEY: Final = "manifests.yaml"
+DEFAULT_KUBECONFIG_KEY: Final = "value"  # as Flux's spec.kubeConfig.secretRef.key
 
 # Limits shared with crds/deploybell.io_deployjobs.yaml (maxItems there).
 MAX_MANIFESTS: Final = 500
@@ -35,6 +36,8 @@ MAX_HOOKS: Final = 20
 MAX_HISTORY: Final = 100
 
 _CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+# Context names as kubeconfigs have them (gke_project_zone_name, arn:aws:eks:...:cluster/x, a@b).
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.:@/]*[A-Za-z0-9])?")
 _SPEC_FIELDS = frozenset(
     {
         "manifests",
@@ -46,6 +49,7 @@ _SPEC_FIELDS = frozenset(
         "prune",
         "rollbackOnFailure",
         "source",
+        "cluster",
         *HOOK_FIELDS,
     }
 )
@@ -76,6 +80,15 @@ class ConfigMapSource:
 
 
 @dataclass(frozen=True)
+class ClusterRef:
+    """Another cluster to deploy into: a kubeconfig in a Secret of the DeployJob's namespace."""
+
+    secret_name: str
+    secret_key: str = DEFAULT_KUBECONFIG_KEY
+    name: str = ""  # shown in messages; "" means the kubeconfig's current context
+
+
+@dataclass(frozen=True)
 class DeployJobSpec:
     """A parsed, validated DeployJob spec; defaults are filled in as the CRD would."""
 
@@ -93,6 +106,7 @@ class DeployJobSpec:
     on_cancel: tuple[str, ...] = ()
     always: tuple[str, ...] = ()
     source: Source | None = None
+    cluster: ClusterRef | None = None
 
     def subscribers(self, event: str) -> tuple[str, ...]:
         """Notification names due for `event`, in spec order, each once."""
@@ -151,6 +165,51 @@ def parse_deployjob(spec: Mapping[str, Any]) -> DeployJobSpec:
         on_cancel=hooks["onCancel"],
         always=hooks["always"],
         source=_parse_source_block(spec),
+        cluster=_parse_cluster(spec),
+    )
+
+
+def _parse_cluster(spec: Mapping[str, Any]) -> ClusterRef | None:
+    if spec.get("cluster") is None:
+        return None
+    path = "spec.cluster"
+    block = as_mapping(spec["cluster"], path)
+    reject_unknown(block, {"name", "kubeConfig"}, path)
+    if block.get("kubeConfig") is None:
+        raise SpecError(f"{path}.kubeConfig", "is required")
+    kube_config = as_mapping(block["kubeConfig"], f"{path}.kubeConfig")
+    reject_unknown(kube_config, {"secretRef"}, f"{path}.kubeConfig")
+    ref_path = f"{path}.kubeConfig.secretRef"
+    if kube_config.get("secretRef") is None:
+        raise SpecError(ref_path, "is required")
+    ref = as_mapping(kube_config["secretRef"], ref_path)
+    reject_unknown(ref, {"name", "key"}, ref_path)
+    return ClusterRef(
+        secret_name=check_str(
+            ref.get("name"),
+            f"{ref_path}.name",
+            max_length=253,
+            pattern=DNS_SUBDOMAIN,
+            expected="a Secret name (DNS subdomain)",
+        ),
+        secret_key=get_str(
+            ref,
+            "key",
+            ref_path,
+            max_length=253,
+            pattern=_CONFIGMAP_KEY,
+            expected="a Secret key (letters, digits, '-', '_', '.')",
+        )
+        or DEFAULT_KUBECONFIG_KEY,
+        name=get_str(
+            block,
+            "name",
+            path,
+            max_length=253,
+            pattern=CLUSTER_NAME,
+            expected="a cluster name (letters, digits, '-', '_', '.', ':', '@', '/')",
+        )
+        or "",
     )
 
 

@@ -10,6 +10,8 @@ class ApiError(Exception):
     """
 
     status = 0
+    cluster = ""
+    """The target cluster's API server that said so; "" for the operator's own cluster."""
 
     def __init__(self, reason: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -102,6 +104,12 @@ class Unreachable(ApiError):
     @property
     def transient(self) -> bool:
         return True
+
+
+class CertificateInvalid(ApiError):
+    """The server's TLS certificate does not verify against the trusted CAs: not transient."""
+
+    status = 0
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deploybell.clients.errors import ApiError, Gone
+from deploybell.clients.errors import ApiError, Gone, Unreachable
 from deploybell.clients.kube import KubeClient
 
 logger = logging.getLogger("deploybell.informer")
@@ -46,6 +46,10 @@ class Informer:
         self.server_timeout = server_timeout
         self.store: dict[tuple[str, str], dict[str, Any]] = {}
         self.synced = asyncio.Event()
+        self.settled = asyncio.Event()
+        """Set once the first list was tried, whether or not it worked."""
+        self.problem: ApiError | None = None
+        """Why the store may be stale: the last list or watch failed (None once a list works)."""
         self.relists = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -77,10 +81,13 @@ class Informer:
             except Gone:
                 version = ""  # too old: list again (the store is replaced, changes announced)
             except (ApiError, OSError, TimeoutError) as e:
+                self.problem = e if isinstance(e, ApiError) else Unreachable("Unreachable", str(e))
+                self.settled.set()
                 delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
                 failures += 1
                 logger.warning("watch of %s failed (%s); again in %.1fs", self.path, e, delay)
                 await asyncio.sleep(delay)
+                version = ""  # list again: what was missed meanwhile, and proof the server is back
             except Exception:  # never let a watch die silently: log, back off, start over
                 logger.exception("watch of %s failed unexpectedly", self.path)
                 version = ""
@@ -99,11 +106,13 @@ class Informer:
         gone = [obj for key, obj in self.store.items() if key not in fresh]
         changed = [obj for key, obj in fresh.items() if self.store.get(key) != obj]
         self.store = fresh
+        self.problem = None
         for obj in gone:
             self._announce(obj, True)
         for obj in changed:
             self._announce(obj, False)
         self.synced.set()
+        self.settled.set()
         return str((data.get("metadata") or {}).get("resourceVersion") or "")
 
     async def _watch(self, version: str) -> str:

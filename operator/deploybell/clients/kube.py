@@ -83,11 +83,17 @@ class KubeClient:
     """Acts as the operator, or (`impersonating`) as another user over the same connections."""
 
     def __init__(
-        self, transport: Transport, discovery: Discovery | None = None, user: str | None = None
+        self,
+        transport: Transport,
+        discovery: Discovery | None = None,
+        user: str | None = None,
+        cluster: str = "",
     ) -> None:
         self.transport = transport
         self._discovery = discovery or Discovery()
         self.user = user
+        self.cluster = cluster
+        """A target cluster's API server ("" for the operator's own): its errors carry it."""
         self._headers = {"Impersonate-User": user} if user else {}
 
     @classmethod
@@ -99,7 +105,7 @@ class KubeClient:
         """A client that acts as `user` (e.g. system:serviceaccount:ns:sa); None: as self."""
         if user == self.user:
             return self
-        return KubeClient(self.transport, self._discovery, user)
+        return KubeClient(self.transport, self._discovery, user, self.cluster)
 
     def forget_kinds(self, api_version: str) -> None:
         self._discovery.forget(api_version)
@@ -116,20 +122,26 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        status, raw, retry_after = await self.transport.request(
-            method, path, query or {}, body, content_type, self._headers
-        )
+        try:
+            status, raw, retry_after = await self.transport.request(
+                method, path, query or {}, body, content_type, self._headers
+            )
+        except ApiError as e:
+            e.cluster = self.cluster
+            raise
         try:
             data = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             data = {"message": raw.decode(errors="replace")[:500]}
         if not 200 <= status <= 299:
-            raise error_for(
+            error = error_for(
                 status,
                 str(data.get("reason") or ""),
                 str(data.get("message") or f"HTTP {status}"),
                 retry_after,
             )
+            error.cluster = self.cluster
+            raise error
         return cast(dict[str, Any], data)
 
     async def watch(
@@ -138,16 +150,20 @@ class KubeClient:
         """The events of one watch request until the server ends it (`idle_seconds` of silence:
         a dead connection). An ERROR event becomes the error it carries (e.g. `Gone`)."""
         stream = self.transport.stream(path, {**query, "watch": "true"}, idle_seconds)
-        async for line in stream:
-            event = orjson.loads(line)
-            if event.get("type") == "ERROR" or event.get("kind") == "Status":
-                status = event.get("object") or event
-                raise error_for(
-                    int(status.get("code") or 500),
-                    str(status.get("reason") or ""),
-                    str(status.get("message") or "watch error"),
-                )
-            yield event
+        try:
+            async for line in stream:
+                event = orjson.loads(line)
+                if event.get("type") == "ERROR" or event.get("kind") == "Status":
+                    status = event.get("object") or event
+                    raise error_for(
+                        int(status.get("code") or 500),
+                        str(status.get("reason") or ""),
+                        str(status.get("message") or "watch error"),
+                    )
+                yield event
+        except ApiError as e:
+            e.cluster = self.cluster
+            raise
 
     async def resource(self, api_version: str, kind: str) -> ResourceInfo:
         return await self._discovery.lookup(self, api_version, kind)

@@ -9,17 +9,20 @@ identity shares this one connection pool: impersonation is a request header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
-from deploybell.clients.errors import Unreachable
+from deploybell.api.kubeconfig import KubeConfig
+from deploybell.clients.errors import CertificateInvalid, Unreachable
 
 USER_AGENT = "deploybell/0.1.0"
 REQUEST_TIMEOUT = 30.0
@@ -82,6 +85,35 @@ class Transport:
         if not rest.proxy:
             rest.proxy = environment_proxy(self.host)
 
+    @classmethod
+    def for_target(cls, config: KubeConfig, user_agent: str = USER_AGENT) -> Transport:
+        """A pool to another cluster from a checked kubeconfig (`api.kubeconfig`): no loader, no
+        plugin and no file of this pod is involved. Certificates reach OpenSSL, which loads only
+        from paths, through anonymous in-memory files (memfd) that are closed right after."""
+        configuration = k8s.Configuration()
+        configuration.host = config.server
+        configuration.verify_ssl = not config.insecure
+        configuration.tls_server_name = config.tls_server_name or None
+        configuration.connection_pool_maxsize = POOL_SIZE
+        if config.token:
+            configuration.api_key = {"BearerToken": f"Bearer {config.token}"}
+        client_pem = config.client_cert_pem + b"\n" + config.client_key_pem
+        with (
+            _memory_file("ca", config.ca_pem) as ca,
+            _memory_file("client", client_pem if config.client_cert_pem else b"") as client,
+        ):
+            configuration.ssl_ca_cert = ca
+            configuration.cert_file = client
+            try:
+                api = k8s.ApiClient(configuration)
+            except (ssl.SSLError, OSError) as e:
+                what = "client certificate and key" if client else "certificate authority"
+                raise ConfigError(f"the {what} cannot be loaded: {e.__class__.__name__}") from e
+        api.user_agent = user_agent
+        transport = cls(api)
+        transport._without_netrc_lookups()
+        return transport
+
     @property
     def host(self) -> str:
         return str(self._api.configuration.host)
@@ -110,7 +142,7 @@ class Transport:
                 data = await response.read()
                 return response.status, data, _retry_after(response.headers)
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            raise Unreachable("Unreachable", _describe(e)) from e
+            raise _unreachable(e) from e
 
     async def stream(
         self, path: str, query: Mapping[str, str], idle_timeout: float
@@ -128,7 +160,7 @@ class Transport:
                     if line.strip():
                         yield line
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            raise Unreachable("Unreachable", _describe(e)) from e
+            raise _unreachable(e) from e
 
     async def _call(
         self,
@@ -187,6 +219,31 @@ def _retry_after(headers: Mapping[str, str]) -> float:
         return max(float(headers.get("Retry-After") or 1), 0.0)
     except ValueError:
         return 1.0
+
+
+@contextlib.contextmanager
+def _memory_file(name: str, content: bytes) -> Iterator[str | None]:
+    """A path to `content` that lives only in memory (Linux memfd); None for no content."""
+    if not content:
+        yield None
+        return
+    fd = os.memfd_create(f"deploybell-{name}", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def _unreachable(error: BaseException) -> Unreachable | CertificateInvalid:
+    if isinstance(error, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+        reason = getattr(error, "certificate_error", error)
+        return CertificateInvalid(
+            "CertificateInvalid", f"the API server's TLS certificate does not verify: {reason}"
+        )
+    return Unreachable("Unreachable", _describe(error))
 
 
 def _describe(error: BaseException) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from deploybell.api.constants import LABEL_JOB, LABEL_JOB_NAMESPACE
 from deploybell.api.kinds import WATCHED_KINDS, WatchedKind
+from deploybell.clients.errors import ApiError
 from deploybell.clients.informer import Informer, Trim
 from deploybell.clients.kube import KubeClient
 
@@ -58,8 +59,17 @@ class RunWatches:
     def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]:
         return list(self._by_job.get((job_namespace, job), {}).values())
 
+    def problem(self, namespaces: Iterable[str]) -> ApiError | None:
+        """Why the objects of these namespaces may be stale (a list or watch failing), or None."""
+        for namespace in namespaces:
+            for informer in self._informers.get(namespace, ()):
+                if informer.problem is not None:
+                    return informer.problem
+        return None
+
     async def acquire(self, namespaces: Iterable[str]) -> None:
-        """Watch these namespaces (once more each) and wait until their first lists are in."""
+        """Watch these namespaces (once more each) and wait until their first lists are in (or
+        failed: `problem` says why)."""
         started: list[Informer] = []
         async with self._lock:
             for namespace in set(namespaces):
@@ -72,7 +82,7 @@ class RunWatches:
                     self.on_watching(namespace, len(group))
                     logger.info("watching namespace %s", namespace)
                 started += self._informers[namespace]
-        waits = [asyncio.ensure_future(i.synced.wait()) for i in started]
+        waits = [asyncio.ensure_future(i.settled.wait()) for i in started]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=SYNC_TIMEOUT)
             for task in pending:

@@ -12,7 +12,7 @@ from typing import Any
 
 from deploybell.api.constants import GROUP, LABEL_JOB, LABEL_JOB_NAMESPACE
 from deploybell.api.deployjob import MAX_MANIFESTS, DeployJobSpec
-from deploybell.clients.errors import ApiError, Forbidden, UnknownKind
+from deploybell.clients.errors import ApiError, Forbidden, Unauthorized, UnknownKind
 from deploybell.deploy.manifests import (
     ManifestError,
     ObjectRef,
@@ -64,11 +64,22 @@ def service_account_user(namespace: str, sa: str | None) -> str | None:
 
 
 class Applier:
-    """Applies for every DeployJob; impersonates the job's ServiceAccount when it has one."""
+    """Applies for every DeployJob; impersonates the job's ServiceAccount when it has one.
 
-    def __init__(self, cluster: ClusterAPI, default_service_account: str | None = None) -> None:
+    `cluster` is where the objects go; `sources` (when it is another cluster: spec.cluster) is
+    the operator's own, where the DeployJob and its `manifestsFrom` ConfigMaps live.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterAPI,
+        default_service_account: str | None = None,
+        sources: ClusterAPI | None = None,
+    ) -> None:
         self.cluster = cluster
         self.default_sa = default_service_account
+        self.sources = sources or cluster
+        self.remote = sources is not None
 
     def service_account(self, spec: DeployJobSpec | None) -> str | None:
         return (spec.service_account_name if spec else None) or self.default_sa
@@ -86,7 +97,7 @@ class Applier:
             objects.append(dict(obj))
         for source in spec.manifests_from:
             where = f"ConfigMap {source.name} key {source.key}"
-            cm = await self.cluster.get("v1", "ConfigMap", namespace, source.name)
+            cm = await self.sources.get("v1", "ConfigMap", namespace, source.name)
             if cm is None:
                 raise ApplyFailure(
                     "ConfigMapNotFound",
@@ -201,8 +212,8 @@ class Applier:
                 await asyncio.sleep(0.5)
             except ApiError as e:
                 # Server-side apply answers 500 for a field of the wrong type: not transient.
-                if e.transient:
-                    raise  # the caller retries the whole step
+                if e.transient or isinstance(e, Unauthorized):
+                    raise  # the caller retries the whole step, or blames the credentials
                 reason = "Forbidden" if isinstance(e, Forbidden) else "ApplyFailed"
                 who = f" as {client.user}" if client.user else ""
                 raise ApplyFailure(
@@ -227,24 +238,28 @@ class Applier:
             return
         objects = await self.load(namespace, spec)
         payload = json.dumps({"run": run, "revision": revision, "objects": objects})
+        metadata: dict[str, Any] = {
+            "name": snapshot_name(job),
+            "namespace": namespace,
+            "labels": {LABEL_JOB: job, LABEL_JOB_NAMESPACE: namespace},
+        }
+        # In another cluster the DeployJob does not exist, and an owner that does not exist
+        # makes the garbage collector delete the snapshot: it is deleted with the DeployJob.
+        if not self.remote:
+            metadata["ownerReferences"] = [
+                {
+                    "apiVersion": f"{GROUP}/v1alpha1",
+                    "kind": "DeployJob",
+                    "name": job,
+                    "uid": uid,
+                    "controller": True,
+                }
+            ]
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "deploybell.io/last-good",
-            "metadata": {
-                "name": snapshot_name(job),
-                "namespace": namespace,
-                "labels": {LABEL_JOB: job, LABEL_JOB_NAMESPACE: namespace},
-                "ownerReferences": [
-                    {
-                        "apiVersion": f"{GROUP}/v1alpha1",
-                        "kind": "DeployJob",
-                        "name": job,
-                        "uid": uid,
-                        "controller": True,
-                    }
-                ],
-            },
+            "metadata": metadata,
             "data": {"snapshot.json": base64.b64encode(payload.encode()).decode()},
         }
         # Written as the job's identity: in lockdown mode the operator itself writes no Secrets.
@@ -260,6 +275,10 @@ class Applier:
             return None
         data = json.loads(base64.b64decode(raw))
         return Snapshot(int(data["run"]), str(data["revision"]), list(data["objects"]))
+
+    async def forget_last_good(self, namespace: str, job: str, spec: DeployJobSpec) -> None:
+        """Delete the snapshot (a deleted DeployJob's, in a cluster where nothing owns it)."""
+        await self.as_job(namespace, spec).delete("v1", "Secret", namespace, snapshot_name(job))
 
     async def apply_snapshot(
         self, namespace: str, job: str, snapshot: Snapshot, spec: DeployJobSpec, run: int

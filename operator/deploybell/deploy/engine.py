@@ -34,6 +34,17 @@ STOP_GRACE_SECONDS = 10.0
 # After the last task ends, before the burst's memory is released: idle keep-alive connections
 # (aiohttp closes them after 15 s) go first, with their TLS buffers.
 IDLE_SECONDS = 20.0
+LET_GO_SECONDS = 5.0
+"""How long a DeployJob that left this shard (relabelled) may finish the sends it had started."""
+
+
+def handed_over(live: LiveJob) -> bool:
+    """Its status says another operator was working on it: a run in flight or messages Pending
+    (a DeployJob that appears like this mid-life was relabelled into this shard)."""
+    if RunState.from_status(live.status).in_flight:
+        return True
+    entries = live.status.get("notifications") or []
+    return any(e.get("state") == Delivery.PENDING.value for e in entries)
 
 
 def has_work(live: LiveJob) -> bool:
@@ -110,15 +121,20 @@ class JobHooks(Protocol):
 class JobTask:
     """The task of one DeployJob that has work; it ends when the work does."""
 
-    def __init__(self, engine: Engine, live: LiveJob) -> None:
+    def __init__(
+        self, engine: Engine, live: LiveJob, version: int | None = None, grace: float = 0.0
+    ) -> None:
         self.engine = engine
         self.key: JobKey = (live.namespace, live.name)
         self.live = live
+        self.version = version  # resourceVersion of `live`
+        self.grace = grace  # wait this long before the first step (a handover)
         self.woken = asyncio.Event()
         self.last_written = 0  # resourceVersion of this task's last write (0: none)
         self.held = FINALIZER in live.finalizers
         self.gone = False
         self.by_sends_only = False  # woken only by finished sends since the last step
+        self.back: Mapping[str, Any] | None = None  # came back while letting go: start anew
         self.task = asyncio.create_task(self._run(), name=f"deployjob {live.namespace}/{live.name}")
 
     def wake(self) -> None:
@@ -148,6 +164,9 @@ class JobTask:
             self.last_written = max(self.last_written, version)
 
     async def _run(self) -> None:
+        if self.grace:
+            logger.info("%s/%s: taken over mid-run; acting in %.0fs", *self.key, self.grace)
+            await asyncio.sleep(self.grace)  # the operator it left records its last sends
         runner = self.engine.hooks.runner(self.live, self.wake_by_send, self.wrote)
         failures = 0
         try:
@@ -180,9 +199,20 @@ class JobTask:
                     return
                 await self._sleep(delay)
         finally:
-            runner.outbox.close()
-            await runner.observer.unfollow()
+            if self.gone and not self.live.deleting and not self.engine.stopping:
+                await self._let_go(runner)
+            await runner.close()
             self.engine.ended(self)
+
+    async def _let_go(self, runner: JobRunner) -> None:
+        """It left this shard's watch (relabelled): record the sends in flight, then stop."""
+        known = max(self.version or 0, self.last_written) or None
+        try:
+            await runner.let_go(LET_GO_SECONDS, known)
+        except ApiError as e:  # 409: the new shard wrote first; its ledger stands
+            logger.info("%s/%s: handed over; last sends not recorded (%s)", *self.key, e)
+        else:
+            logger.info("%s/%s: left this shard; handed over", *self.key)
 
     async def _sleep(self, delay: float | None) -> None:
         if self.woken.is_set():
@@ -198,10 +228,12 @@ class Engine:
         self,
         hooks: JobHooks,
         deletion_grace: float = 30.0,
+        handoff_grace: float = 10.0,
         on_idle: Callable[[], None] = memory.release,
     ) -> None:
         self.hooks = hooks
         self.deletion_grace = deletion_grace
+        self.handoff_grace = handoff_grace
         self.on_idle = on_idle
         self._idle_call: asyncio.TimerHandle | None = None
         self.tasks: dict[JobKey, JobTask] = {}
@@ -210,25 +242,33 @@ class Engine:
         self.paused = False
         self._written: dict[JobKey, int] = {}  # ended tasks' last writes, until seen again
 
-    def observe(self, body: Mapping[str, Any], gone: bool = False) -> None:
-        """A DeployJob as an event shows it (`gone`: deleted from the API)."""
+    def observe(self, body: Mapping[str, Any], gone: bool = False, added: bool = False) -> None:
+        """A DeployJob as an event shows it. `gone`: deleted, or no longer this shard's (its
+        label changed); `added`: it appeared after the first listing (created, or relabelled
+        into this shard)."""
         live = LiveJob.from_body(body)
         key = (live.namespace, live.name)
         task = self.tasks.get(key)
         if task is not None:
             if gone:
                 task.gone = True
+                task.version = resource_version(body)  # as it left: a later write is not ours
+            elif task.gone:
+                task.back = body  # relabelled back before this task ended
             elif task.echo(live, body):
                 task.live = live
+                task.version = resource_version(body)
                 return  # our own status write coming back: nothing the run needs to look at
             else:
                 task.live = live
+                task.version = resource_version(body)
             task.wake()
             return
         if gone or self.stopping or self.paused or self._stale(key, body):
             return
         if has_work(live):
-            self.tasks[key] = JobTask(self, live)
+            grace = self.handoff_grace if added and handed_over(live) else 0.0
+            self.tasks[key] = JobTask(self, live, resource_version(body), grace)
             if self._idle_call is not None:
                 self._idle_call.cancel()
                 self._idle_call = None
@@ -259,6 +299,9 @@ class Engine:
         self.scheduler.at(task.key, None)
         if task.last_written:
             self._written[task.key] = task.last_written
+        if task.back is not None:
+            self._written.pop(task.key, None)  # its newest state came after our last write
+            self.observe(task.back, added=True)
         if not self.tasks and not self.stopping and self._idle_call is None:
             loop = asyncio.get_running_loop()
             self._idle_call = loop.call_later(IDLE_SECONDS, self._idle)

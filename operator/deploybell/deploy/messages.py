@@ -43,14 +43,17 @@ class RunMessages:
         status.notifications, notes = self.outbox.resolve(added, datetime.now(UTC))
         self.notes += notes
 
-    def pump(self, status: JobStatus, spec: DeployJobSpec | None) -> tuple[bool, list[Report]]:
-        """Results of finished sends in, due entries out: (the ledger moved, Events to post)."""
+    def pump(
+        self, status: JobStatus, spec: DeployJobSpec | None, start: bool = True
+    ) -> tuple[bool, list[Report]]:
+        """Results of finished sends in, due entries out (unless not `start`): (the ledger
+        moved, Events to post)."""
         before = status.notifications
 
         def message_for(entry: Mapping[str, Any]) -> Message:
             return self.message_for(status, spec, entry)
 
-        status.notifications, reports = self.outbox.pump(status.notifications, message_for)
+        status.notifications, reports = self.outbox.pump(status.notifications, message_for, start)
         reports, self.notes = self.notes + reports, []
         return status.notifications != before, reports
 
@@ -67,5 +70,6 @@ class RunMessages:
             status.diagnosis,
             status.rollback,
             spec.source if spec else None,
+            status.cluster,
         )
         return report.message_for(entry, facts, self.presentation)

@@ -169,6 +169,12 @@ class Observer:
     async def observe(
         self, job_namespace: str, job: str, refs: Sequence[ObjectRef], service_account: str | None
     ) -> Observation:
+        problem = self.cache.problem(self.following)
+        # The watches are failing, so their objects may be stale: an outage is waited out (the
+        # caller retries), and a target cluster's refusal fails the run. The operator's own
+        # cluster refusing a watch (RBAC) leaves the objects unseen until maxWaitSeconds.
+        if problem is not None and (problem.transient or problem.cluster):
+            raise problem
         cached = list(self.cache.objects(job_namespace, job))
         by_key = {key_of(o): dict(o) for o in cached}
         observation = Observation()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from deploybell.clients.errors import ApiError
 from deploybell.deploy import dora
 
 
@@ -41,6 +42,7 @@ class WatchCache(Protocol):
     watched while some run holds them."""
 
     def objects(self, job_namespace: str, job: str) -> Iterable[Mapping[str, Any]]: ...
+    def problem(self, namespaces: Iterable[str]) -> ApiError | None: ...
     async def acquire(self, namespaces: Iterable[str]) -> None: ...
     async def release(self, namespaces: Iterable[str]) -> None: ...
 
@@ -48,7 +50,11 @@ class WatchCache(Protocol):
 class JobPorts(Protocol):
     """What a runner needs from the outside world besides the cluster, for one DeployJob."""
 
-    async def patch_status(self, status: Mapping[str, Any]) -> None: ...
+    async def patch_status(self, status: Mapping[str, Any], only_at: int | None = None) -> None:
+        """Merge `status`; with `only_at`, only if the object's resourceVersion is still that
+        (else `Conflict`)."""
+        ...
+
     async def record_event(self, warning: bool, reason: str, message: str) -> None: ...
     def run_finished(
         self, phase: str, seconds: float | None, observation: dora.Observation

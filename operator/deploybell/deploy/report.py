@@ -25,12 +25,12 @@ class Presentation:
     cluster: str = ""
     link_template: str = ""  # e.g. https://dash.example/{namespace}/{job}?run={run}
 
-    def link(self, namespace: str, job: str, run: int) -> str:
+    def link(self, namespace: str, job: str, run: int, cluster: str = "") -> str:
         if not self.link_template:
             return ""
         try:
             return self.link_template.format(
-                namespace=namespace, job=job, run=run, cluster=self.cluster
+                namespace=namespace, job=job, run=run, cluster=cluster or self.cluster
             )
         except (KeyError, IndexError, ValueError):
             return ""
@@ -122,6 +122,7 @@ class RunFacts:
     diagnosis: Mapping[str, Any]
     rollback: Mapping[str, Any]
     source: Source | None = None
+    cluster: str = ""  # the target cluster (spec.cluster); "" for the operator's own
 
 
 def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Presentation) -> Message:
@@ -173,8 +174,8 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
             )
             for r in facts.resources
         ),
-        cluster=presentation.cluster,
-        link=presentation.link(facts.namespace, facts.job, run),
+        cluster=facts.cluster or presentation.cluster,
+        link=presentation.link(facts.namespace, facts.job, run, facts.cluster),
         pods=_pods(facts.diagnosis) if failed else (),
         warnings=_warnings(facts.diagnosis) if failed else (),
         rolled_back_to=int(rolled_back) if rolled_back else None,

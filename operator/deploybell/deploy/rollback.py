@@ -15,6 +15,7 @@ from deploybell.deploy.ports import JobPorts
 from deploybell.deploy.run import Phase, RunState
 from deploybell.deploy.runlog import RunLog
 from deploybell.deploy.status import JobStatus
+from deploybell.deploy.target import TARGET_REASONS
 
 
 class Rollbacks:
@@ -22,7 +23,6 @@ class Rollbacks:
 
     status: JobStatus
     spec: DeployJobSpec | None
-    applier: Applier
     ports: JobPorts
     log: RunLog
     timers: Timers
@@ -30,6 +30,8 @@ class Rollbacks:
 
     if TYPE_CHECKING:
 
+        @property
+        def applier(self) -> Applier: ...
         @property
         def state(self) -> RunState: ...
         @state.setter
@@ -41,7 +43,8 @@ class Rollbacks:
 
     async def fail(self, reason: str, message: str, live: LiveJob) -> None:
         spec = self.spec
-        if spec is not None and spec.rollback_on_failure and not self.status.rollback:
+        reached = reason not in TARGET_REASONS  # else nothing was applied there, or it is gone
+        if spec is not None and spec.rollback_on_failure and not self.status.rollback and reached:
             snapshot = await self.applier.load_last_good(live.namespace, live.name, spec)
             if snapshot is not None:
                 await self.roll_back(live, snapshot, reason, message)

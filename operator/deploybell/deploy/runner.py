@@ -14,6 +14,7 @@ from typing import Any
 from deploybell.api.constants import ANNOTATION_CANCEL
 from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
 from deploybell.api.errors import SpecError
+from deploybell.clients.errors import ApiError
 from deploybell.deploy import dora, report
 from deploybell.deploy import run as runs
 from deploybell.deploy import verdict as verdicts
@@ -28,27 +29,29 @@ from deploybell.deploy.rollback import Rollbacks
 from deploybell.deploy.run import Action, Phase, RunState
 from deploybell.deploy.runlog import RunLog
 from deploybell.deploy.status import JobStatus
+from deploybell.deploy.target import WAITING, Places
+from deploybell.deploy.target_steps import TargetSteps
 from deploybell.notify.outbox import Outbox
 
 __all__ = ["JobPorts", "JobRunner", "LiveJob", "utcnow"]
 
 
-class JobRunner(Rollbacks):
+class JobRunner(Rollbacks, TargetSteps):
     """Drives the runs of one DeployJob; `step` is called on every change and timer."""
 
     def __init__(
         self,
         live: LiveJob,
         ports: JobPorts,
-        applier: Applier,
-        observer: Observer,
+        places: Places,
         outbox: Outbox,
         *,
         presentation: report.Presentation | None = None,
         failfast_grace: float = 10.0,
         history_limit: int = 10,
     ) -> None:
-        self.ports, self.applier, self.observer, self.outbox = ports, applier, observer, outbox
+        self.ports, self.places, self.outbox = ports, places, outbox
+        self.target_failures = 0  # consecutive steps the target cluster did not answer
         self.log = RunLog(live.namespace, live.name)
         self.failfast_grace = failfast_grace
         self.history_limit = history_limit
@@ -65,6 +68,14 @@ class JobRunner(Rollbacks):
         )
 
     @property
+    def applier(self) -> Applier:
+        return self.places.place.applier
+
+    @property
+    def observer(self) -> Observer:
+        return self.places.place.observer
+
+    @property
     def state(self) -> RunState:
         """The latest run (status.state)."""
         return self.status.state
@@ -78,6 +89,12 @@ class JobRunner(Rollbacks):
         """No run in flight, nothing being sent and nothing left to send: the task may end."""
         return not self.state.in_flight and not self.messages.pending(self.status)
 
+    async def close(self) -> None:
+        """The task ends: stop sending, stop watching, let go of a target cluster's client."""
+        self.outbox.close()
+        await self.observer.unfollow()
+        await self.places.release()
+
     # --- the loop body ------------------------------------------------------------------------
 
     async def step(self, live: LiveJob, settle: bool = False) -> float | None:
@@ -88,7 +105,15 @@ class JobRunner(Rollbacks):
         if settle:
             await self.outbox.settle()
         await self.sync_notifications()
-        delay = await self.act(live)
+        try:
+            delay = await self.act(live)
+            self.target_failures = 0
+        except ApiError as e:
+            if not e.cluster or not self.state.in_flight:
+                raise  # the operator's own cluster: the engine retries the step
+            delay = await self.target_trouble(live, e)
+        if not self.state.in_flight:
+            await self.places.release()
         await self.sync_notifications()
         retry = self.outbox.next_wake(self.status.notifications)
         waits = [w for w in (delay, retry) if w is not None]
@@ -122,7 +147,8 @@ class JobRunner(Rollbacks):
             await self.fail("InvalidSpec", str(e), live)
             return
         await self.begin(live, revision="")
-        await self.apply(live)
+        if await self.locate(live):
+            await self.apply(live)
 
     async def begin(self, live: LiveJob, revision: str) -> None:
         """A new run in memory; the next persist (after the apply, or the failure) records it
@@ -178,6 +204,8 @@ class JobRunner(Rollbacks):
             except SpecError as e:
                 await self.fail("InvalidSpec", str(e), live)
                 return None
+        if not await self.locate(live):
+            return None
         if not self.applied and not self.status.rollback:
             await self.apply(live)  # resumed after a restart: SSA is idempotent
             if not self.state.in_flight:
@@ -221,6 +249,7 @@ class JobRunner(Rollbacks):
             self.timers.verifying_since = None
             self.state = replace(self.state, phase=Phase.DEPLOYING)
             changed = True
+        changed = changed or self.state.reason == WAITING  # the cluster answers again: say so
         self.state = replace(self.state, reason="Progressing", message=verdict.message)
         if changed:
             await self.persist(live)
@@ -301,10 +330,8 @@ class JobRunner(Rollbacks):
             try:
                 spec = parse_deployjob(live.spec)
             except SpecError:
-                spec = None
-        if spec is not None and spec.prune:
-            refs = {ObjectRef.from_status(r) for r in self.status.resources}
-            await self.applier.prune(live.namespace, spec, refs)
+                return
+        await self.clean_up(live, spec)
 
     async def internal_error(self, live: LiveJob, detail: str) -> float | None:
         """An unexpected error: end the run in flight as Failed, saying so; no hot loop."""
@@ -359,6 +386,16 @@ class JobRunner(Rollbacks):
             await self.ports.record_event(item.warning, item.reason, item.message)
         if moved:
             await self.write(full=False)
+
+    async def let_go(self, seconds: float, only_at: int | None) -> None:
+        """Another operator (shard) takes this DeployJob over: finish the sends in flight within
+        `seconds` and record them, starting none; the record is written only if nobody else
+        wrote since `only_at`, else the new owner's ledger stands (and may repeat a send)."""
+        await self.outbox.drain(seconds)
+        moved, _ = self.messages.pump(self.status, self.spec, start=False)
+        if moved:
+            self.status.conditions = self.all_conditions(utcnow())
+            await self.ports.patch_status(self.status.deliveries(), only_at)
 
     async def drain_notifications(self, seconds: float) -> None:
         """Give sends in flight a bounded time to finish, then record them."""

@@ -29,6 +29,8 @@ class JobStatus:
     images: list[str] = field(default_factory=list)
     diagnosis: Entry = field(default_factory=dict)
     canceled_by: str = ""
+    cluster: str = ""
+    """The target cluster of the latest run (spec.cluster); "" for the operator's own."""
     totals: Entry = field(default_factory=dict)
     """Finished runs per outcome for the current environment (deploy.dora: the DORA counters)."""
     failing_since: str = ""
@@ -47,6 +49,7 @@ class JobStatus:
             images=[str(i) for i in raw.get("images") or []],
             diagnosis=dict(raw.get("diagnosis") or {}),
             canceled_by=str(raw.get("canceledBy") or ""),
+            cluster=str(raw.get("cluster") or ""),
             totals=dict(raw.get("totals") or {}),
             failing_since=str(raw.get("failingSince") or ""),
         )
@@ -72,6 +75,7 @@ class JobStatus:
             "rollback": self.rollback or None,
             "images": self.images,
             "diagnosis": self.diagnosis or None,
+            "cluster": self.cluster or None,
             "totals": self.totals or None,
             "failingSince": self.failing_since or None,
         }

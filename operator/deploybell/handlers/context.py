@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.targets import TargetPool
 from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
 from deploybell.deploy.engine import Engine
@@ -29,6 +30,7 @@ class Context:
     limiter: asyncio.Semaphore
     presentation: Presentation
     watches: RunWatches
+    targets: TargetPool
     engine: Engine = field(init=False)
 
     @property

@@ -17,6 +17,7 @@ from deploybell.deploy.engine import resource_version
 from deploybell.deploy.live import LiveJob
 from deploybell.deploy.observe import Observer
 from deploybell.deploy.runner import JobRunner
+from deploybell.deploy.target import Place, Places
 from deploybell.handlers.context import Context
 from deploybell.notify.outbox import Outbox
 
@@ -38,8 +39,11 @@ class JobPorts:
             "metadata": {"name": live.name, "namespace": live.namespace, "uid": live.uid},
         }
 
-    async def patch_status(self, status: Mapping[str, Any]) -> None:
-        body = await self.kube.merge_patch(self.path, {"status": dict(status)}, "status")
+    async def patch_status(self, status: Mapping[str, Any], only_at: int | None = None) -> None:
+        patch: dict[str, Any] = {"status": dict(status)}
+        if only_at is not None:  # optimistic concurrency: 409 Conflict if anyone wrote since
+            patch["metadata"] = {"resourceVersion": str(only_at)}
+        body = await self.kube.merge_patch(self.path, patch, "status")
         self.wrote(resource_version(body))
 
     async def record_event(self, warning: bool, reason: str, message: str) -> None:
@@ -73,11 +77,13 @@ class KopfHooks:
             context.limiter,
             timedelta(seconds=settings.delivery_give_up_seconds),
         )
+        default_sa = settings.default_service_account
+        home = Place("", context.applier, Observer(context.kube, context.watches, default_sa))
+        places = Places(live.namespace, home, context.notifications, context.targets, default_sa)
         return JobRunner(
             live,
             JobPorts(context.kube, live, wrote),
-            context.applier,
-            Observer(context.kube, context.watches, settings.default_service_account),
+            places,
             outbox,
             presentation=context.presentation,
             failfast_grace=settings.failfast_grace_seconds,
@@ -120,4 +126,6 @@ async def on_deployjob(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: 
         metrics.JOBS.gone(body["metadata"]["namespace"], body["metadata"]["name"])
     else:
         metrics.JOBS.seen(body)  # the DORA counters are read from here at scrape time
-    context.engine.observe(body, gone=type == "DELETED")
+    # A label selector filters the watch (sharding): a DeployJob relabelled away comes as
+    # DELETED, one relabelled here as ADDED (kopf's first listing has type None).
+    context.engine.observe(body, gone=type == "DELETED", added=type == "ADDED")

@@ -99,6 +99,12 @@ async def _warn(kube: KubeClient, body: Mapping[str, Any], reason: str, message:
         logger.warning("cannot record the Event %s on the Notification: %s", reason, e.message)
 
 
+def reports_readiness(context: Context) -> bool:
+    """Every shard reads Notifications and Secrets; only the default one (no --shard-key)
+    writes the Notifications' status and Events, so that they are written once."""
+    return not context.settings.shard_key
+
+
 @kopf.on.event(GROUP, VERSION, "notifications", id="readiness")  # type: ignore[arg-type]
 async def on_notification(
     body: kopf.Body,
@@ -112,7 +118,7 @@ async def on_notification(
     context.notifications.index = notifications_index
     # Deliveries waiting for this Notification (GitOps tools apply in any order) go now.
     context.wakers.wake_namespace(str(meta["namespace"]))
-    if type == "DELETED" or meta.get("deletionTimestamp"):
+    if type == "DELETED" or meta.get("deletionTimestamp") or not reports_readiness(context):
         return
     await report_readiness(context.kube, body)
 
@@ -138,6 +144,9 @@ async def on_secret(
 ) -> None:
     context: Context = memo["context"]
     context.notifications.remember_secret(namespace, name, None if type == "DELETED" else body)
+    context.wakers.wake_namespace(namespace)  # e.g. a rotated kubeconfig (spec.cluster)
+    if not reports_readiness(context):
+        return
     for (ns, notification), specs in list(context.notifications.index.items()):
         if ns != namespace or not any(
             (s.get("secretRef") or {}).get("name") == name for s in specs
@@ -146,4 +155,3 @@ async def on_secret(
         found = await context.kube.get(f"{GROUP}/{VERSION}", "Notification", ns, notification)
         if found is not None:
             await report_readiness(context.kube, found)
-    context.wakers.wake_namespace(namespace)

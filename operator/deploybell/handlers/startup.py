@@ -9,7 +9,9 @@ from typing import Any
 import kopf
 
 from deploybell import metrics
+from deploybell.api.constants import GROUP
 from deploybell.clients.kube import KubeClient
+from deploybell.clients.targets import TargetPool
 from deploybell.clients.watches import RunWatches
 from deploybell.deploy.apply import Applier
 from deploybell.deploy.engine import Engine
@@ -55,6 +57,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    # Sharding: the API server sends this shard only its DeployJobs (a label selector on the list
+    # and watch requests). kopf's `labels=` handler filters would match in memory, after every
+    # DeployJob of the cluster was received and kept.
+    settings.watching.label_selectors[GROUP, "deployjobs"] = ours.deployjob_selector
+    settings.peering.lifetime = ours.peering_lifetime_seconds
     kube = await KubeClient.from_environment()
     cache = NotificationCache(kube)
     engine: Engine | None = None
@@ -80,8 +87,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         limiter=asyncio.Semaphore(ours.delivery_concurrency),
         presentation=Presentation(ours.cluster_name, ours.link_template),
         watches=RunWatches(kube, trim, wake, on_watching=metrics.watching),
+        targets=TargetPool(trim, wake, on_open=metrics.TARGET_CLUSTERS.set),
     )
-    engine = context.engine = Engine(KopfHooks(context), ours.deletion_grace_seconds)
+    engine = context.engine = Engine(
+        KopfHooks(context), ours.deletion_grace_seconds, ours.handoff_grace_seconds
+    )
     logging.getLogger(PEERING_LOGGER).addHandler(PeeringListener(engine))
     memo["context"] = context
     metrics.serve(ours.metrics_port)
@@ -114,4 +124,5 @@ async def close_providers(memo: kopf.Memo, **_: Any) -> None:
         for provider in context.dispatcher.providers.values():
             await provider.close()
         await context.watches.close()
+        await context.targets.close()
         await context.kube.close()

@@ -67,15 +67,17 @@ class Outbox:
         self,
         entries: Sequence[Mapping[str, Any]],
         message_for: Callable[[Mapping[str, Any]], Message],
+        start: bool = True,
     ) -> tuple[list[dict[str, Any]], list[Report]]:
-        """Apply finished sends, expand newly resolvable rows, start the due messages."""
+        """Apply finished sends, expand newly resolvable rows, start the due messages (unless
+        `start` is False: the job is being handed to another operator)."""
         now = datetime.now(UTC)
         current, reports = self.collect(entries, now)
         current, more = self.resolve(current, now)
         reports += more
         current = ledger.compact(current)  # a run's last send recorded: its refs are done
         names: dict[str, dict[str, str] | None] = {}
-        for item in ledger.due(current, now):
+        for item in ledger.due(current, now) if start else ():
             row = next(e for e in current if e["id"] == item.row_id)
             notification = str(row["notification"])
             if notification not in names:

@@ -98,6 +98,7 @@ def _facts(status: Mapping[str, Any]) -> list[str]:
     run = f" (run {status['run']})" if status.get("run") else ""
     facts = [
         ("Phase", f"{status.get('phase')}{run}"),
+        ("Cluster", status.get("cluster")),  # a target cluster (spec.cluster)
         ("Reason", status.get("reason")),
         ("Message", status.get("message")),
         ("Started", status.get("startedAt")),

@@ -28,6 +28,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
+{{/*
+Sharding: the chart renders the operator once per shard, "" being the default one. Each gets a
+context that is the root's plus `shard` (built by deploybell.shardContexts), so the templates
+below read .Values, .Release and .Chart as usual and .shard for the shard.
+*/}}
+{{- define "deploybell.shards" -}}
+{{- toJson (prepend (.Values.shards | default list) "") }}
+{{- end }}
+
+{{- define "deploybell.shardName" -}}
+{{- if .shard }}
+{{- printf "%s-shard-%s" (include "deploybell.fullname" .) .shard | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- include "deploybell.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The pods of one shard. A shard's instance label differs from the release's, so that the
+default Deployment's selector (name and instance, unchanged since before shards) never matches
+another shard's pods. */}}
+{{- define "deploybell.podSelectorLabels" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: {{ include "deploybell.name" . }}
+app.kubernetes.io/instance: {{ printf "%s-shard-%s" .Release.Name .shard | trunc 63 | trimSuffix "-" }}
+deploybell.io/shard: {{ .shard }}
+{{- else -}}
+{{ include "deploybell.selectorLabels" . }}
+{{- end -}}
+{{- end }}
+
 {{- define "deploybell.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "deploybell.fullname" .) .Values.serviceAccount.name }}
@@ -46,7 +76,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
 {{- define "deploybell.peeringName" -}}
-{{- default (include "deploybell.fullname" .) .Values.peering.name }}
+{{- $name := default (include "deploybell.fullname" .) .Values.peering.name }}
+{{- if .shard }}{{ printf "%s-%s" $name .shard | trunc 253 }}{{ else }}{{ $name }}{{ end }}
+{{- end }}
+
+{{/* Every shard's peering object, as a JSON list (RBAC lets the operator patch each). */}}
+{{- define "deploybell.peeringNames" -}}
+{{- $root := . }}
+{{- $names := list }}
+{{- range $shard := include "deploybell.shards" . | fromJsonArray }}
+{{- $names = append $names (include "deploybell.peeringName" (merge (dict "shard" $shard) $root)) }}
+{{- end }}
+{{- toJson $names }}
 {{- end }}
 
 {{/*
@@ -109,7 +150,7 @@ clients/kube.py, deploy/apply.py and deploy/observe.py.
   verbs: [get, list, watch]
 - apiGroups: [kopf.dev]
   resources: [{{ .resource }}]
-  resourceNames: [{{ .name | quote }}]
+  resourceNames: {{ .names }}
   verbs: [patch]
 {{- end }}
 
@@ -122,6 +163,11 @@ clients/kube.py, deploy/apply.py and deploy/observe.py.
       fieldPath: metadata.name
 - name: DEPLOYBELL_LIVENESS
   value: {{ printf "http://0.0.0.0:%d/healthz" (int .Values.health.port) | quote }}
+{{- with .shard }}
+# This shard's DeployJobs: those labelled sharding.deploybell.io/key={{ . }}.
+- name: DEPLOYBELL_SHARD_KEY
+  value: {{ . | quote }}
+{{- end }}
 - name: DEPLOYBELL_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 - name: DEPLOYBELL_FAILFAST_GRACE_SECONDS
