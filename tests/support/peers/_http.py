@@ -4,6 +4,7 @@ sync tests (end to end, the demo) and async tests (same process, any loop) can b
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,30 @@ class Scripted:
     def response_headers(self) -> dict[str, str]:
         retry = {"Retry-After": self.retry_after} if self.retry_after else {}
         return {**(self.headers or {}), **retry}
+
+    def text_response(self) -> web.Response:
+        """The answer with its body as given (none when it has none)."""
+        return web.Response(
+            status=self.status, text=self.body or "", headers=self.response_headers()
+        )
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One API request as received: its method, path, decoded JSON body and answered status."""
+
+    method: str
+    path: str
+    json: Any
+    status: int
+
+
+def json_or_none(raw: bytes) -> Any:
+    """A UTF-8 JSON body decoded; None when it is empty, not UTF-8 or not JSON."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 class HttpPeer(Generic[Record]):
@@ -158,3 +183,30 @@ class HttpPeer(Generic[Record]):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class JsonApiPeer(HttpPeer[HttpCall]):
+    """A JSON REST API: one request skeleton (read and decode the body, give a scripted answer
+    or the peer's own, record the call, answer JSON); the peer writes `_answer`."""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = ValueError  # not JSON: `_answer` refuses it as the vendor does
+        scripted = self._scripted()
+        if scripted is not None:
+            answer = json.loads(scripted.body or "{}")
+            status, headers = scripted.status, scripted.response_headers()
+        else:
+            status, answer, headers = self._answer(request, body)
+        self._record(HttpCall(request.method, request.path, body, status))
+        if answer is None:
+            return web.Response(status=status, headers=headers)
+        return web.json_response(answer, status=status, headers=headers)
+
+    def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
+        """Status, JSON answer (None for an empty body) and headers; `body` is None when the
+        request had none and `ValueError` when it was not JSON."""
+        raise NotImplementedError
