@@ -77,6 +77,11 @@ class HttpPeer(Generic[Record]):
         return f"http://{self.host}:{self.port}"
 
     @property
+    def url(self) -> str:
+        """What a Secret points the provider at: the base URL, unless the vendor's carries more."""
+        return self.base_url
+
+    @property
     def received(self) -> list[Record]:
         """A snapshot of what arrived, oldest first."""
         with self._changed:

@@ -77,7 +77,11 @@ Peer = TypeVar("Peer", bound=_Startable)
 
 class PeerContract(Generic[Peer]):
     """The part of a contract that is the same for every peer: the peer runs while the contract
-    is entered; no recipients and no options unless the type overrides them."""
+    is entered; no recipients and no options unless the type overrides them. A type is held to
+    rate limits and size limits unless its contract says the destination has none."""
+
+    rate_limits = True
+    limits_size = True
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
@@ -97,7 +101,6 @@ class PeerContract(Generic[Peer]):
 
 
 class WebhookContract(PeerContract[WebhookPeer]):
-    rate_limits = True
     limits_size = False
 
     def __init__(self) -> None:
@@ -119,9 +122,6 @@ class WebhookContract(PeerContract[WebhookPeer]):
 
 
 class SlackContract(PeerContract[SlackPeer]):
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
         super().__init__(SlackPeer())
 
@@ -161,9 +161,6 @@ class SlackContract(PeerContract[SlackPeer]):
 
 
 class HipchatContract(PeerContract[HipchatPeer]):
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
         super().__init__(HipchatPeer())
 

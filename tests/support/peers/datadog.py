@@ -55,10 +55,6 @@ class DatadogPeer(JsonApiPeer):
         self.app_scopes = app_scopes
         self._events: list[dict[str, Any]] = []
 
-    @property
-    def url(self) -> str:
-        return self.base_url
-
     def events(self) -> list[dict[str, Any]]:
         """The deployment events, oldest first: their attributes, `id` and `change_failure`."""
         with self._changed:
@@ -187,7 +183,6 @@ class DatadogContract(PeerContract[DatadogPeer]):
     """The provider contract over a DatadogPeer: the deployment events as the DORA Metrics
     deployments list shows them (nothing at start: the record is made at the outcome)."""
 
-    rate_limits = True
     limits_size = False  # the event carries no free text, only names and tags
 
     def __init__(self) -> None:

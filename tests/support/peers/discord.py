@@ -332,9 +332,6 @@ def readable(value: str) -> str:
 class DiscordContract(PeerContract[DiscordPeer]):
     """The provider contract (tests/support/peers/contract.py) against a DiscordPeer."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
         super().__init__(DiscordPeer())
 

@@ -251,9 +251,6 @@ class GithubContract(PeerContract[GithubPeer]):
     """The provider contract over a GithubPeer: what a person sees on the repository's
     deployments page is each deployment with its latest status's description."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
         super().__init__(GithubPeer())
 

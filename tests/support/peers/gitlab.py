@@ -91,10 +91,6 @@ class GitlabPeer(HttpPeer[HttpCall]):
         ]
         self._ids = itertools.count(501)
 
-    @property
-    def url(self) -> str:
-        return self.base_url
-
     def deployments(self, project: str = "acme/web") -> list[dict[str, Any]]:
         with self._changed:
             return [dict(d) for d in self._project(project).deployments]  # type: ignore[union-attr]
@@ -303,9 +299,6 @@ class GitlabContract(PeerContract[GitlabPeer]):
     """The provider contract over a GitlabPeer. What a person sees is the commit's external
     jobs (the commit statuses, each with its description: deployments have no text) and the
     environment's deployments with their status."""
-
-    rate_limits = True
-    limits_size = True
 
     def __init__(self) -> None:
         super().__init__(GitlabPeer())

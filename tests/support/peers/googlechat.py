@@ -266,9 +266,6 @@ def card_problems(card: Any) -> list[str]:
 class GooglechatContract(PeerContract[GooglechatPeer]):
     """The provider contract (tests/support/peers/contract.py) against a GooglechatPeer."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
         super().__init__(GooglechatPeer())
 

@@ -52,10 +52,6 @@ class GrafanaPeer(JsonApiPeer):
         self._annotations: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
 
-    @property
-    def url(self) -> str:
-        return self.base_url
-
     def annotations(self) -> list[dict[str, Any]]:
         """Every annotation, oldest first, as stored now (after patches)."""
         with self._changed:
@@ -166,9 +162,6 @@ def _fields_problem(body: dict[str, Any]) -> str:
 
 class GrafanaContract(PeerContract[GrafanaPeer]):
     """The provider contract over a GrafanaPeer: what a person sees is each annotation's text."""
-
-    rate_limits = True
-    limits_size = True
 
     def __init__(self) -> None:
         super().__init__(GrafanaPeer())

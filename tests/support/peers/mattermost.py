@@ -106,10 +106,6 @@ class MattermostPeer(HttpPeer[HttpCall]):
         self._clock = itertools.count(int(time.time() * 1000))
 
     @property
-    def url(self) -> str:
-        return self.base_url
-
-    @property
     def webhook_url(self) -> str:
         return f"{self.base_url}/hooks/{HOOK_ID}"
 

@@ -227,9 +227,6 @@ def _action_problems(action: Any) -> list[str]:
 class TeamsContract(PeerContract[TeamsPeer]):
     """The provider contract (tests/support/peers/contract.py) against a TeamsPeer."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
         super().__init__(TeamsPeer())
 
