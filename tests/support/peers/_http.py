@@ -46,6 +46,16 @@ class HttpCall:
     status: int
 
 
+def json_answer(
+    status: int, answer: Any, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A JSON answer: a string (a scripted body) goes as it is, None as an empty body."""
+    if answer is None:
+        return web.Response(status=status, headers=headers)
+    text = answer if isinstance(answer, str) else json.dumps(answer)
+    return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+
 def json_or_none(raw: bytes) -> Any:
     """A UTF-8 JSON body decoded; None when it is empty, not UTF-8 or not JSON."""
     try:

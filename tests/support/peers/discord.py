@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer, json_or_none
+from tests.support.peers._http import HttpPeer, json_answer, json_or_none
 from tests.support.peers.contract import PeerContract, texts
 
 WEBHOOK_ID = "1187654321098765432"
@@ -139,12 +139,7 @@ class DiscordPeer(HttpPeer[DiscordRequest]):
                 answer=answer,
             )
         )
-        if answer is None:
-            return web.Response(status=status, headers=headers)
-        text = answer if isinstance(answer, str) else json.dumps(answer)
-        return web.Response(
-            status=status, text=text, content_type="application/json", headers=headers
-        )
+        return json_answer(status, answer, headers)
 
     def _answer(
         self, request: web.Request, body: Any, *, edit: bool

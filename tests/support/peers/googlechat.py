@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer, json_or_none
+from tests.support.peers._http import HttpPeer, json_answer, json_or_none
 from tests.support.peers.contract import PeerContract, texts
 
 SPACE = "AAAAdeploys"
@@ -139,8 +139,7 @@ class GooglechatPeer(HttpPeer[ChatRequest]):
                 answer=answer,
             )
         )
-        text = answer if isinstance(answer, str) else json.dumps(answer)
-        return web.Response(status=status, text=text, content_type="application/json")
+        return json_answer(status, answer)
 
     def _answer(self, request: web.Request, raw: bytes, body: Any) -> tuple[int, Any]:
         scripted = self._scripted()
