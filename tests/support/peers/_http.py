@@ -30,7 +30,7 @@ class Scripted:
         return {**(self.headers or {}), **retry}
 
     def text_response(self) -> web.Response:
-        """The answer with its body as given (none when it has none)."""
+        """The answer with its body as given (empty when it has none)."""
         return web.Response(
             status=self.status, text=self.body or "", headers=self.response_headers()
         )
@@ -131,6 +131,13 @@ class HttpPeer(Generic[Record]):
                         f"received: {self._received!r}"
                     )
                 self._changed.wait(left)
+
+    def wait_for_count(self, count: int, timeout: float = 10.0) -> list[Record]:
+        """Block until `count` requests arrived; return every one received."""
+        got: list[Record] = self.wait_for(
+            lambda got: got if len(got) >= count else None, timeout, f"{count} requests"
+        )
+        return got
 
     async def wait_for_async(
         self, predicate: Callable[[list[Record]], Any], within: float = 10.0, what: str = ""
