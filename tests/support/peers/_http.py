@@ -46,9 +46,7 @@ class HttpCall:
     status: int
 
 
-def json_answer(
-    status: int, answer: Any, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def json_answer(status: int, answer: Any, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON answer: a string (a scripted body) goes as it is, None as an empty body."""
     if answer is None:
         return web.Response(status=status, headers=headers)
