@@ -17,6 +17,7 @@ from tests.support.deploybell import (
     delivered,
     deployment,
     events,
+    notifying,
     sent_everywhere,
     wait_dj,
 )
@@ -31,6 +32,7 @@ from tests.support.peers.webhook import WebhookPeer
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("slack", "hipchat", "irc", "email", "webhook")
 all_sent = functools.partial(sent_everywhere, TYPES)
+subscribed_to_all = functools.partial(notifying, TYPES)
 HMAC_KEY = "hmac-test-key"
 HIPCHAT_TOKEN = "hipchat-test-token"
 
@@ -88,16 +90,6 @@ def setup_notifications(cluster: ClusterAccess, ns: str, peers: Peers) -> str:
         notification("webhook", "webhook", None, "webhook"),
     ], ns)  # fmt: skip
     return channel
-
-
-def subscribed_to_all(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    every = [{"notify": t} for t in TYPES]
-    return {
-        "apiVersion": "deploybell.io/v1alpha1",
-        "kind": "DeployJob",
-        "metadata": {"name": name},
-        "spec": {"manifests": manifests, "onStart": every, "always": every, **spec},
-    }
 
 
 def webhook_events(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:

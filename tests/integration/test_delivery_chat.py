@@ -14,9 +14,9 @@ import pytest
 from tests.support.cluster import ClusterAccess
 from tests.support.deploybell import (
     UNSCHEDULABLE,
-    deployjob,
     deployment,
     ledger,
+    notifying,
     secret,
     start_refs,
     wait_dj,
@@ -73,8 +73,7 @@ def notify(cluster: ClusterAccess, ns: str, peers: Peers, type_: str) -> None:
 
 
 def job(name: str, type_: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    hooks = [{"notify": type_}]
-    return deployjob(name, manifests, onStart=hooks, always=hooks, **spec)
+    return notifying((type_,), name, manifests, **spec)
 
 
 def sent(status: dict[str, Any], event: str) -> bool:

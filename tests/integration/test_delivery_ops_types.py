@@ -16,6 +16,7 @@ from tests.support.deploybell import (
     UNSCHEDULABLE,
     delivered,
     deployment,
+    notifying,
     secret,
     sent_everywhere,
     start_refs,
@@ -30,6 +31,7 @@ from tests.support.peers.telegram import GROUP, TelegramPeer
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("mattermost", "telegram", "pagerduty", "apprise")
 all_sent = functools.partial(sent_everywhere, TYPES)
+job = functools.partial(notifying, TYPES)
 
 
 @dataclass
@@ -79,16 +81,6 @@ def setup(cluster: ClusterAccess, ns: str, peers: Peers) -> None:
         ],
         ns,
     )
-
-
-def job(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    every = [{"notify": t} for t in TYPES]
-    return {
-        "apiVersion": "deploybell.io/v1alpha1",
-        "kind": "DeployJob",
-        "metadata": {"name": name},
-        "spec": {"manifests": manifests, "onStart": every, "always": every, **spec},
-    }
 
 
 def about(texts: list[str], ns: str, job_: str) -> list[str]:

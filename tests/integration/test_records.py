@@ -4,6 +4,7 @@ between a run's start and its outcome leaves exactly one deployment / annotation
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,17 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import ClusterAccess
-from tests.support.deploybell import UNSCHEDULABLE, deployjob, deployment, ledger, secret, wait_dj
+from tests.support.deploybell import (
+    UNSCHEDULABLE,
+    delivered,
+    deployjob,
+    deployment,
+    ledger,
+    notifying,
+    secret,
+    sent_everywhere,
+    wait_dj,
+)
 from tests.support.operator import OperatorProcess
 from tests.support.peers.datadog import DatadogPeer
 from tests.support.peers.github import GithubPeer
@@ -20,6 +31,7 @@ from tests.support.peers.grafana import GrafanaPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("github", "gitlab", "grafana", "datadog")
+all_sent = functools.partial(sent_everywhere, TYPES, 1)
 REPOSITORY = "https://github.com/acme/web"
 SHAS = {  # one commit per job, so that each job's records are told apart
     "web": "1111111111111111111111111111111111111111",
@@ -83,17 +95,8 @@ def setup_notifications(cluster: ClusterAccess, ns: str, peers: Peers) -> None:
 
 def recorded(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     """A DeployJob of commit SHAS[name] whose start and outcome go to every record type."""
-    every = [{"notify": t} for t in TYPES]
     source = {"repository": REPOSITORY, "revision": SHAS[name]}
-    return deployjob(name, manifests, onStart=every, always=every, source=source, **spec)
-
-
-def delivered(status: dict[str, Any], run: int, event: str) -> set[str]:
-    return {e[2] for e in ledger(status, run) if e[1] == event and e[3] == "Sent"}
-
-
-def all_sent(outcome: str) -> Any:
-    return lambda s: delivered(s, 1, "start") == set(TYPES) == delivered(s, 1, outcome)
+    return notifying(TYPES, name, manifests, source=source, **spec)
 
 
 def github_of(peers: Peers, ns: str, job: str) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from tests.support.peers.discord import (
     THREAD_ID,
     WEBHOOK_TOKEN,
     DiscordPeer,
-    DiscordRequest,
     readable,
 )
 
@@ -55,13 +54,6 @@ def destination(
     )
 
 
-def requests(peer: DiscordPeer, count: int) -> list[DiscordRequest]:
-    got: list[DiscordRequest] = peer.wait_for(
-        lambda got: got if len(got) >= count else None, what=f"{count} requests"
-    )
-    return got
-
-
 def title(message: Mapping[str, Any]) -> str:
     return readable(message["embeds"][0]["title"])
 
@@ -70,7 +62,7 @@ async def test_the_start_message_is_edited_in_place_with_the_outcome(
     peer: DiscordPeer, provider: DiscordProvider
 ) -> None:
     started = await provider.send(sample("start"), destination(peer.url))
-    posted = requests(peer, 1)[0]
+    posted = peer.wait_for_count(1)[0]
     assert (posted.method, posted.query, posted.status) == ("POST", {"wait": "true"}, 200)
     assert started.refs == {"messageId": posted.answer["id"], "channelId": CHANNEL_ID}
     assert posted.json["allowed_mentions"] == {"parse": []}  # nothing in a message pings
@@ -81,7 +73,7 @@ async def test_the_start_message_is_edited_in_place_with_the_outcome(
     finally:
         await restarted.close()
 
-    edit = requests(peer, 2)[1]
+    edit = peer.wait_for_count(2)[1]
     assert edit.method == "PATCH"
     assert edit.path.endswith(f"/messages/{started.refs['messageId']}")
     assert done.refs == started.refs
@@ -102,7 +94,7 @@ async def test_when_the_start_message_is_gone_the_outcome_is_posted_anew(
     peer.delete(started.refs["messageId"])
     done = await provider.send(sample("failure"), destination(peer.url, previous=started.refs))
 
-    edit, post = requests(peer, 3)[1:]
+    edit, post = peer.wait_for_count(3)[1:]
     assert (edit.method, edit.status, edit.answer["code"]) == ("PATCH", 404, 10008)
     assert (post.method, post.status) == ("POST", 200)
     assert done.refs["messageId"] == post.answer["id"] != started.refs["messageId"]
@@ -119,7 +111,7 @@ async def test_a_thread_recipient_posts_and_edits_in_that_thread(
     started = await provider.send(sample("start"), destination(peer.url, THREAD_ID))
     await provider.send(sample("cancel"), destination(peer.url, THREAD_ID, started.refs))
 
-    post, edit = requests(peer, 2)
+    post, edit = peer.wait_for_count(2)
     assert post.query == {"wait": "true", "thread_id": THREAD_ID}
     assert (edit.method, edit.query) == ("PATCH", {"thread_id": THREAD_ID})
     assert started.refs["channelId"] == THREAD_ID
@@ -142,7 +134,7 @@ async def test_the_username_option_names_the_post_and_is_not_sent_with_edits(
     options = {"username": "Deploys"}
     started = await provider.send(sample("start"), destination(peer.url, options=options))
     await provider.send(sample("success"), destination(peer.url, "", started.refs, options))
-    post, edit = requests(peer, 2)
+    post, edit = peer.wait_for_count(2)
     assert post.json["username"] == "Deploys"
     assert post.answer["author"]["username"] == "Deploys"
     assert "username" not in edit.json
@@ -213,7 +205,7 @@ async def test_an_oversize_failure_fits_discords_limits(
         sample("failure"), message="y" * 50_000, pods=pods, images=("i" * 3000,) * 20
     )
     await provider.send(huge, destination(peer.url))
-    [post] = requests(peer, 1)
+    [post] = peer.wait_for_count(1)
     assert post.status == 200, post.answer
     assert "…" in post.json["embeds"][0]["description"]
 

@@ -19,7 +19,7 @@ from deploybell.notify.providers.base import (
 )
 from deploybell.notify.providers.googlechat import GooglechatProvider
 from tests.support.peers.contract import texts
-from tests.support.peers.googlechat import KEY, TOKEN, ChatRequest, GooglechatPeer
+from tests.support.peers.googlechat import KEY, TOKEN, GooglechatPeer
 
 REPLY = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
 
@@ -43,13 +43,6 @@ def destination(url: str, options: Mapping[str, Any] | None = None) -> Destinati
     )
 
 
-def requests(peer: GooglechatPeer, count: int) -> list[ChatRequest]:
-    got: list[ChatRequest] = peer.wait_for(
-        lambda got: got if len(got) >= count else None, what=f"{count} requests"
-    )
-    return got
-
-
 async def test_a_runs_messages_share_one_thread_across_a_restart(
     peer: GooglechatPeer, provider: GooglechatProvider
 ) -> None:
@@ -60,7 +53,7 @@ async def test_a_runs_messages_share_one_thread_across_a_restart(
     finally:
         await restarted.close()
 
-    first, second = requests(peer, 2)
+    first, second = peer.wait_for_count(2)
     for request in (first, second):
         assert request.query == {"key": KEY, "token": TOKEN, "messageReplyOption": REPLY}
         assert request.json["thread"] == {"threadKey": "deploybell/team-a/web/run-3"}
@@ -105,8 +98,8 @@ async def test_without_threads_every_message_starts_a_thread(
     one = await provider.send(sample("start"), destination(peer.url, options))
     two = await provider.send(sample("success"), destination(peer.url, options))
     assert one.refs["thread"] != two.refs["thread"]
-    assert all(r.query == {"key": KEY, "token": TOKEN} for r in requests(peer, 2))
-    assert all("thread" not in r.json for r in requests(peer, 2))
+    assert all(r.query == {"key": KEY, "token": TOKEN} for r in peer.wait_for_count(2))
+    assert all("thread" not in r.json for r in peer.wait_for_count(2))
 
 
 async def test_values_cannot_format_or_mention(
@@ -115,7 +108,7 @@ async def test_values_cannot_format_or_mention(
     pod = PodDiagnosis("web-1", "app", "Error", '<a href="https://evil.example">x</a> <b>', 1, 0)
     message = dataclasses.replace(sample("failure"), cluster="<users/all>", pods=(pod,))
     await provider.send(message, destination(peer.url))
-    [request] = requests(peer, 1)
+    [request] = peer.wait_for_count(1)
     assert "<users/all>" not in request.json["text"]  # no mention of everyone
     assert "<\u200busers/all>" in request.json["text"]
     shown = texts(request.json["cardsV2"])

@@ -63,6 +63,14 @@ def deployjob(name: str, manifests: list[dict[str, Any]], **spec: Any) -> dict[s
     }
 
 
+def notifying(
+    types: Iterable[str], name: str, manifests: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    """A DeployJob whose start and outcome go to the Notification named after each of `types`."""
+    every = [{"notify": t} for t in types]
+    return deployjob(name, manifests, onStart=every, always=every, **spec)
+
+
 def subscribed(
     name: str,
     manifests: list[dict[str, Any]],

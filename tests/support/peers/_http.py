@@ -4,6 +4,7 @@ sync tests (end to end, the demo) and async tests (same process, any loop) can b
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,38 @@ class Scripted:
         retry = {"Retry-After": self.retry_after} if self.retry_after else {}
         return {**(self.headers or {}), **retry}
 
+    def text_response(self) -> web.Response:
+        """The answer with its body as given (empty when it has none)."""
+        return web.Response(
+            status=self.status, text=self.body or "", headers=self.response_headers()
+        )
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One API request as received: its method, path, decoded JSON body and answered status."""
+
+    method: str
+    path: str
+    json: Any
+    status: int
+
+
+def json_answer(status: int, answer: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON answer: a string (a scripted body) goes as it is, None as an empty body."""
+    if answer is None:
+        return web.Response(status=status, headers=headers)
+    text = answer if isinstance(answer, str) else json.dumps(answer)
+    return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+
+def json_or_none(raw: bytes) -> Any:
+    """A UTF-8 JSON body decoded; None when it is empty, not UTF-8 or not JSON."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
 
 class HttpPeer(Generic[Record]):
     """Start/stop, a thread-safe list of what was received, scripted answers, wait_for."""
@@ -50,6 +83,11 @@ class HttpPeer(Generic[Record]):
         if self._runner is None:
             raise RuntimeError("the peer is not started")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """What a Secret points the provider at: the base URL, unless the vendor's carries more."""
+        return self.base_url
 
     @property
     def received(self) -> list[Record]:
@@ -91,6 +129,13 @@ class HttpPeer(Generic[Record]):
                         f"received: {self._received!r}"
                     )
                 self._changed.wait(left)
+
+    def wait_for_count(self, count: int, timeout: float = 10.0) -> list[Record]:
+        """Block until `count` requests arrived; return every one received."""
+        got: list[Record] = self.wait_for(
+            lambda got: got if len(got) >= count else None, timeout, f"{count} requests"
+        )
+        return got
 
     async def wait_for_async(
         self, predicate: Callable[[list[Record]], Any], within: float = 10.0, what: str = ""
@@ -158,3 +203,30 @@ class HttpPeer(Generic[Record]):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class JsonApiPeer(HttpPeer[HttpCall]):
+    """A JSON REST API: one request skeleton (read and decode the body, give a scripted answer
+    or the peer's own, record the call, answer JSON); the peer writes `_answer`."""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = ValueError  # not JSON: `_answer` refuses it as the vendor does
+        scripted = self._scripted()
+        if scripted is not None:
+            answer = json.loads(scripted.body or "{}")
+            status, headers = scripted.status, scripted.response_headers()
+        else:
+            status, answer, headers = self._answer(request, body)
+        self._record(HttpCall(request.method, request.path, body, status))
+        if answer is None:
+            return web.Response(status=status, headers=headers)
+        return web.json_response(answer, status=status, headers=headers)
+
+    def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
+        """Status, JSON answer (None for an empty body) and headers; `body` is None when the
+        request had none and `ValueError` when it was not JSON."""
+        raise NotImplementedError

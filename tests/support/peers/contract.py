@@ -1,6 +1,7 @@
 """What the provider contract test (tests/providers/test_contract.py) needs from a type's peer.
 
-A peer of a new type implements `Contract` itself; the five older peers are wrapped here. The
+A type's contract wraps its peer in `PeerContract` (which starts and stops it) and adds what is
+the type's own; the five older peers are wrapped here, newer ones beside their peer. The
 registry of contracts is `tests.support.peers.CONTRACTS`, one line per provider type.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from email.message import EmailMessage
-from typing import Any, Protocol, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from tests.support.peers import irc, smtp
 from tests.support.peers.hipchat import MAX_MESSAGE, HipchatPeer
@@ -66,8 +67,24 @@ def texts(value: Any) -> str:
     return ""
 
 
-class _Context:
-    peer: Any
+class _Startable(Protocol):
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+
+
+Peer = TypeVar("Peer", bound=_Startable)
+
+
+class PeerContract(Generic[Peer]):
+    """The part of a contract that is the same for every peer: the peer runs while the contract
+    is entered; no recipients and no options unless the type overrides them. A type is held to
+    rate limits and size limits unless its contract says the destination has none."""
+
+    rate_limits = True
+    limits_size = True
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
 
     def __enter__(self) -> Self:
         self.peer.start()
@@ -76,22 +93,21 @@ class _Context:
     def __exit__(self, *exc: object) -> None:
         self.peer.stop()
 
-
-class WebhookContract(_Context):
-    rate_limits = True
-    limits_size = False
-
-    def __init__(self) -> None:
-        self.peer = WebhookPeer(hmac_key="contract-hmac-key", require_signature=True)
-
-    def secret(self) -> dict[str, str]:
-        return {"url": self.peer.url, "hmacKey": "contract-hmac-key"}
-
     def recipients(self) -> tuple[str, ...]:
         return ()
 
     def options(self) -> dict[str, Any]:
         return {}
+
+
+class WebhookContract(PeerContract[WebhookPeer]):
+    limits_size = False
+
+    def __init__(self) -> None:
+        super().__init__(WebhookPeer(hmac_key="contract-hmac-key", require_signature=True))
+
+    def secret(self) -> dict[str, str]:
+        return {"url": self.peer.url, "hmacKey": "contract-hmac-key"}
 
     def visible(self) -> list[str]:
         return [texts(r.data) for r in self.peer.received if r.status < 300]
@@ -105,12 +121,9 @@ class WebhookContract(_Context):
         return cloudevent_problems("application/cloudevents+json", rendered)
 
 
-class SlackContract(_Context):
-    rate_limits = True
-    limits_size = True
-
+class SlackContract(PeerContract[SlackPeer]):
     def __init__(self) -> None:
-        self.peer = SlackPeer()
+        super().__init__(SlackPeer())
 
     def secret(self) -> dict[str, str]:
         return {"token": self.peer.token, "apiUrl": self.peer.base_url}
@@ -147,21 +160,15 @@ class SlackContract(_Context):
         return out
 
 
-class HipchatContract(_Context):
-    rate_limits = True
-    limits_size = True
-
+class HipchatContract(PeerContract[HipchatPeer]):
     def __init__(self) -> None:
-        self.peer = HipchatPeer()
+        super().__init__(HipchatPeer())
 
     def secret(self) -> dict[str, str]:
         return {"token": self.peer.token, "url": self.peer.url}
 
     def recipients(self) -> tuple[str, ...]:
         return ("#deploys",)
-
-    def options(self) -> dict[str, Any]:
-        return {}
 
     def visible(self) -> list[str]:
         return [r.message for r in self.peer.received if r.status < 300]
@@ -176,30 +183,20 @@ class HipchatContract(_Context):
         return []
 
 
-class EmailContract:
+class EmailContract(PeerContract[smtp.SmtpPeer]):
     """aiosmtpd; the operator's SMTP setting is replaced by the Secret's host and port."""
 
     rate_limits = False
     limits_size = False
 
     def __init__(self) -> None:
-        self.peer = smtp.SmtpPeer()
-
-    def __enter__(self) -> Self:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(smtp.SmtpPeer())
 
     def secret(self) -> dict[str, str]:
         return {"host": self.peer.host, "port": str(self.peer.port), "from": "bell@local.test"}
 
     def recipients(self) -> tuple[str, ...]:
         return ("ops@local.test",)
-
-    def options(self) -> dict[str, Any]:
-        return {}
 
     def visible(self) -> list[str]:
         return [_mail_text(mail.message) for mail in self.peer.received]

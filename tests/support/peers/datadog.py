@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpCall, JsonApiPeer
+from tests.support.peers.contract import PeerContract
 
 DEFAULT_API_KEY = "dd-api-key-0123456789abcdef"
 DEFAULT_APP_KEY = "dd-app-key-fedcba9876543210"
@@ -38,15 +38,7 @@ _ID = re.compile(r"[A-Za-z0-9_.:-]{16,128}")
 VERBS = {"succeeded": "succeeded", "failed": "failed", "canceled": "was canceled"}
 
 
-@dataclass(frozen=True)
-class DatadogCall:
-    method: str
-    path: str
-    json: Any
-    status: int
-
-
-class DatadogPeer(HttpPeer[DatadogCall]):
+class DatadogPeer(JsonApiPeer):
     """One organization's DORA deployment events."""
 
     def __init__(
@@ -62,10 +54,6 @@ class DatadogPeer(HttpPeer[DatadogCall]):
         self.app_key = app_key
         self.app_scopes = app_scopes
         self._events: list[dict[str, Any]] = []
-
-    @property
-    def url(self) -> str:
-        return self.base_url
 
     def events(self) -> list[dict[str, Any]]:
         """The deployment events, oldest first: their attributes, `id` and `change_failure`."""
@@ -91,30 +79,15 @@ class DatadogPeer(HttpPeer[DatadogCall]):
         app.router.add_route("*", "/api/v2/dora/deployments/{id}", self._handle)
         return app
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = ValueError
-        status, answer, headers = self._answer(request, body)
-        self._record(DatadogCall(request.method, request.path, body, status))
-        if answer is None:
-            return web.Response(status=status, headers=headers)
-        return web.json_response(answer, status=status, headers=headers)
-
     async def _validate(self, request: web.Request) -> web.Response:
         """Datadog's API key check: 200 `{"valid": true}`, else 403."""
         valid = request.headers.get("DD-API-KEY") == self.api_key
-        self._record(DatadogCall(request.method, request.path, None, 200 if valid else 403))
+        self._record(HttpCall(request.method, request.path, None, 200 if valid else 403))
         if valid:
             return web.json_response({"valid": True})
         return web.json_response({"errors": ["Forbidden"]}, status=403)
 
     def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
-        scripted = self._scripted()
-        if scripted is not None:
-            return scripted.status, json.loads(scripted.body or "{}"), scripted.response_headers()
         if request.headers.get("DD-API-KEY") != self.api_key:
             return 403, {"errors": ["Forbidden"]}, {}
         number = request.match_info.get("id")
@@ -206,28 +179,17 @@ def describe(event: dict[str, Any]) -> str:
     )
 
 
-class DatadogContract:
+class DatadogContract(PeerContract[DatadogPeer]):
     """The provider contract over a DatadogPeer: the deployment events as the DORA Metrics
     deployments list shows them (nothing at start: the record is made at the outcome)."""
 
-    rate_limits = True
     limits_size = False  # the event carries no free text, only names and tags
 
     def __init__(self) -> None:
-        self.peer = DatadogPeer()
-
-    def __enter__(self) -> DatadogContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(DatadogPeer())
 
     def secret(self) -> dict[str, str]:
         return {"apiKey": self.peer.api_key, "appKey": self.peer.app_key, "apiUrl": self.peer.url}
-
-    def recipients(self) -> tuple[str, ...]:
-        return ()
 
     def options(self) -> dict[str, Any]:
         return {"service": "web"}

@@ -30,7 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpPeer, json_answer, json_or_none
+from tests.support.peers.contract import PeerContract, texts
 
 WEBHOOK_ID = "1187654321098765432"
 WEBHOOK_TOKEN = "dXNlZC1pbi10ZXN0cy1vbmx5_Zm9yLWRlcGxveWJlbGw-tOkEn"
@@ -126,7 +127,7 @@ class DiscordPeer(HttpPeer[DiscordRequest]):
         return await self._handle(request, edit=True)
 
     async def _handle(self, request: web.Request, *, edit: bool) -> web.Response:
-        body = _json(await request.read())
+        body = json_or_none(await request.read())
         status, answer, headers = self._answer(request, body, edit=edit)
         self._record(
             DiscordRequest(
@@ -138,12 +139,7 @@ class DiscordPeer(HttpPeer[DiscordRequest]):
                 answer=answer,
             )
         )
-        if answer is None:
-            return web.Response(status=status, headers=headers)
-        text = answer if isinstance(answer, str) else json.dumps(answer)
-        return web.Response(
-            status=status, text=text, content_type="application/json", headers=headers
-        )
+        return json_answer(status, answer, headers)
 
     def _answer(
         self, request: web.Request, body: Any, *, edit: bool
@@ -210,13 +206,6 @@ class DiscordPeer(HttpPeer[DiscordRequest]):
                 message["embeds"] = [_received_embed(e) for e in body["embeds"] or []]
             message["edited_timestamp"] = _now()
             return 200, dict(message), {}
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
 
 
 def _now() -> str:
@@ -335,34 +324,19 @@ def readable(value: str) -> str:
     return _ESCAPED.sub(r"\1", value)
 
 
-class DiscordContract:
+class DiscordContract(PeerContract[DiscordPeer]):
     """The provider contract (tests/support/peers/contract.py) against a DiscordPeer."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
-        self.peer = DiscordPeer()
-
-    def __enter__(self) -> DiscordContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(DiscordPeer())
 
     def secret(self) -> dict[str, str]:
         return {"webhookUrl": self.peer.url}
-
-    def recipients(self) -> tuple[str, ...]:
-        return ()
 
     def options(self) -> dict[str, Any]:
         return {"username": "Deploys"}
 
     def visible(self) -> list[str]:
-        from tests.support.peers.contract import texts
-
         return [readable(texts([m["content"], m["embeds"]])) for m in self.peer.messages()]
 
     def rate_limit_next(self, seconds: int) -> None:

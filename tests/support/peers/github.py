@@ -33,7 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import JsonApiPeer
+from tests.support.peers.contract import PeerContract
 
 DEFAULT_TOKEN = "ghp-test-token-4f2c9e1d"
 SAMPLE_SHA = "4f2c9e1d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
@@ -64,17 +65,7 @@ class Repository:
         return matches[0] if len(matches) == 1 else None
 
 
-@dataclass(frozen=True)
-class GithubCall:
-    """One API request as received."""
-
-    method: str
-    path: str
-    json: Any
-    status: int
-
-
-class GithubPeer(HttpPeer[GithubCall]):
+class GithubPeer(JsonApiPeer):
     """Repositories by `owner/name`; one token with the permissions it was given."""
 
     def __init__(
@@ -125,20 +116,7 @@ class GithubPeer(HttpPeer[GithubCall]):
         app.router.add_get(PREFIX + "/rate_limit", self._handle)
         return app
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = ValueError
-        status, answer, headers = self._answer(request, body)
-        self._record(GithubCall(request.method, request.path, body, status))
-        return web.json_response(answer, status=status, headers=headers)
-
     def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
-        scripted = self._scripted()
-        if scripted is not None:
-            return scripted.status, json.loads(scripted.body or "{}"), scripted.response_headers()
         auth = request.headers.get("Authorization", "")
         if auth not in (f"Bearer {self.token}", f"token {self.token}"):
             return 401, {"message": "Bad credentials", "status": "401"}, {}
@@ -269,28 +247,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class GithubContract:
+class GithubContract(PeerContract[GithubPeer]):
     """The provider contract over a GithubPeer: what a person sees on the repository's
     deployments page is each deployment with its latest status's description."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
-        self.peer = GithubPeer()
-
-    def __enter__(self) -> GithubContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(GithubPeer())
 
     def secret(self) -> dict[str, str]:
         return {"token": self.peer.token, "apiUrl": self.peer.api_url}
-
-    def recipients(self) -> tuple[str, ...]:
-        return ()
 
     def options(self) -> dict[str, Any]:
         return {"commitStatus": True}

@@ -35,7 +35,8 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpCall, HttpPeer
+from tests.support.peers.contract import PeerContract
 
 DEFAULT_TOKEN = "glpat-test-token-9d8e7f6a"
 SAMPLE_SHA = "4f2c9e1d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
@@ -68,15 +69,7 @@ class Project:
         return ref if ref in self.commits else None
 
 
-@dataclass(frozen=True)
-class GitlabCall:
-    method: str
-    path: str  # raw, as sent (the project path stays encoded)
-    json: Any
-    status: int
-
-
-class GitlabPeer(HttpPeer[GitlabCall]):
+class GitlabPeer(HttpPeer[HttpCall]):
     """Projects by path; one token with its scopes and role."""
 
     def __init__(
@@ -97,10 +90,6 @@ class GitlabPeer(HttpPeer[GitlabCall]):
             for i, (path, commits) in enumerate((projects or {"acme/web": {SAMPLE_SHA}}).items())
         ]
         self._ids = itertools.count(501)
-
-    @property
-    def url(self) -> str:
-        return self.base_url
 
     def deployments(self, project: str = "acme/web") -> list[dict[str, Any]]:
         with self._changed:
@@ -132,7 +121,8 @@ class GitlabPeer(HttpPeer[GitlabCall]):
         else:
             body = dict(parse_qsl(raw.decode(errors="replace")))
         status, answer, headers = self._answer(request, body)
-        self._record(GitlabCall(request.method, request.raw_path, body, status))
+        # the raw path, as sent: the project path stays encoded
+        self._record(HttpCall(request.method, request.raw_path, body, status))
         if isinstance(answer, str):
             return web.Response(status=status, text=answer, headers=headers)
         return web.json_response(answer, status=status, headers=headers)
@@ -305,29 +295,16 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class GitlabContract:
+class GitlabContract(PeerContract[GitlabPeer]):
     """The provider contract over a GitlabPeer. What a person sees is the commit's external
     jobs (the commit statuses, each with its description: deployments have no text) and the
     environment's deployments with their status."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
-        self.peer = GitlabPeer()
-
-    def __enter__(self) -> GitlabContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(GitlabPeer())
 
     def secret(self) -> dict[str, str]:
         return {"token": self.peer.token, "apiUrl": self.peer.url}
-
-    def recipients(self) -> tuple[str, ...]:
-        return ()
 
     def options(self) -> dict[str, Any]:
         return {"commitStatus": True}

@@ -30,7 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpPeer, json_answer, json_or_none
+from tests.support.peers.contract import PeerContract, texts
 
 SPACE = "AAAAdeploys"
 KEY = "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"
@@ -127,7 +128,7 @@ class GooglechatPeer(HttpPeer[ChatRequest]):
 
     async def _create(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        body = _json(raw)
+        body = json_or_none(raw)
         status, answer = self._answer(request, raw, body)
         self._record(
             ChatRequest(
@@ -138,8 +139,7 @@ class GooglechatPeer(HttpPeer[ChatRequest]):
                 answer=answer,
             )
         )
-        text = answer if isinstance(answer, str) else json.dumps(answer)
-        return web.Response(status=status, text=text, content_type="application/json")
+        return json_answer(status, answer)
 
     def _answer(self, request: web.Request, raw: bytes, body: Any) -> tuple[int, Any]:
         scripted = self._scripted()
@@ -182,13 +182,6 @@ class GooglechatPeer(HttpPeer[ChatRequest]):
             }
             self._messages.append(message)
             return message
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
 
 
 def _error(code: int, message: str) -> tuple[int, dict[str, Any]]:
@@ -269,34 +262,16 @@ def card_problems(card: Any) -> list[str]:
     return out
 
 
-class GooglechatContract:
+class GooglechatContract(PeerContract[GooglechatPeer]):
     """The provider contract (tests/support/peers/contract.py) against a GooglechatPeer."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
-        self.peer = GooglechatPeer()
-
-    def __enter__(self) -> GooglechatContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(GooglechatPeer())
 
     def secret(self) -> dict[str, str]:
         return {"webhookUrl": self.peer.url}
 
-    def recipients(self) -> tuple[str, ...]:
-        return ()
-
-    def options(self) -> dict[str, Any]:
-        return {}
-
     def visible(self) -> list[str]:
-        from tests.support.peers.contract import texts
-
         return [html.unescape(texts([m["text"], m["cardsV2"]])) for m in self.peer.messages()]
 
     def rate_limit_next(self, seconds: int) -> None:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import JsonApiPeer
+from tests.support.peers.contract import PeerContract
 
 DEFAULT_TOKEN = "glsa_test_token_2b4c6d8e"
 PERMISSIONS = frozenset({"annotations:create", "annotations:write", "annotations:read"})
@@ -34,15 +34,7 @@ MAX_TAG_PART = 100
 MAX_TEXT_BYTES = 65_535
 
 
-@dataclass(frozen=True)
-class GrafanaCall:
-    method: str
-    path: str
-    json: Any
-    status: int
-
-
-class GrafanaPeer(HttpPeer[GrafanaCall]):
+class GrafanaPeer(JsonApiPeer):
     """One organization's annotations and dashboards; one token with its permissions."""
 
     def __init__(
@@ -59,10 +51,6 @@ class GrafanaPeer(HttpPeer[GrafanaCall]):
         self.dashboards = dashboards
         self._annotations: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
-
-    @property
-    def url(self) -> str:
-        return self.base_url
 
     def annotations(self) -> list[dict[str, Any]]:
         """Every annotation, oldest first, as stored now (after patches)."""
@@ -83,20 +71,7 @@ class GrafanaPeer(HttpPeer[GrafanaCall]):
         app.router.add_route("*", "/api/annotations/{id}", self._handle)
         return app
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = ValueError
-        status, answer, headers = self._answer(request, body)
-        self._record(GrafanaCall(request.method, request.path, body, status))
-        return web.json_response(answer, status=status, headers=headers)
-
     def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
-        scripted = self._scripted()
-        if scripted is not None:
-            return scripted.status, json.loads(scripted.body or "{}"), scripted.response_headers()
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {"message": "Invalid API key", "messageId": "api-key.invalid"}, {}
         needed = {"GET": "annotations:read", "POST": "annotations:create"}.get(
@@ -185,27 +160,14 @@ def _fields_problem(body: dict[str, Any]) -> str:
     return ""
 
 
-class GrafanaContract:
+class GrafanaContract(PeerContract[GrafanaPeer]):
     """The provider contract over a GrafanaPeer: what a person sees is each annotation's text."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
-        self.peer = GrafanaPeer()
-
-    def __enter__(self) -> GrafanaContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(GrafanaPeer())
 
     def secret(self) -> dict[str, str]:
         return {"token": self.peer.token, "url": self.peer.url}
-
-    def recipients(self) -> tuple[str, ...]:
-        return ()
 
     def options(self) -> dict[str, Any]:
         return {"dashboardUID": "deploys", "panelId": 2}

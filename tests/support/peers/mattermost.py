@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpCall, HttpPeer
 from tests.support.peers.contract import texts
 
 TOKEN = "mm-bot-token-0123456789abcdef"
@@ -47,14 +47,6 @@ def new_id() -> str:
 def readable(markdown: str) -> str:
     """What a reader sees of deploybell's escaped Markdown."""
     return _ESCAPE.sub(r"\1", markdown).replace("\u2060", "")
-
-
-@dataclass(frozen=True)
-class MattermostRequest:
-    method: str
-    path: str
-    json: Any
-    status: int
 
 
 @dataclass
@@ -90,7 +82,7 @@ class MattermostPost:
         return readable(f"{self.message} {texts(self.props.get('attachments', []))}")
 
 
-class MattermostPeer(HttpPeer[MattermostRequest]):
+class MattermostPeer(HttpPeer[HttpCall]):
     """One team `platform` with channels `deploys`, `town-square` (the webhook's) and `private`
     (the bot is not a member); users alice and the bot. Its contract (tests/providers/
     test_contract.py) uses the REST API, which edits in place."""
@@ -112,10 +104,6 @@ class MattermostPeer(HttpPeer[MattermostRequest]):
         self.posts: dict[str, MattermostPost] = {}
         self._lock = threading.Lock()
         self._clock = itertools.count(int(time.time() * 1000))
-
-    @property
-    def url(self) -> str:
-        return self.base_url
 
     @property
     def webhook_url(self) -> str:
@@ -175,7 +163,7 @@ class MattermostPeer(HttpPeer[MattermostRequest]):
     async def _hook(self, request: web.Request) -> web.Response:
         body = await _json(request)
         status, answer = self._scripted_or(lambda: self._hook_answer(request, body))
-        self._record(MattermostRequest("POST", request.path, body, status))
+        self._record(HttpCall("POST", request.path, body, status))
         if isinstance(answer, web.Response):
             return answer
         if status != 200:
@@ -219,7 +207,7 @@ class MattermostPeer(HttpPeer[MattermostRequest]):
     async def _api(self, request: web.Request) -> web.Response:
         body = await _json(request) if request.can_read_body else None
         status, answer = self._scripted_or(lambda: self._api_answer(request, body))
-        self._record(MattermostRequest(request.method, request.path, body, status))
+        self._record(HttpCall(request.method, request.path, body, status))
         if isinstance(answer, web.Response):
             return answer
         if status >= 400:
@@ -337,10 +325,7 @@ class MattermostPeer(HttpPeer[MattermostRequest]):
         scripted = self._scripted()
         if scripted is None:
             return answer()  # type: ignore[no-any-return]
-        response = web.Response(
-            status=scripted.status, text=scripted.body or "", headers=scripted.response_headers()
-        )
-        return scripted.status, response
+        return scripted.status, scripted.text_response()
 
 
 def _post_problem(message: Any, props: Any) -> str:

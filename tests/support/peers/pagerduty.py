@@ -167,11 +167,7 @@ class PagerdutyPeer(HttpPeer[PagerdutyRequest]):
         scripted = self._scripted()
         if scripted is not None:
             self._record(PagerdutyRequest(request.path, body, scripted.status))
-            return web.Response(
-                status=scripted.status,
-                text=scripted.body or "",
-                headers=scripted.response_headers(),
-            )
+            return scripted.text_response()
         errors = [] if request.content_type == "application/json" else ["Content-Type is not JSON"]
         errors += event_problems(request.path, body, len(raw))
         if not errors and body["routing_key"] != self.routing_key:

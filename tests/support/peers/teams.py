@@ -29,7 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpPeer, json_or_none
+from tests.support.peers.contract import PeerContract, texts
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_CARD_BYTES = 28 * 1024
@@ -92,7 +93,7 @@ class TeamsPeer(HttpPeer[TeamsRun]):
 
     async def _trigger(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        body = _json(raw)
+        body = json_or_none(raw)
         status, headers, error = self._answer(request, body)
         posted: tuple[dict[str, Any], ...] = ()
         problems: tuple[str, ...] = ()
@@ -140,13 +141,6 @@ class TeamsPeer(HttpPeer[TeamsRun]):
             message = "The request content is not valid JSON (Content-Type application/json)."
             return 400, {}, {"code": "InvalidRequestContent", "message": message}
         return 202, {}, None
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
 
 
 def _cards(body: Any) -> Iterator[dict[str, Any]]:
@@ -230,34 +224,16 @@ def _action_problems(action: Any) -> list[str]:
     return []
 
 
-class TeamsContract:
+class TeamsContract(PeerContract[TeamsPeer]):
     """The provider contract (tests/support/peers/contract.py) against a TeamsPeer."""
 
-    rate_limits = True
-    limits_size = True
-
     def __init__(self) -> None:
-        self.peer = TeamsPeer()
-
-    def __enter__(self) -> TeamsContract:
-        self.peer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peer.stop()
+        super().__init__(TeamsPeer())
 
     def secret(self) -> dict[str, str]:
         return {"webhookUrl": self.peer.url}
 
-    def recipients(self) -> tuple[str, ...]:
-        return ()
-
-    def options(self) -> dict[str, Any]:
-        return {}
-
     def visible(self) -> list[str]:
-        from tests.support.peers.contract import texts
-
         return [texts(card) for card in self.peer.cards()]
 
     def rate_limit_next(self, seconds: int) -> None:

@@ -217,11 +217,7 @@ class TelegramPeer(HttpPeer[TelegramRequest]):
         scripted = self._scripted()
         if scripted is not None:
             self._record(TelegramRequest(method, body, scripted.status))
-            return web.Response(
-                status=scripted.status,
-                text=scripted.body or "",
-                headers=scripted.response_headers(),
-            )
+            return scripted.text_response()
         status, answer = self._answer(request.match_info["bot"], method, body)
         self._record(TelegramRequest(method, body, status))
         if status != 200:

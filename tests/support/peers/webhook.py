@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from tests.support.peers._http import HttpPeer
+from tests.support.peers._http import HttpPeer, json_or_none
 
 SIGNATURE_HEADER = "X-Deploybell-Signature"
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
@@ -93,7 +92,7 @@ class WebhookPeer(HttpPeer[WebhookRequest]):
             headers = scripted.response_headers()
         else:
             status, headers, text = self.status, {}, ""
-        parsed = _json(body)
+        parsed = json_or_none(body)
         self._record(
             WebhookRequest(
                 method=request.method,
@@ -113,13 +112,6 @@ class WebhookPeer(HttpPeer[WebhookRequest]):
             return None
         expected = "sha256=" + hmac.new(self.hmac_key.encode(), body, hashlib.sha256).hexdigest()
         return signature is not None and hmac.compare_digest(signature, expected)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
 
 
 def cloudevent_problems(content_type: str | None, event: Any) -> list[str]:
