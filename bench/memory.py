@@ -75,6 +75,8 @@ def pymalloc() -> str:
         return int(found.group(1).replace(",", "")) if found else 0
 
     arenas = number("# arenas allocated current")
+    if not arenas:  # tracemalloc hooks the allocator: CPython then prints no pymalloc figures
+        return "pymalloc: no figures while tracemalloc runs (RSS - glibc heap - mmapped ~ it)"
     return (
         f"pymalloc: {arenas} arenas ({arenas * 1024 * 1024 / MIB:.0f} MiB, highwater "
         f"{number('# arenas highwater mark')}), in allocated blocks "
