@@ -246,6 +246,8 @@ def _scale_lines(results: dict[str, Any]) -> list[str]:
         f"a copy of a finished run's status, in {scale['created_seconds']} s)",
         f"  restart: healthy {restart['healthy_seconds']} s, handling events "
         f"{restart['handling_seconds']} s, re-sent {restart['resent']}",
+        f"  bare kopf restarted too, settled (its first listing handled) after "
+        f"{scale.get('bare_settled_seconds', '-')} s",
         f"  idle {idle['seconds']:.0f} s: RSS {_rss(idle['deploybell'])} MiB, bare kopf "
         f"{_rss(idle['bare'])} MiB, ratio {_ratio(idle)}; CPU {idle['deploybell']['cpu_seconds']}"
         f" s, bare {idle['bare']['cpu_seconds']} s",

@@ -20,6 +20,7 @@ from bench import footprint
 from bench import restart as restarts
 from bench.cluster import ApiError, deployjobs_path
 from bench.lab import Lab, bench_job, list_jobs, parallel
+from bench.procstats import usage
 
 LABEL = "scale"
 FINALIZER = "deploybell.io/finalizer"
@@ -39,14 +40,34 @@ def measure(lab: Lab, namespace: str, total: int) -> dict[str, Any]:
     lab.say(f"  created in {created_seconds}s; restarting with {total} DeployJobs in place")
     restart = restarts.restart(lab, namespace, total + 1, rep=total)
     lab.bare.start()
+    bare_settled = settle(lab, "bare kopf")
     idle = footprint.idle(lab, total + 1)
     return {
         "jobs": total + 1,
         "ran": len(real) + 1,
         "created_seconds": created_seconds,
         "restart": restart,
+        "bare_settled_seconds": bare_settled,
         "idle": idle,
     }
+
+
+def settle(
+    lab: Lab, what: str, quiet: float = 0.05, window: float = 5.0, limit: float = 300
+) -> float:
+    """Wait until the bare operator has worked through its first listing: less than `quiet` CPU
+    seconds in a `window`; how long that took (an idle figure taken earlier would not be idle)."""
+    began = time.monotonic()
+    before = usage(lab.bare.pid).cpu_seconds
+    while time.monotonic() - began < limit:
+        time.sleep(window)
+        now = usage(lab.bare.pid).cpu_seconds
+        if now - before < quiet:
+            break
+        before = now
+    seconds = round(time.monotonic() - began, 1)
+    lab.say(f"  {what} settled after {seconds}s")
+    return seconds
 
 
 def create_finished(lab: Lab, namespace: str, name: str, template: dict[str, Any]) -> None:
