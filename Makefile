@@ -69,7 +69,7 @@ demo: venv ## the main job: deploy, watch and notify on the local cluster
 	$(PY) hack/demo.py
 
 .PHONY: bench
-bench: venv ## measure latency, kubectl comparison, RSS/CPU, API load, restart (~15 min)
+bench: venv ## latency, kubectl and Flux comparison, RSS/CPU, API load, restart, 10,000 DeployJobs (~11 min)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The image installs from these with --require-hashes; pyproject.toml keeps the ranges, and
