@@ -114,8 +114,11 @@ def webhook_peer() -> Iterator[WebhookPeer]:
 
 
 @pytest.fixture
-def notification_ns(cluster: ClusterAccess, namespace: str, webhook_peer: WebhookPeer) -> str:
-    """A namespace with the Notification `deploy-notification` every hook points at."""
+def notification_ns(
+    cluster: ClusterAccess, crds: None, namespace: str, webhook_peer: WebhookPeer
+) -> str:
+    """A namespace with the Notification `deploy-notification` every hook points at (the CRDs
+    installed first: a module that runs its own operators may be the session's first)."""
     cluster.apply([webhook_secret(webhook_peer), notification()], namespace)
     wait_for(
         "Notification created",

@@ -7,7 +7,6 @@ the active peer mid-run, with several runs at every stage.)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,24 +15,16 @@ import pytest
 from tests.reliability.receivers import job_names, sent_events, statuses, tally, webhook_arrivals
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import deployment, subscribed
-from tests.support.operator import ROOT, OperatorProcess, acting
+from tests.support.operator import OperatorProcess, acting, cluster_peering
 from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("no_session_operator")
-PEERING_CRD = ROOT / "manifests" / "helm" / "deploybell" / "crds" / "kopf.dev_peerings.yaml"
 
 
 @pytest.fixture
 def peering(cluster: ClusterAccess) -> Iterator[str]:
-    name = f"deploybell-reliability-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev")
-    cluster.apply(
-        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}},
-        "default",
-    )
-    yield name
-    cluster.kubectl("delete", "clusterkopfpeering", name, "--ignore-not-found", check=False)
+    with cluster_peering(cluster, "deploybell-reliability") as name:
+        yield name
 
 
 def peer(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from tests.reliability.receivers import sent_events, statuses, tally, webhook_arrivals
 from tests.support.cluster import ClusterAccess, wait_for
 from tests.support.deploybell import deployment, subscribed, webhook_events
-from tests.support.operator import ROOT, OperatorProcess, acting
+from tests.support.operator import OperatorProcess, acting, cluster_peering
 from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("no_session_operator")
@@ -33,7 +32,6 @@ COUNT, RELABELLED = (300, 20) if LONG else (18, 6)
 STABILITY = 180 if LONG else 30  # every run stays in flight until the relabel and the kill
 SHARDS = ("default", "a", "b")
 LABEL = "sharding.deploybell.io/key"
-PEERING_CRD = ROOT / "manifests" / "helm" / "deploybell" / "crds" / "kopf.dev_peerings.yaml"
 LIFETIME = 10  # kopf peering lifetime: how long a SIGKILLed peer still blocks its standby
 
 
@@ -44,15 +42,8 @@ def shard_flags(shard: str) -> list[str]:
 
 @pytest.fixture
 def peering(cluster: ClusterAccess) -> Iterator[str]:
-    name = f"deploybell-shard-a-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev")
-    cluster.apply(
-        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}},
-        "default",
-    )
-    yield name
-    cluster.kubectl("delete", "clusterkopfpeering", name, "--ignore-not-found", check=False)
+    with cluster_peering(cluster, "deploybell-shard-a") as name:
+        yield name
 
 
 def job(name: str, shard: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -10,12 +11,33 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.support.cluster import ClusterAccess
 
 ROOT = Path(__file__).resolve().parents[2]
+PEERING_CRD = ROOT / "manifests" / "helm" / "deploybell" / "crds" / "kopf.dev_peerings.yaml"
+
+
+@contextlib.contextmanager
+def cluster_peering(cluster: ClusterAccess, prefix: str) -> Iterator[str]:
+    """A ClusterKopfPeering of its own (`prefix` and a random suffix), after the chart's peering
+    CRD; deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev")
+    cluster.apply(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}},
+        "default",
+    )
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "clusterkopfpeering", name, "--ignore-not-found", check=False)
+
+
 COMMAND = (sys.executable, "-m", "deploybell", "run")
 
 
