@@ -6,37 +6,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from deploybell.api.deployjob import DeployJobSpec
-from deploybell.deploy.apply import Applier, ApplyFailure, Snapshot
+from deploybell.deploy.apply import ApplyFailure, Snapshot
 from deploybell.deploy.health import Status
 from deploybell.deploy.live import LiveJob, Timers
 from deploybell.deploy.manifests import ObjectRef
-from deploybell.deploy.ports import JobPorts
-from deploybell.deploy.run import Phase, RunState
-from deploybell.deploy.runlog import RunLog
-from deploybell.deploy.status import JobStatus
+from deploybell.deploy.run import Phase
+from deploybell.deploy.steps import RunnerSteps
 from deploybell.deploy.target import TARGET_REASONS
 
 
-class Rollbacks:
+class Rollbacks(RunnerSteps):
     """Mixed into `JobRunner`, which provides the attributes and steps declared here."""
 
-    status: JobStatus
-    spec: DeployJobSpec | None
-    ports: JobPorts
-    log: RunLog
-    timers: Timers
     generations: dict[ObjectRef, int]
 
     if TYPE_CHECKING:
 
-        @property
-        def applier(self) -> Applier: ...
-        @property
-        def state(self) -> RunState: ...
-        @state.setter
-        def state(self, value: RunState) -> None: ...
-        async def persist(self, live: LiveJob) -> None: ...
         async def conclude(
             self, live: LiveJob, phase: Phase, reason: str, message: str, event: str
         ) -> None: ...

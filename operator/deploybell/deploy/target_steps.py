@@ -9,13 +9,9 @@ from typing import TYPE_CHECKING
 
 from deploybell.api.deployjob import DeployJobSpec
 from deploybell.clients.errors import ApiError
-from deploybell.deploy.apply import Applier
-from deploybell.deploy.live import LiveJob, Timers
+from deploybell.deploy.live import LiveJob
 from deploybell.deploy.manifests import ObjectRef
-from deploybell.deploy.ports import JobPorts
-from deploybell.deploy.run import RunState
-from deploybell.deploy.runlog import RunLog
-from deploybell.deploy.status import JobStatus
+from deploybell.deploy.steps import RunnerSteps
 from deploybell.deploy.target import (
     WAITING,
     Places,
@@ -25,26 +21,14 @@ from deploybell.deploy.target import (
 )
 
 
-class TargetSteps:
+class TargetSteps(RunnerSteps):
     """Mixed into `JobRunner`, which provides the attributes and steps declared here."""
 
-    status: JobStatus
-    spec: DeployJobSpec | None
     places: Places
-    ports: JobPorts
-    log: RunLog
-    timers: Timers
     target_failures: int
 
     if TYPE_CHECKING:
 
-        @property
-        def applier(self) -> Applier: ...
-        @property
-        def state(self) -> RunState: ...
-        @state.setter
-        def state(self, value: RunState) -> None: ...
-        async def persist(self, live: LiveJob) -> None: ...
         async def fail(self, reason: str, message: str, live: LiveJob) -> None: ...
 
     async def locate(self, live: LiveJob) -> bool:

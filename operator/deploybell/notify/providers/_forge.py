@@ -9,6 +9,7 @@ its rate limits read (`reset_header`, `limited`).
 
 from __future__ import annotations
 
+import abc
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,23 +110,25 @@ class ForgeProvider(_http.HttpProvider):
 
     # What each forge says for itself.
 
+    @abc.abstractmethod
     def headers(self, token: str) -> dict[str, str]:
-        raise NotImplementedError
+        """The request headers that carry the token."""
 
     def api_root(self, url: URL) -> URL:
         return url
 
+    @abc.abstractmethod
     def url(self, repo: Repository, *segments: str) -> URL:
-        raise NotImplementedError
+        """The API URL of the repository (and the path segments below it)."""
 
+    @abc.abstractmethod
     def whoami(self, root: URL) -> URL:
         """What the token alone may read (notify-test without a repository)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def record(self, out: _http.Outgoing, repo: Repository, sha: str) -> tuple[str, str]:
         """The run's deployment brought to the message's event: (its id, what was done)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def commit_status_body(self, draft: base.Draft) -> dict[str, Any]:
         """The commit status's body (pure), with its `state`."""
-        raise NotImplementedError

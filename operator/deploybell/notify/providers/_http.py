@@ -4,6 +4,7 @@ instance, and the one `send` of every HTTP type, which hands each message to the
 
 from __future__ import annotations
 
+import abc
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -117,7 +118,7 @@ class HttpSession:
             self._session = None
 
 
-class HttpProvider:
+class HttpProvider(abc.ABC):
     """The sender of an HTTP type: one session per instance, and the one `send` of every HTTP
     type, which hands each message as an `Outgoing` to the type's own `deliver`."""
 
@@ -131,8 +132,9 @@ class HttpProvider:
     ) -> base.Sent:
         return await self.deliver(Outgoing(self._http, message, destination, override))
 
+    @abc.abstractmethod
     async def deliver(self, out: Outgoing) -> base.Sent:
-        raise NotImplementedError
+        """The type's own request(s) for one message."""
 
     async def close(self) -> None:
         await self._http.close()
