@@ -57,6 +57,11 @@ _HTTPS_URL = re.compile(r"https://[^\s/]+(/\S*)?")
 _LINK = re.compile(r"https?://\S+")
 _HEX = re.compile(r"[0-9a-fA-F]{7,64}")
 _ENVIRONMENT = re.compile(r"[^\x00-\x1f\x7f]+")
+# A GitHub pull request or GitLab merge request URL, its number in group 1.
+_CHANGE_NUMBER = re.compile(
+    r"https?://[^\s/]+/\S+?/(?:pull|-/merge_requests)/([0-9]+)(?:[/?#]\S*)?"
+)
+MAX_PULL_REQUEST = 2147483647
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -69,6 +74,7 @@ class Source:
     environment: str = ""  # "" means the DeployJob's namespace
     committed_at: str = ""
     url: str = ""
+    pull_request: int = 0  # the PR/MR: spec.source.pullRequest, else from a /pull/N url; 0: none
 
 
 @dataclass(frozen=True)
@@ -217,15 +223,17 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
     if spec.get("source") is None:
         return None
     block = as_mapping(spec["source"], "spec.source")
-    reject_unknown(
-        block, {"repository", "revision", "environment", "committedAt", "url"}, "spec.source"
-    )
+    fields = {"repository", "revision", "environment", "committedAt", "url", "pullRequest"}
+    reject_unknown(block, fields, "spec.source")
     path = "spec.source"
     committed_at = get_str(block, "committedAt", path, max_length=64)
     if committed_at is not None and not _valid_time(committed_at):
         raise SpecError(
             f"{path}.committedAt", f"must be an RFC 3339 date-time, got {shown(committed_at)}"
         )
+    url = (
+        get_str(block, "url", path, max_length=2048, pattern=_LINK, expected="an http(s) URL") or ""
+    )
     return Source(
         repository=get_str(
             block, "repository", path, max_length=2048, pattern=_HTTPS_URL, expected="an https URL"
@@ -245,9 +253,30 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
         )
         or "",
         committed_at=committed_at or "",
-        url=get_str(block, "url", path, max_length=2048, pattern=_LINK, expected="an http(s) URL")
-        or "",
+        url=url,
+        pull_request=_pull_request(block, url, path),
     )
+
+
+def pull_request_of(url: str) -> int:
+    """The number of a GitHub `/pull/N` or GitLab `/-/merge_requests/N` URL; 0 for others."""
+    found = _CHANGE_NUMBER.fullmatch(url)
+    return int(found.group(1)) if found else 0
+
+
+def _pull_request(block: Mapping[str, Any], url: str, path: str) -> int:
+    """spec.source.pullRequest, else the number in spec.source.url; the two must agree (the
+    CRD's CEL rule says the same at admission)."""
+    from_url = pull_request_of(url)
+    if block.get("pullRequest") is None:
+        return from_url
+    number = get_int(block, "pullRequest", path, default=0, minimum=1, maximum=MAX_PULL_REQUEST)
+    if from_url and from_url != number:
+        raise SpecError(
+            f"{path}.pullRequest",
+            f"is {number} but spec.source.url names pull/merge request {from_url}",
+        )
+    return number
 
 
 def _valid_time(value: str) -> bool:

@@ -20,11 +20,18 @@ from tests.support.peers.contract import (
 from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
 from tests.support.peers.github import GithubContract
+from tests.support.peers.github_pulls import (
+    GithubCheckRunContract,
+    GithubPullRequestCommentContract,
+)
 from tests.support.peers.gitlab import GitlabContract
+from tests.support.peers.gitlab_notes import GitlabMergeRequestCommentContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
 from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.newrelic import NewrelicContract
 from tests.support.peers.pagerduty import PagerdutyPeer
+from tests.support.peers.sentry import SentryContract
 from tests.support.peers.teams import TeamsContract
 from tests.support.peers.telegram import TelegramPeer
 
@@ -45,4 +52,9 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "gitlab": GitlabContract,
     "grafana": GrafanaContract,
     "datadog": DatadogContract,
+    "githubpullrequestcomment": GithubPullRequestCommentContract,
+    "gitlabmergerequestcomment": GitlabMergeRequestCommentContract,
+    "githubcheckrun": GithubCheckRunContract,
+    "sentry": SentryContract,
+    "newrelic": NewrelicContract,
 }
