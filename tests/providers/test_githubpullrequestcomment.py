@@ -97,7 +97,7 @@ async def test_the_pull_request_comes_from_the_url_or_the_error_says_where(
 ) -> None:
     await provider.send(message("start", pull_request=7), destination(peer))
     assert [c["issue"] for c in peer.comments()] == [7]
-    with pytest.raises(PermanentDeliveryError, match="spec.source.pullRequest"):
+    with pytest.raises(PermanentDeliveryError, match=r"spec\.source\.pullRequest"):
         await provider.send(message("start", pull_request=0), destination(peer))
     with pytest.raises(PermanentDeliveryError, match="HTTP 404") as missing:
         await provider.send(message("start", pull_request=9), destination(peer))

@@ -89,5 +89,5 @@ async def test_a_missing_merge_request_is_named(
 ) -> None:
     with pytest.raises(PermanentDeliveryError, match="acme/web!9"):
         await provider.send(message("start", pull_request=9), destination(peer))
-    with pytest.raises(PermanentDeliveryError, match="spec.source.pullRequest"):
+    with pytest.raises(PermanentDeliveryError, match=r"spec\.source\.pullRequest"):
         await provider.send(message("start", pull_request=0), destination(peer))

@@ -92,7 +92,7 @@ async def test_a_retry_after_a_lost_answer_makes_no_second_deploy(
 async def test_without_projects_a_missing_release_cannot_be_made(
     peer: SentryPeer, provider: SentryProvider
 ) -> None:
-    with pytest.raises(PermanentDeliveryError, match="sentry.projects"):
+    with pytest.raises(PermanentDeliveryError, match=r"sentry\.projects"):
         await provider.send(message("success"), destination(peer, projects=""))
 
 
