@@ -121,3 +121,12 @@ async def test_a_huge_run_fits_githubs_limit(
     await provider.send(huge, destination(peer))
     [comment] = peer.comments()
     assert len(comment["body"]) <= MAX_BODY
+
+
+async def test_the_repository_may_come_from_the_pull_request_link_alone(
+    peer: GithubPullsPeer, provider: GithubPullRequestCommentProvider
+) -> None:
+    only_url = message("start", repository="", change_url="https://github.com/acme/web/pull/7")
+    sent = await provider.send(dataclasses.replace(only_url, pull_request=7), destination(peer))
+    assert sent.refs["repository"] == "acme/web"
+    assert [c["issue"] for c in peer.comments()] == [7]

@@ -32,11 +32,15 @@ async def provider() -> AsyncIterator[GitlabMergeRequestCommentProvider]:
     await sender.close()
 
 
-def destination(peer: GitlabNotesPeer, previous: Mapping[str, str] | None = None) -> Destination:
+def destination(
+    peer: GitlabNotesPeer,
+    previous: Mapping[str, str] | None = None,
+    options: dict[str, Any] | None = None,
+) -> Destination:
     return Destination(
         type="gitlabmergerequestcomment",
         recipient="",
-        options={"project": "acme/web"},
+        options=options if options is not None else {"project": "acme/web"},
         secret={"token": peer.token, "apiUrl": peer.url},
         previous=previous or {},
     )
@@ -91,3 +95,13 @@ async def test_a_missing_merge_request_is_named(
         await provider.send(message("start", pull_request=9), destination(peer))
     with pytest.raises(PermanentDeliveryError, match=r"spec\.source\.pullRequest"):
         await provider.send(message("start", pull_request=0), destination(peer))
+
+
+async def test_the_project_may_come_from_the_merge_request_link_alone(
+    peer: GitlabNotesPeer, provider: GitlabMergeRequestCommentProvider
+) -> None:
+    link = "https://gitlab.com/acme/web/-/merge_requests/42"
+    only_url = message("start", repository="", change_url=link)
+    sent = await provider.send(only_url, destination(peer, options={}))
+    assert sent.refs["project"] == "acme/web"
+    assert len(peer.notes(42)) == 1

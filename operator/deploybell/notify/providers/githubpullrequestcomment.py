@@ -8,6 +8,8 @@ commit, and a user may want the deployment record, the comment, or both, each wi
 token. The comment id is kept in the ledger (the start entry's refs); a comment posted just
 before a crash is found again by the hidden marker in its body among the pull request's comments
 updated since the run started, so a restart never posts a second comment.
+The repository is the option, else `spec.source.repository`, else the part of the pull request
+link before `/pull/N` (`/-/merge_requests/N`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _forge, _http, _markdown, base, github
+from deploybell.notify.providers import _forge, _http, _markdown, _records, base, github
 
 # GitHub refuses a comment body over 65536 characters ("body is too long").
 MAX_BODY = 65536
@@ -30,7 +32,7 @@ RULES = ProviderRules(
         required=False,
         doc="the pull request comes from the DeployJob's `spec.source` (`pullRequest` or `url`)",
     ),
-    options=(github.RULES.options[0],),  # repository
+    options=(github.RULES.options[0],),  # repository (default: spec.source.repository or url)
     secret_keys=(
         SecretKey(
             "token",
@@ -57,7 +59,7 @@ class GithubPullRequestCommentProvider(github.GithubProvider):
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         if out.message.test:
             return await self._check(out, self._repository(out, None))
-        repo = self._repository(out, out.message)
+        repo = self._repository(out, _records.with_change_repository(out.message))
         number = str(pull_request(out.message, self.rules.type))
         body = {"body": comment(out.message, out.override)}
         where = f"pull request {repo.path}#{number}"

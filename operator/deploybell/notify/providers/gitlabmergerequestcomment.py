@@ -7,6 +7,8 @@ A type of its own, like `githubpullrequestcomment` (and Flux's `gitlabmergereque
 The note id is kept in the ledger; a note posted just before a crash is found again by the
 hidden marker in its body among the merge request's newest notes, so a restart never posts a
 second one.
+The repository is the option, else `spec.source.repository`, else the part of the pull request
+link before `/pull/N` (`/-/merge_requests/N`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _forge, _http, _markdown, base, gitlab
+from deploybell.notify.providers import _forge, _http, _markdown, _records, base, gitlab
 from deploybell.notify.providers.githubpullrequestcomment import pull_request
 
 # GitLab refuses a note over 1,000,000 characters ("Note is too long").
@@ -54,7 +56,7 @@ class GitlabMergeRequestCommentProvider(gitlab.GitlabProvider):
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         if out.message.test:
             return await self._check(out, self._repository(out, None))
-        repo = self._repository(out, out.message)
+        repo = self._repository(out, _records.with_change_repository(out.message))
         iid = str(pull_request(out.message, self.rules.type))
         body = {"body": note(out.message, out.override)}
         where = f"merge request {repo.path}!{iid}"
