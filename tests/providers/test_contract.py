@@ -16,6 +16,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from deploybell.notify.providers.base import (
     SmtpDefaults,
     TemporaryDeliveryError,
 )
+from tests.support import restart
 from tests.support.peers import CONTRACTS, Contract
 
 OUTCOMES = ("success", "failure", "cancel")
@@ -233,3 +235,39 @@ def test_an_oversize_message_is_cut_with_a_marker(type_: str) -> None:
         rendered = preview(type_, peer.recipients(), peer.options(), huge)
         assert peer.problems(rendered) == []
     assert "…" in str(rendered)
+
+
+@pytest.fixture(scope="module")
+def restarted() -> list[restart.Pair]:
+    return asyncio.run(restart.restart_pairs())
+
+
+@pytest.mark.parametrize("type_", providers.NAMES)
+def test_a_message_sent_after_a_restart_renders_as_without_one(
+    type_: str, restarted: list[restart.Pair]
+) -> None:
+    """A run's message still pending when the operator stops is sent by the next process: it
+    must say what the uninterrupted one says, whatever the spec says by then."""
+    assert restarted, "no message was sent after a restart"
+    with offline(type_) as peer:
+        for pair in restarted:
+            before = preview(type_, peer.recipients(), peer.options(), pair.before)
+            after = preview(type_, peer.recipients(), peer.options(), pair.after)
+            assert comparable(after) == comparable(before), (
+                pair.case,
+                changed_fields(pair.before, pair.after),
+            )
+
+
+def comparable(rendered: Any) -> Any:
+    """What a render says; an e-mail without its random MIME boundary."""
+    if isinstance(rendered, EmailMessage):
+        headers = [(k, v) for k, v in rendered.items() if k != "Content-Type"]
+        parts = [p.get_content() for p in rendered.walk() if not p.is_multipart()]
+        return headers, parts
+    return rendered
+
+
+def changed_fields(before: Message, after: Message) -> dict[str, tuple[Any, Any]]:
+    old, new = dataclasses.asdict(before), dataclasses.asdict(after)
+    return {k: (old[k], new[k]) for k in old if old[k] != new[k]}

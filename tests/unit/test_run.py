@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from deploybell.api.deployjob import Source
 from deploybell.deploy.health import Health, PodProblem, Status
 from deploybell.deploy.run import (
     Action,
@@ -20,6 +21,7 @@ from deploybell.deploy.run import (
     push_history,
     start,
 )
+from deploybell.deploy.status import JobStatus
 
 T0 = "2025-03-02T11:00:00Z"
 T1 = "2025-03-02T11:04:12Z"
@@ -734,3 +736,23 @@ def test_history_entry_truncates_and_handles_no_phase() -> None:
             "revision": "",
         }
     ]
+
+
+def test_the_runs_source_survives_status_and_history() -> None:
+    """A restarted operator reads back the source the run began with (its messages say it)."""
+    source = Source("https://github.com/acme/web", "4f2c9e1d8a7b", "production")
+    began = start(RunState(), Trigger(1, "", ""), T0, REVISION, source)
+    written = JobStatus(state=began).full(generation=1)
+    assert written["source"] == {
+        "repository": "https://github.com/acme/web",
+        "revision": "4f2c9e1d8a7b",
+        "environment": "production",
+        "committedAt": None,  # a merge patch removes what an earlier run had set
+        "url": None,
+    }
+    stored = {k: v for k, v in written.items() if v is not None}
+    stored["source"] = {k: v for k, v in written["source"].items() if v is not None}
+    assert RunState.from_status(stored).source == source
+    (entry,) = push_history([], began, 5)
+    assert Source.from_status(entry["source"]) == source
+    assert "source" not in push_history([], RunState(run=1), 5)[0]  # none recorded: none said

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from deploybell.api.deployjob import Source
+from deploybell.api.deployjob import Source, environment_of
 from deploybell.api.totals import OUTCOME_NAMES, Totals, parse_time
 from deploybell.deploy.run import Phase, RunState
 
@@ -23,11 +23,6 @@ from deploybell.deploy.run import Phase, RunState
 OUTCOMES: Final[Mapping[Phase, str]] = dict(
     zip((Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED), OUTCOME_NAMES, strict=True)
 )
-
-
-def environment_of(source: Source | None, namespace: str) -> str:
-    """The environment a DeployJob deploys to: spec.source.environment, else its namespace."""
-    return (source.environment if source else "") or namespace
 
 
 def seconds_between(earlier: str, later: str) -> float | None:
