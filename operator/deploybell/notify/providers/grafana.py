@@ -1,7 +1,7 @@
 """Grafana: each run becomes one region annotation (HTTP API `/api/annotations`), from its start
 to its end: created at start (a point at the start time), then patched at the outcome with its
 end time, the outcome's text and the outcome tag. Tags: `deploybell`, `<namespace>/<job>`, the
-environment (when the DeployJob has `spec.source`) and the outcome (succeeded, failed, canceled).
+environment (`spec.source.environment`, else the namespace) and the outcome (succeeded, failed, canceled).
 
 The annotation id is kept in the ledger (the start entry's refs). An annotation made just before
 a crash is found again by its tags and start time, so a run never gets two. Organization-wide by
