@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -24,6 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploybell.api.notification import NotificationSpec
+from deploybell.deploy import report
+from deploybell.deploy.health_pods import PodProblem
+from deploybell.deploy.report import RunFacts
+from deploybell.deploy.run import Phase, RunState
 from deploybell.notify import providers
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent, sample
 from deploybell.notify.providers.base import (
@@ -271,3 +276,55 @@ def comparable(rendered: Any) -> Any:
 def changed_fields(before: Message, after: Message) -> dict[str, tuple[Any, Any]]:
     old, new = dataclasses.asdict(before), dataclasses.asdict(after)
     return {k: (old[k], new[k]) for k in old if old[k] != new[k]}
+
+
+def failed_run(failing: int) -> Message:
+    """The failure message of a run that found `failing` failing containers, built as the
+    runner builds it: from the run's status.diagnosis (which keeps the first few)."""
+    problems = [
+        PodProblem(f"crashpod{i}x", "app", "CrashLoopBackOff", "back-off", 1, 3)
+        for i in range(1, failing + 1)
+    ]
+    state = RunState(3, Phase.FAILED, reason="CrashLoopBackOff", message="pods crash")
+    facts = RunFacts(
+        namespace="team-a",
+        job="web",
+        state=state,
+        history=[],
+        resources=[],
+        images=["web:1.4.3"],
+        diagnosis=report.diagnosis(problems, []),
+        rollback={},
+    )
+    entry = {"id": "3/failure/chat/#deploys", "run": 3, "event": "failure"}
+    return report.message_for(entry, facts, report.Presentation())
+
+
+def many_pods(held: int) -> Message:
+    """A message holding more failing pods than most types show."""
+    pods = tuple(
+        PodDiagnosis(f"crashpod{i}x", "app", "CrashLoopBackOff", "back-off", 1, 3)
+        for i in range(1, held + 1)
+    )
+    return dataclasses.replace(sample("failure"), pods=pods)
+
+
+@pytest.mark.parametrize("type_", providers.NAMES)
+@pytest.mark.parametrize(
+    ("failing", "build"),
+    [(8, failed_run), (12, many_pods)],
+    ids=["a-run-with-8-failing-pods", "a-message-with-12"],
+)
+def test_a_failing_pod_list_says_how_many_it_leaves_out(
+    type_: str, failing: int, build: Any
+) -> None:
+    """Whether the run kept fewer pods than failed (status keeps 5) or the type shows fewer
+    than the message holds, the count of those not shown is said ("… and 3 more")."""
+    with offline(type_) as peer:
+        text = str(comparable(preview(type_, peer.recipients(), peer.options(), build(failing))))
+    shown = [i for i in range(1, failing + 1) if f"crashpod{i}x" in text]
+    left = failing - len(shown)
+    if not shown or not left:
+        return  # a type that lists no pods (a deployment record), or shows every one
+    said = re.search(rf"(?<![\d.]){left} more\b", text) or f"'pods_omitted': {left}" in text
+    assert said, f"{len(shown)} of {failing} pods shown, no '{left} more' in {text}"

@@ -53,7 +53,9 @@ def images_of(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def diagnosis(problems: Sequence[PodProblem], warnings: Sequence[WarningEvent]) -> dict[str, Any]:
-    """status.diagnosis: the failing pods and the latest Warning Events, bounded."""
+    """status.diagnosis: the failing pods and the latest Warning Events, bounded; how many
+    failing containers the bound left out (every message says "… and N more")."""
+    omitted = {"podsOmitted": len(problems) - MAX_PODS} if len(problems) > MAX_PODS else {}
     return {
         "pods": [
             {
@@ -70,6 +72,7 @@ def diagnosis(problems: Sequence[PodProblem], warnings: Sequence[WarningEvent]) 
             {"object": w.object, "reason": w.reason, "message": w.message[:300], "count": w.count}
             for w in warnings[:MAX_WARNINGS]
         ],
+        **omitted,
     }
 
 
@@ -181,6 +184,7 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         cluster=facts.cluster or presentation.cluster,
         link=presentation.link(facts.namespace, facts.job, run, facts.cluster),
         pods=_pods(facts.diagnosis) if failed else (),
+        pods_omitted=int(facts.diagnosis.get("podsOmitted") or 0) if failed else 0,
         warnings=_warnings(facts.diagnosis) if failed else (),
         rolled_back_to=int(rolled_back) if rolled_back else None,
         idempotency_key=f"{facts.namespace}/{facts.job}/{entry['id']}",
