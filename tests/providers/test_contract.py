@@ -5,7 +5,10 @@
   start message's references come from the ledger, as `Destination.previous`);
 - a rate-limit answer becomes a retryable error that waits as long as the vendor asked;
 - whatever the message holds, the rendered body stays within the vendor's documented limits
-  (long values are cut with a marker, never refused).
+  (long values are cut with a marker, never refused);
+- a message sent by a fresh process (the operator restarted, the spec changed since the run)
+  renders as the uninterrupted one does;
+- a list of failing pods says how many it leaves out, also those the run's status did not keep.
 """
 
 from __future__ import annotations

@@ -143,9 +143,15 @@ class Pair:
 
 
 async def sent_by(run: JobRunner, capture: Capture) -> dict[str, Message]:
+    """Every message the runner sends until nothing is pending (an outcome waits for its start:
+    one wake-up each)."""
+    for _ in range(5):
+        await run.sync_notifications()
+        await run.outbox.drain(5.0)
+        if not run.messages.pending(run.status):
+            break
     await run.sync_notifications()
-    await run.outbox.drain(5.0)
-    await run.sync_notifications()
+    assert not run.messages.pending(run.status), run.status.notifications
     return dict(capture.sent)
 
 

@@ -68,9 +68,15 @@ def conclude(
 
 def conclude_unparsed(status: Mapping[str, Any], state: RunState, namespace: str) -> Concluded:
     """For a run whose spec could not be read: counted where the DeployJob was counting."""
-    totals = Totals.from_status(status.get("totals"))
-    environment = totals.environment if totals else namespace
+    environment = unparsed_environment(status.get("totals"), namespace)
     return conclude_for(status, state, environment, None, namespace)
+
+
+def unparsed_environment(totals: Mapping[str, Any] | None, namespace: str) -> str:
+    """The environment of a run whose spec cannot be read: where the DeployJob was counting
+    (status.totals), else its namespace; its messages and history say the same."""
+    counted = Totals.from_status(totals)
+    return counted.environment if counted else namespace
 
 
 def conclude_for(

@@ -66,9 +66,9 @@ class RunState:
     message: str = ""
     revision: str = ""
     source: Source | None = None
-    """spec.source as the run began, its environment resolved; what every message of the run
-    says, whatever the spec says later. None: not recorded (no run, an unreadable spec, or a
-    status written by an older version, which did not record it)."""
+    """spec.source as the run began, its environment resolved (for an unreadable spec, only the
+    environment: deploy.dora.unparsed_environment); what every message of the run says, whatever
+    the spec says later. None: not recorded (no run yet, or a status of an older version)."""
 
     @property
     def in_flight(self) -> bool:

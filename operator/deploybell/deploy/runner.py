@@ -144,7 +144,8 @@ class JobRunner(Rollbacks, TargetSteps):
             self.spec = parse_deployjob(live.spec)
         except SpecError as e:
             self.spec = None
-            await self.begin(live, revision="")
+            where = dora.unparsed_environment(self.status.totals, live.namespace)
+            await self.begin(live, revision="", source=Source(environment=where))
             await self.fail("InvalidSpec", str(e), live)
             return
         source = (self.spec.source or Source()).resolved(live.namespace)
@@ -152,11 +153,11 @@ class JobRunner(Rollbacks, TargetSteps):
         if await self.locate(live):
             await self.apply(live)
 
-    async def begin(self, live: LiveJob, revision: str, source: Source | None = None) -> None:
+    async def begin(self, live: LiveJob, revision: str, source: Source) -> None:
         """A new run in memory; the next persist (after the apply, or the failure) records it
         together with its start entry, before anything is sent: one status write, not two.
         A crash before that write leaves no trace, so the run starts afresh with that number.
-        `source` (None: the spec is unreadable) is recorded with the run: its messages say it."""
+        `source` (environment resolved) is recorded with the run: its messages say it."""
         self.state = runs.start(self.state, live.desired, utcnow(), revision, source)
         self.timers = Timers()
         self.status.rollback, self.status.diagnosis, self.status.canceled_by = {}, {}, ""
@@ -373,7 +374,7 @@ class JobRunner(Rollbacks, TargetSteps):
 
     def dora_outcome(self, live: LiveJob) -> dora.Concluded:
         before = {"totals": self.status.totals, "failingSince": self.status.failing_since}
-        if self.state.source is None:
+        if self.state.source is None:  # recorded by an older version, its spec unreadable now
             return dora.conclude_unparsed(before, self.state, live.namespace)
         return dora.conclude(before, self.state, self.state.source, live.namespace)
 
