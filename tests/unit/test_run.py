@@ -7,6 +7,7 @@ import pytest
 
 from deploybell.api.deployjob import Source
 from deploybell.deploy.health import Health, PodProblem, Status
+from deploybell.deploy.live import LiveJob, legacy_source
 from deploybell.deploy.run import (
     Action,
     Outcome,
@@ -756,3 +757,23 @@ def test_the_runs_source_survives_status_and_history() -> None:
     (entry,) = push_history([], began, 5)
     assert Source.from_status(entry["source"]) == source
     assert "source" not in push_history([], RunState(run=1), 5)[0]  # none recorded: none said
+
+
+def test_a_run_recorded_by_an_older_version_takes_its_source_from_the_same_generation() -> None:
+    """A status from before runs recorded their source: the spec tells it while it is still the
+    run's (same generation); after a change it is unknown, never the new spec's."""
+    spec = {
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}],
+        "source": {"revision": "4f2c9e1d8a7b", "repository": "https://github.com/acme/web"},
+    }
+    old = {"run": 2, "phase": "Succeeded", "trigger": {"generation": 3}}
+
+    def live(generation: int) -> LiveJob:
+        return LiveJob("team-a", "web", "uid", generation, {}, spec, old, False)
+
+    state = RunState.from_status(old)
+    assert state.source is None
+    assert legacy_source(state, live(3)).source == Source(
+        "https://github.com/acme/web", "4f2c9e1d8a7b", "team-a"
+    )
+    assert legacy_source(state, live(4)).source is None
