@@ -70,6 +70,45 @@ class Source:
     committed_at: str = ""
     url: str = ""
 
+    def resolved(self, namespace: str) -> "Source":
+        """This source with its environment filled in by the one rule (`environment_of`)."""
+        return Source(
+            self.repository,
+            self.revision,
+            environment_of(self, namespace),
+            self.committed_at,
+            self.url,
+        )
+
+    def as_status(self) -> dict[str, Any]:
+        """The fields that are set, as status keeps a run's source (status.source, history)."""
+        fields = zip(_SOURCE_KEYS, self._values(), strict=True)
+        return {key: value for key, value in fields if value}
+
+    def as_patch(self) -> dict[str, Any]:
+        """Every field for a merge patch: an unset one is removed (None), never left behind."""
+        return {key: value or None for key, value in zip(_SOURCE_KEYS, self._values(), strict=True)}
+
+    def _values(self) -> tuple[str, ...]:
+        return (self.repository, self.revision, self.environment, self.committed_at, self.url)
+
+    @classmethod
+    def from_status(cls, raw: Any) -> "Source | None":
+        """A run's source as status recorded it; None when none was recorded."""
+        if not isinstance(raw, Mapping):
+            return None
+        return cls(*(str(raw.get(key) or "") for key in _SOURCE_KEYS))
+
+
+# spec.source's keys, in Source's field order (status uses the same names).
+_SOURCE_KEYS: Final = ("repository", "revision", "environment", "committedAt", "url")
+
+
+def environment_of(source: Source | None, namespace: str) -> str:
+    """The environment a run deploys to: spec.source.environment, else the DeployJob's
+    namespace. The one rule: messages, deployment records, status.history and DORA use it."""
+    return (source.environment if source else "") or namespace
+
 
 @dataclass(frozen=True)
 class ConfigMapSource:
@@ -217,9 +256,7 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
     if spec.get("source") is None:
         return None
     block = as_mapping(spec["source"], "spec.source")
-    reject_unknown(
-        block, {"repository", "revision", "environment", "committedAt", "url"}, "spec.source"
-    )
+    reject_unknown(block, set(_SOURCE_KEYS), "spec.source")
     path = "spec.source"
     committed_at = get_str(block, "committedAt", path, max_length=64)
     if committed_at is not None and not _valid_time(committed_at):
