@@ -109,7 +109,9 @@ class StatusPeer(JsonApiPeer):
             if (s.sha, s.name.lower()) == (status.sha, status.name.lower())
         )
 
-    def _store(self, repository: str, sha: str, name: str, body: dict[str, Any], **keys: str) -> Status:
+    def _store(
+        self, repository: str, sha: str, name: str, body: dict[str, Any], **keys: str
+    ) -> Status:
         """Record a status set from `body` (its state, description and link under `keys`)."""
         status = Status(
             repository,

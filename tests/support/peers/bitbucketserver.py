@@ -62,7 +62,7 @@ class BitbucketServerPeer(StatusPeer):
         self.respond_next(1, 429, retry_after=str(seconds), body=body, headers=headers)
 
     def _auth(self, request: web.Request) -> str:
-        """"bearer", "basic" or "" (not signed in)."""
+        """ "bearer", "basic" or "" (not signed in)."""
         auth = request.headers.get("Authorization", "")
         if auth == f"Bearer {self.token}":
             return "bearer"

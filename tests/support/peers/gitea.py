@@ -61,9 +61,11 @@ class GiteaPeer(StatusPeer):
             return 404, self._error(_NOT_FOUND), {}
         wanted = "write:repository" if request.method != "GET" else "read:repository"
         if wanted not in self.scopes and "write:repository" not in self.scopes:
-            return 403, self._error(
-                f"token does not have at least one of required scope(s): [{wanted}]"
-            ), {}
+            return (
+                403,
+                self._error(f"token does not have at least one of required scope(s): [{wanted}]"),
+                {},
+            )
         repository = f"{path[1]}/{path[2]}"
         if repository not in self.repositories:
             return 404, self._error(_NOT_FOUND), {}
