@@ -87,12 +87,14 @@ async def test_the_sign_in_page_and_a_wrong_token_are_auth_errors(
     provider.credentials = lambda out: {}  # type: ignore[method-assign]  # no Authorization
     with pytest.raises(PermanentDeliveryError) as unsigned:
         await provider.send(message("start"), destination(peer))
-    assert "HTTP 203" in unsigned.value.message and "sign-in page" in unsigned.value.message
+    assert "HTTP 203" in unsigned.value.message
+    assert "sign-in page" in unsigned.value.message
     fresh = AzureDevopsProvider()
     with pytest.raises(PermanentDeliveryError) as wrong:
         await fresh.send(message("start"), destination(peer, token="azdo-wrong-pat-5678"))
     await fresh.close()
-    assert "HTTP 401" in wrong.value.message and "azdo-wrong-pat-5678" not in wrong.value.message
+    assert "HTTP 401" in wrong.value.message
+    assert "azdo-wrong-pat-5678" not in wrong.value.message
     assert peer.statuses() == []
 
 

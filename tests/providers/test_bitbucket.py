@@ -93,16 +93,21 @@ async def test_long_names_get_distinct_stable_keys_and_a_link_to_the_commit(
 async def test_a_scope_too_narrow_a_wrong_token_and_an_unknown_commit_are_permanent(
     peer: BitbucketPeer, provider: BitbucketProvider
 ) -> None:
-    with BitbucketPeer(scopes=frozenset({"repository"})) as reader:
-        with pytest.raises(PermanentDeliveryError) as scope:
-            await provider.send(message("start"), destination(reader))
+    with (
+        BitbucketPeer(scopes=frozenset({"repository"})) as reader,
+        pytest.raises(PermanentDeliveryError) as scope,
+    ):
+        await provider.send(message("start"), destination(reader))
     with pytest.raises(PermanentDeliveryError) as wrong:
         await provider.send(message("start"), destination(peer, token="ATCTT-wrong-99"))
     with pytest.raises(PermanentDeliveryError) as commit:
         await provider.send(message("start", commit="e" * 40), destination(peer))
-    assert "HTTP 403" in scope.value.message and "privilege scopes" in scope.value.message
-    assert "HTTP 401" in wrong.value.message and "ATCTT-wrong-99" not in wrong.value.message
-    assert "HTTP 404" in commit.value.message and "Commit not found" in commit.value.message
+    assert "HTTP 403" in scope.value.message
+    assert "privilege scopes" in scope.value.message
+    assert "HTTP 401" in wrong.value.message
+    assert "ATCTT-wrong-99" not in wrong.value.message
+    assert "HTTP 404" in commit.value.message
+    assert "Commit not found" in commit.value.message
 
 
 async def test_a_rate_limit_without_retry_after_waits_a_minute(

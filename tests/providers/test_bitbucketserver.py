@@ -92,8 +92,10 @@ async def test_wrong_credentials_and_an_unknown_commit_are_permanent(
         await provider.send(message("start"), destination(peer, token="BBDC-wrong-token-77"))
     with pytest.raises(PermanentDeliveryError) as commit:
         await provider.send(message("start", commit="d" * 40), destination(peer))
-    assert "HTTP 401" in wrong.value.message and "BBDC-wrong-token-77" not in wrong.value.message
-    assert "HTTP 404" in commit.value.message and "does not exist" in commit.value.message
+    assert "HTTP 401" in wrong.value.message
+    assert "BBDC-wrong-token-77" not in wrong.value.message
+    assert "HTTP 404" in commit.value.message
+    assert "does not exist" in commit.value.message
 
 
 async def test_the_instance_is_required(provider: BitbucketServerProvider) -> None:

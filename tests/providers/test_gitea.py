@@ -100,7 +100,8 @@ async def test_a_token_without_the_write_scope_and_a_wrong_token_are_permanent(
             await provider.send(message("start"), destination(reader))
         with pytest.raises(PermanentDeliveryError) as wrong:
             await provider.send(message("start"), destination(reader, token="gitea-wrong-1234"))
-    assert "HTTP 403" in scope.value.message and "write:repository" in scope.value.message
+    assert "HTTP 403" in scope.value.message
+    assert "write:repository" in scope.value.message
     assert "HTTP 401" in wrong.value.message
     assert "gitea-wrong-1234" not in wrong.value.message
 

@@ -2,7 +2,7 @@
 versions, validation and answers. Point a Secret's `apiUrl` at `peer.url` (the organization
 sits in the path, as on dev.azure.com).
 
-What it enforces, from the Azure DevOps REST reference (Git › Statuses) and its rate-limit page:
+What it enforces, from the Azure DevOps REST reference (Git > Statuses) and its rate-limit page:
 - a personal access token as the password of basic auth; a request without credentials is
   answered 203 with the HTML sign-in page (what Azure DevOps does), a wrong token 401.
 - every request names an `api-version` the server takes (400 VssVersionNotSpecifiedException

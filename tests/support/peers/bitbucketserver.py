@@ -75,9 +75,9 @@ class BitbucketServerPeer(StatusPeer):
             message = "Authentication failed. Please check your credentials and try again."
             exception = "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"
             return 401, _errors(message, exception=exception), {}
-        if how == "basic" and request.method == "POST":
-            if request.headers.get("X-Atlassian-Token") != "no-check":
-                return 403, _errors("XSRF check failed"), {}
+        xsrf_checked = request.headers.get("X-Atlassian-Token") == "no-check"
+        if how == "basic" and request.method == "POST" and not xsrf_checked:
+            return 403, _errors("XSRF check failed"), {}
         path = request.path.removeprefix(self.prefix + REST).strip("/").split("/")
         if request.method == "GET" and path == ["projects"]:
             return 200, {"size": 1, "limit": 1, "isLastPage": False, "values": []}, {}
