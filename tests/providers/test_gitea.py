@@ -109,7 +109,8 @@ async def test_a_token_without_the_write_scope_and_a_wrong_token_are_permanent(
 async def test_an_unknown_commit_is_permanent(peer: GiteaPeer, provider: GiteaProvider) -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(message("start", commit="f" * 40), destination(peer))
-    assert "HTTP 404" in caught.value.message
+    assert "HTTP 500" in caught.value.message
+    assert "no such commit" in caught.value.message
 
 
 async def test_a_proxy_rate_limit_is_retried_after_it(

@@ -2,15 +2,18 @@
 validation and answers. Point a Secret's `apiUrl` at `peer.base_url` (the instance; the API is
 under `/api/v1`).
 
-What it enforces, from Gitea's API documentation (swagger `CreateStatusOption`):
-- `Authorization: token <token>` (or `Bearer`), else 401 `{"message": "…", "url": …}`; a token
-  without the `write:repository` scope gets 403 "token does not have at least one of required
-  scope(s): [write:repository]" on a write (and `read:repository` on a read); an unknown
-  repository 404 "The target couldn't be found.".
-- a status: `state` one of pending, success, error, failure, warning (else 422); the commit
-  must be one of the repository's (else 404); `context`, `description` and `target_url` are
-  optional (Gitea stores them as TEXT: no length limit); 201 with the status (`id`, `status`,
-  `context`, …). The statuses of a commit are kept; Gitea shows the latest of each context.
+What it enforces, from Gitea's API documentation (swagger `CreateStatusOption`) and the answers
+of a real Gitea built here from its Go module (tests/providers/test_gitea_server.py runs the
+provider against one):
+- `Authorization: token <token>` (or `Bearer`): none 401 "token is required", a wrong one 401
+  "invalid username, password or token"; a token without the `write:repository` scope 403
+  "token does not have at least one of required scope(s), required=[write:repository], …"; an
+  unknown repository 404 "not found".
+- a status: Gitea stores whatever `state` it is given (the UI knows pending, success, error,
+  failure, warning: the contract holds the renderer to those); a commit the repository does
+  not have is a 500 "GetCommit[…]: object does not exist"; `context`, `description` and
+  `target_url` are TEXT (no length limit); 201 with the status (`id`, `status`, `context`, …).
+  Every status is kept; Gitea shows the latest of each context.
 - `GET /user` answers the token's user, `GET /repos/{owner}/{repo}` the repository.
 - rate limits: Gitea has none of its own; instances behind a rate-limiting proxy (as Codeberg
   runs Forgejo) answer 429 with `Retry-After`, which this peer does when told to.
@@ -27,7 +30,7 @@ from tests.support.peers._statuses import StatusContract, StatusPeer
 
 DEFAULT_TOKEN = "gitea-test-token-5e6f7a8b9c0d"
 STATES = frozenset({"pending", "success", "error", "failure", "warning"})
-_NOT_FOUND = "The target couldn't be found."
+_NOT_FOUND = "not found"
 
 
 class GiteaPeer(StatusPeer):
@@ -53,7 +56,8 @@ class GiteaPeer(StatusPeer):
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("token ").removeprefix("Bearer ")
         if token != self.token or auth == token:
-            return 401, self._error("user does not exist [uid: 0, name: ]"), {}
+            said = "token is required" if not auth else "invalid username, password or token"
+            return 401, self._error(said), {}
         path = request.path.removeprefix(self.prefix).strip("/").split("/")
         if request.method == "GET" and path == ["user"]:
             return 200, {"id": 1, "login": "deploybell", "is_admin": False}, {}
@@ -80,10 +84,9 @@ class GiteaPeer(StatusPeer):
     def _status(self, repository: str, sha: str, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
             return 422, self._error("[]: invalid JSON body")
-        if body.get("state") not in STATES:
-            return 422, self._error(f"[State]: invalid commit status state {body.get('state')!r}")
         if sha not in self.repositories[repository]:
-            return 404, self._error(f"object does not exist [id: {sha}, rel_path: ]")
+            said = f"GetCommit[{sha}]: object does not exist [id: {sha}, rel_path: ]"
+            return 500, self._error(said)
         context = str(body.get("context") or "default")
         stored = self._store(repository, sha, context, body, url="target_url")
         return 201, {

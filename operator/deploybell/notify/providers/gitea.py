@@ -16,11 +16,12 @@ from typing import Any
 from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.providers import _commitstatus, _forge, _http, _layout, base
+from deploybell.notify.providers import _answers, _commitstatus, _forge, _http, _layout, base
 
 DEFAULT_API_URL = "https://gitea.com/api/v1"
 STATES = {"start": "pending", "success": "success", "failure": "failure", "cancel": "error"}
-# Gitea keeps descriptions as TEXT; one line of the commit list shows about this much.
+# Gitea keeps descriptions as TEXT (it took 70,000 characters here); one line of the commit's
+# status list shows about this much.
 MAX_DESCRIPTION = 255
 _NAME = r"[A-Za-z0-9_.-]+"
 
@@ -90,6 +91,16 @@ class GiteaProvider(_commitstatus.CommitStatusForge):
 
     def whoami(self, root: URL) -> URL:
         return root.joinpath("user")
+
+    def answer(self, out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sent:
+        """Gitea answers a commit the repository does not have with a 500 ("GetCommit[…]:
+        object does not exist"): no retry mends that."""
+        said = _answers.vendor_message(reply.json())
+        if reply.status == 500 and "object does not exist" in said:
+            raise base.PermanentDeliveryError(
+                f"gitea: HTTP 500 for {context}: the repository has no such commit ({said})"
+            )
+        return super().answer(out, reply, context)
 
     def commit_status_body(self, draft: base.Draft) -> dict[str, Any]:
         return commit_status(draft)
