@@ -1,6 +1,7 @@
-"""End to end: the operator sets commit statuses on Gitea, Bitbucket Cloud, Bitbucket Data
-Center and Azure DevOps peers for DeployJob runs — one status per DeployJob on its commit, in
-progress at start and then the outcome (success, failure), the start's replaced by it."""
+"""End to end: the operator sets commit statuses on a real Gitea (built from its Go module) and
+on Bitbucket Cloud, Bitbucket Data Center and Azure DevOps peers for DeployJob runs — one status
+per DeployJob on its commit, in progress at start and then the outcome (success, failure), the
+start's replaced by it in what the forge shows."""
 
 from __future__ import annotations
 
@@ -14,17 +15,17 @@ import pytest
 from deploybell.notify.providers._commitstatus import short_key
 from tests.support.cluster import ClusterAccess
 from tests.support.deploybell import deployment, notifying, secret, sent_everywhere, wait_dj
-from tests.support.peers._statuses import Status, StatusPeer
+from tests.support.gitea import GiteaServer, binary
+from tests.support.peers._statuses import StatusPeer
 from tests.support.peers.azuredevops import AzureDevopsPeer
 from tests.support.peers.bitbucket import MAX_KEY, BitbucketPeer
 from tests.support.peers.bitbucketserver import BitbucketServerPeer
-from tests.support.peers.gitea import GiteaPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("gitea", "bitbucket", "bitbucketserver", "azuredevops")
 all_sent = functools.partial(sent_everywhere, TYPES, 1)
 REPOSITORY = "https://git.example.com/acme/web.git"
-SHAS = {"web": "5" * 40, "api": "6" * 40}
+JOBS = (("web", "success"), ("api", "failure"))
 # What each forge calls the start's state and each outcome's.
 STATES = {
     "gitea": ("pending", {"success": "success", "failure": "failure"}),
@@ -36,26 +37,40 @@ STATES = {
 
 @dataclass
 class Peers:
-    gitea: GiteaPeer
+    gitea: GiteaServer
+    commit: str  # the one commit of the Gitea repository, deployed by both jobs
     bitbucket: BitbucketPeer
     bitbucketserver: BitbucketServerPeer
     azuredevops: AzureDevopsPeer
 
-    def of(self, type_: str) -> StatusPeer:
+    def states(self, type_: str, ns: str, job: str) -> tuple[list[str], list[str]]:
+        """The states set for a DeployJob, oldest first, and what the forge shows for it."""
+        name = f"deploybell/{ns}/{job}"
+        if type_ == "gitea":
+            ours = [s for s in self.gitea.statuses("web", self.commit) if s["context"] == name]
+            shown = self.gitea.combined("web", self.commit)["statuses"]
+            return [s["status"] for s in ours], [s["status"] for s in shown if s["context"] == name]
         peer: StatusPeer = getattr(self, type_)
-        return peer
+        names = {name, short_key(name, MAX_KEY)}  # Bitbucket Cloud's keys are 40 characters
+        return (
+            [s.state for s in peer.statuses() if s.name in names],
+            [s.state for s in peer.shown() if s.name in names],
+        )
 
 
 @pytest.fixture(scope="module")
-def peers() -> Iterator[Peers]:
-    commits = set(SHAS.values())
-    with (
-        GiteaPeer(repositories={"acme/web": commits}) as gitea,
-        BitbucketPeer(repositories={"acme/web": commits}) as bitbucket,
-        BitbucketServerPeer(repositories={"ACME/web": commits}) as server,
-        AzureDevopsPeer(repositories={"acme/Platform/web": commits}) as azure,
-    ):
-        yield Peers(gitea, bitbucket, server, azure)
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
+    gitea = GiteaServer(binary(), tmp_path_factory.mktemp("gitea") / "work").start()
+    commit = gitea.repository("web")
+    try:
+        with (
+            BitbucketPeer(repositories={"acme/web": {commit}}) as bitbucket,
+            BitbucketServerPeer(repositories={"ACME/web": {commit}}) as server,
+            AzureDevopsPeer(repositories={"acme/Platform/web": {commit}}) as azure,
+        ):
+            yield Peers(gitea, commit, bitbucket, server, azure)
+    finally:
+        gitea.stop()
 
 
 def notification(type_: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +87,10 @@ def setup(cluster: ClusterAccess, ns: str, peers: Peers) -> None:
     server = peers.bitbucketserver
     cluster.apply(
         [
-            secret("gitea", {"token": peers.gitea.token, "apiUrl": peers.gitea.base_url}),
+            secret(
+                "gitea",
+                {"token": peers.gitea.token("write:repository"), "apiUrl": peers.gitea.base_url},
+            ),
             secret("bitbucket", {"token": peers.bitbucket.token, "apiUrl": peers.bitbucket.url}),
             secret(
                 "bitbucketserver",
@@ -90,37 +108,25 @@ def setup(cluster: ClusterAccess, ns: str, peers: Peers) -> None:
     )
 
 
-def of_job(peer: StatusPeer, ns: str, job: str) -> list[Status]:
-    """The statuses set for one DeployJob, oldest first."""
-    name = f"deploybell/{ns}/{job}"
-    wanted = {name, short_key(name, MAX_KEY)}  # Bitbucket Cloud's keys are 40 characters
-    return [s for s in peer.statuses() if s.sha == SHAS[job] and s.name in wanted]
-
-
 def test_start_success_and_failure_reach_every_forge(
     cluster: ClusterAccess, namespace: str, peers: Peers
 ) -> None:
     ns = namespace
     setup(cluster, ns, peers)
     crashing = deployment("api", annotations={"deploybell.test/fail": "CrashLoopBackOff"})
-    source = {"repository": REPOSITORY}
+    source = {"repository": REPOSITORY, "revision": peers.commit}
     cluster.apply(
         [
-            notifying(
-                TYPES, "web", [deployment("web")], source={**source, "revision": SHAS["web"]}
-            ),
-            notifying(TYPES, "api", [crashing], source={**source, "revision": SHAS["api"]}),
+            notifying(TYPES, "web", [deployment("web")], source=source),
+            notifying(TYPES, "api", [crashing], source=source),
         ],
         ns,
     )
-    for job, outcome in (("web", "success"), ("api", "failure")):
+    for job, outcome in JOBS:
         wait_dj(cluster, ns, job, f"{outcome} set everywhere", all_sent(outcome), timeout=120)
         for type_ in TYPES:
-            peer = peers.of(type_)
             start, outcomes = STATES[type_]
-            seen = of_job(peer, ns, job)
-            assert [s.state for s in seen] == [start, outcomes[outcome]], (type_, seen)
-            assert f"{ns}/{job} " in seen[-1].description, (type_, seen)
+            states, shown = peers.states(type_, ns, job)
+            assert states == [start, outcomes[outcome]], (type_, job, states)
             # What the forge shows for the commit: the outcome alone, in place of the start.
-            shown = [s for s in peer.shown() if s.sha == SHAS[job] and s.name == seen[0].name]
-            assert [s.state for s in shown] == [outcomes[outcome]], (type_, shown)
+            assert shown == [outcomes[outcome]], (type_, job, shown)
