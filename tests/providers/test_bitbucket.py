@@ -77,6 +77,17 @@ async def test_basic_auth_from_username_and_password_or_a_user_password_token(
     assert [s.state for s in peer.shown()] == ["SUCCESSFUL"]
 
 
+async def test_only_the_credentials_that_set_a_status_may_overwrite_it(
+    peer: BitbucketPeer, provider: BitbucketProvider
+) -> None:
+    await provider.send(message("start"), destination(peer))
+    other = {"username": peer.username, "password": peer.password}
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await provider.send(message("success"), destination(peer, **other))
+    assert "HTTP 403" in caught.value.message
+    assert [s.state for s in peer.shown()] == ["INPROGRESS"]
+
+
 async def test_long_names_get_distinct_stable_keys_and_a_link_to_the_commit(
     peer: BitbucketPeer, provider: BitbucketProvider
 ) -> None:
@@ -94,7 +105,7 @@ async def test_a_scope_too_narrow_a_wrong_token_and_an_unknown_commit_are_perman
     peer: BitbucketPeer, provider: BitbucketProvider
 ) -> None:
     with (
-        BitbucketPeer(scopes=frozenset({"repository"})) as reader,
+        BitbucketPeer(scopes=frozenset({"pullrequest"})) as reader,
         pytest.raises(PermanentDeliveryError) as scope,
     ):
         await provider.send(message("start"), destination(reader))

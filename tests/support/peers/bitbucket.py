@@ -3,9 +3,11 @@ Bitbucket's auth, validation and answers. Point a Secret's `apiUrl` at `peer.url
 
 What it enforces, from Bitbucket Cloud's REST reference (commit statuses) and its limits page:
 - basic auth with a username and an app password or API token, or a Bearer access token; else
-  401 `{"type": "error", "error": {"message": …}}`; credentials without the `repository:write`
-  scope get 403 "Your credentials lack one or more required privilege scopes." on a write; an
-  unknown repository 404.
+  401 `{"type": "error", "error": {"message": …}}`; credentials without the `repository` (read)
+  scope get 403 "Your credentials lack one or more required privilege scopes."; an unknown
+  repository 404. Posting a build status needs only read access, but a status may be
+  overwritten only by the credentials that created it (Bitbucket's change of May 2021; admins
+  aside): others get 403.
 - a build status: `key`, `state` and `url` are required; `state` one of INPROGRESS,
   SUCCESSFUL, FAILED, STOPPED; `key` at most 40 characters; `url` an absolute URL; the commit
   must be one of the repository's (404). A key the commit has is overwritten (200), a new one
@@ -48,32 +50,35 @@ class BitbucketPeer(StatusPeer):
         token: str = DEFAULT_TOKEN,
         username: str = DEFAULT_USER,
         password: str = DEFAULT_PASSWORD,
-        scopes: frozenset[str] = frozenset({"repository:write"}),
+        scopes: frozenset[str] = frozenset({"repository"}),
         repositories: dict[str, set[str]] | None = None,
     ) -> None:
         super().__init__(repositories)
         self.token, self.username, self.password = token, username, password
         self.scopes = scopes
+        self._creators: dict[tuple[str, str, str], str] = {}  # (repository, sha, key) → who
 
     def rate_limit(self, seconds: int) -> None:
         body = json.dumps(_error("Rate limit for this resource has been exceeded"))
         self.respond_next(1, 429, retry_after=str(seconds), body=body)
 
-    def _signed_in(self, request: web.Request) -> bool:
+    def _signed_in(self, request: web.Request) -> str:
+        """Who the credentials are: the access token's own user, the user, or "" (nobody)."""
         auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            return auth.removeprefix("Bearer ") == self.token
+        if auth == f"Bearer {self.token}":
+            return "access-token"
         pair = f"{self.username}:{self.password}".encode()
-        return auth == f"Basic {base64.b64encode(pair).decode()}"
+        return self.username if auth == f"Basic {base64.b64encode(pair).decode()}" else ""
 
     def _answer(self, request: web.Request, body: Any) -> tuple[int, Any, dict[str, str]]:
-        if not self._signed_in(request):
+        who = self._signed_in(request)
+        if not who:
             return 401, _error("Unauthorized"), {}
         path = request.path.removeprefix(self.prefix).strip("/").split("/")
         if request.method == "GET" and path == ["user"]:
             return 200, {"type": "user", "username": "deploybell", "uuid": "{1}"}, {}
-        if request.method != "GET" and "repository:write" not in self.scopes:
-            required = {"granted": sorted(self.scopes), "required": ["repository:write"]}
+        if "repository" not in self.scopes and "repository:write" not in self.scopes:
+            required = {"granted": sorted(self.scopes), "required": ["repository"]}
             message = "Your credentials lack one or more required privilege scopes."
             return 403, _error(message, detail=required), {}
         if len(path) < 3 or path[0] != "repositories":
@@ -85,11 +90,11 @@ class BitbucketPeer(StatusPeer):
             case "GET", []:
                 return 200, {"type": "repository", "full_name": repository}, {}
             case "POST", ["commit", sha, "statuses", "build"]:
-                status, answer = self._status(repository, sha, body)
+                status, answer = self._status(repository, sha, body, who)
                 return status, answer, {}
         return 404, _error("Resource not found"), {}
 
-    def _status(self, repository: str, sha: str, body: Any) -> tuple[int, Any]:
+    def _status(self, repository: str, sha: str, body: Any, who: str) -> tuple[int, Any]:
         if not isinstance(body, dict):
             return 400, _error("Bad request: the body is not a JSON object")
         problems = status_problems(body)
@@ -98,6 +103,9 @@ class BitbucketPeer(StatusPeer):
             return 400, _error("Bad request", fields=fields)
         if sha not in self.repositories[repository]:
             return 404, _error(f"Commit not found: {sha}")
+        created_by = self._creators.setdefault((repository, sha, str(body["key"])), who)
+        if created_by != who:
+            return 403, _error("Only the creator of a build status may update it.")
         before = [s for s in self.statuses(repository) if (s.sha, s.name) == (sha, body["key"])]
         stored = self._store(repository, sha, str(body["key"]), body)
         answer = {

@@ -75,7 +75,7 @@ RULES = ProviderRules(
             "the Bitbucket username (app password).",
             sensitive=False,
         ),
-        SecretKey("password", "An API token or app password with the `repository:write` scope."),
+        SecretKey("password", "An API token or app password that may read the repository."),
         SecretKey(
             "apiUrl", "The API root; default https://api.bitbucket.org/2.0.", sensitive=False
         ),
@@ -83,9 +83,11 @@ RULES = ProviderRules(
     secret_needs=(frozenset({"token"}), frozenset({"username", "password"})),
     edits_in_place=True,
     setup="A repository access token (repository settings > Access tokens) with the "
-    "**`repository:write`** scope, as the Secret's `token`; or an Atlassian API token with the "
-    "scope **`write:repository:bitbucket`** (with the account's e-mail as `username`), or an "
-    "app password with **Repositories: Write**, as `username`/`password`.",
+    "**`repository`** (read) scope, as the Secret's `token`; or an Atlassian API token with "
+    "**`read:repository:bitbucket`** (the account's e-mail as `username`), or an app password "
+    "with **Repositories: Read**, as `username`/`password`. Bitbucket lets whoever reads a "
+    "repository post build statuses, but only their creator (or an admin) may overwrite one: "
+    "start and outcome must go with the same credentials.",
 )
 
 

@@ -58,8 +58,10 @@ RULES = ProviderRules(
     ),
     secret_keys=(
         SecretKey("apiUrl", "The instance's base URL, context path included.", sensitive=False),
-        SecretKey("token", "An HTTP access token with the repository's **Repository write**."),
-        SecretKey("username", "With `password`: a user with write access.", sensitive=False),
+        SecretKey("token", "An HTTP access token with **Repository read** permission."),
+        SecretKey(
+            "username", "With `password`: a user who may read the repository.", sensitive=False
+        ),
         SecretKey("password", "The user's password (basic auth)."),
     ),
     secret_needs=(
@@ -67,10 +69,11 @@ RULES = ProviderRules(
         frozenset({"apiUrl", "username", "password"}),
     ),
     edits_in_place=True,
-    setup="An HTTP access token of the repository (or its project) with **Repository write** "
-    "permission (repository settings > HTTP access tokens), sent as a Bearer token; or a user's "
-    "`username`/`password` with write access (basic auth). The Secret's `apiUrl` is the "
-    "instance's base URL. Needs Bitbucket 7.4 or later (the builds API).",
+    setup="An HTTP access token of the repository (or its project) with **Repository read** "
+    "permission (repository settings > HTTP access tokens; the builds API asks REPO_READ), sent "
+    "as a Bearer token; or the `username`/`password` of a user who may read it (basic auth). "
+    "The Secret's `apiUrl` is the instance's base URL. Needs Bitbucket 7.4 or later (the "
+    "builds API).",
 )
 
 
