@@ -119,6 +119,17 @@ async def test_a_rate_limit_is_retried_after_it(
     assert caught.value.retry_after == 13
 
 
+async def test_a_deployjob_without_a_revision_is_named(
+    peer: AzureDevopsPeer, provider: AzureDevopsProvider
+) -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await provider.send(message("start", commit=""), destination(peer))
+    assert "has no spec.source.revision: azuredevops records a status of a commit" in (
+        caught.value.message
+    )
+    assert peer.statuses() == []
+
+
 async def test_notify_test_needs_the_repository_option(
     peer: AzureDevopsPeer, provider: AzureDevopsProvider
 ) -> None:

@@ -26,6 +26,7 @@ class CommitStatusForge(_forge.ForgeProvider):
     """Sets the run's commit status at every event; a notify-test sets nothing."""
 
     record_ref = "status"
+    records = "a status"
     status_name: ClassVar[str]  # the body's key that names the status: "context", "key"
 
     async def record(

@@ -42,11 +42,13 @@ class ForgeProvider(_http.HttpProvider):
     status_name: ClassVar[str]  # the commit status body's key that names it
     can: ClassVar[str] = "read"  # what notify-test says the token can do with the repository
     record_ref: ClassVar[str] = "deployment"  # the ledger ref that keeps the record's id
+    records: ClassVar[str] = "a deployment"  # what it makes of a commit, for error messages
 
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         if out.message.test:
             return await self._check(out, self._repository(out, None))
-        sha = _records.commit(out.message, self.rules.type)  # first: without spec.source, say that
+        # first: without spec.source, say that
+        sha = _records.commit(out.message, self.rules.type, self.records)
         repo = self._repository(out, out.message)
         deployment, detail = await self.record(out, repo, sha)
         if out.options.get("commitStatus", False):
