@@ -1,7 +1,8 @@
 """End to end: the operator sets commit statuses on a real Gitea (built from its Go module) and
 on Bitbucket Cloud, Bitbucket Data Center and Azure DevOps peers for DeployJob runs — one status
-per DeployJob on its commit, in progress at start and then the outcome (success, failure), the
-start's replaced by it in what the forge shows."""
+per DeployJob on its commit, in progress at start and then the outcome (success, failure,
+cancel), the start's replaced by it in what the forge shows, its name kept in the ledger while
+the run goes on."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ import pytest
 
 from deploybell.notify.providers._commitstatus import short_key
 from tests.support.cluster import ClusterAccess
-from tests.support.deploybell import deployment, notifying, secret, sent_everywhere, wait_dj
+from tests.support.deploybell import (
+    UNSCHEDULABLE,
+    delivered,
+    deployment,
+    notifying,
+    secret,
+    sent_everywhere,
+    start_refs,
+    wait_dj,
+)
 from tests.support.gitea import GiteaServer, binary
 from tests.support.peers._statuses import StatusPeer
 from tests.support.peers.azuredevops import AzureDevopsPeer
@@ -25,13 +35,19 @@ pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("gitea", "bitbucket", "bitbucketserver", "azuredevops")
 all_sent = functools.partial(sent_everywhere, TYPES, 1)
 REPOSITORY = "https://git.example.com/acme/web.git"
-JOBS = (("web", "success"), ("api", "failure"))
+JOBS = (("web", "success"), ("api", "failure"), ("slow", "cancel"))
 # What each forge calls the start's state and each outcome's.
 STATES = {
-    "gitea": ("pending", {"success": "success", "failure": "failure"}),
-    "bitbucket": ("INPROGRESS", {"success": "SUCCESSFUL", "failure": "FAILED"}),
-    "bitbucketserver": ("INPROGRESS", {"success": "SUCCESSFUL", "failure": "FAILED"}),
-    "azuredevops": ("pending", {"success": "succeeded", "failure": "failed"}),
+    "gitea": ("pending", {"success": "success", "failure": "failure", "cancel": "error"}),
+    "bitbucket": (
+        "INPROGRESS",
+        {"success": "SUCCESSFUL", "failure": "FAILED", "cancel": "STOPPED"},
+    ),
+    "bitbucketserver": (
+        "INPROGRESS",
+        {"success": "SUCCESSFUL", "failure": "FAILED", "cancel": "CANCELLED"},
+    ),
+    "azuredevops": ("pending", {"success": "succeeded", "failure": "failed", "cancel": "error"}),
 }
 
 
@@ -108,22 +124,33 @@ def setup(cluster: ClusterAccess, ns: str, peers: Peers) -> None:
     )
 
 
-def test_start_success_and_failure_reach_every_forge(
+def test_start_and_every_outcome_reach_every_forge(
     cluster: ClusterAccess, namespace: str, peers: Peers
 ) -> None:
     ns = namespace
     setup(cluster, ns, peers)
     crashing = deployment("api", annotations={"deploybell.test/fail": "CrashLoopBackOff"})
+    stuck = deployment("slow", node_selector=UNSCHEDULABLE)
     source = {"repository": REPOSITORY, "revision": peers.commit}
     cluster.apply(
         [
             notifying(TYPES, "web", [deployment("web")], source=source),
             notifying(TYPES, "api", [crashing], source=source),
+            notifying(TYPES, "slow", [stuck], source=source),
         ],
         ns,
     )
+    running = wait_dj(
+        cluster, ns, "slow", "start set", lambda s: delivered(s, 1, "start") == set(TYPES)
+    )
+    for type_ in TYPES:
+        # What an outcome sent by a restarted operator reads: the status's name, in the ledger.
+        name = f"deploybell/{ns}/slow"
+        kept = start_refs(running["status"], 1, type_)
+        assert kept["status"] in {name, short_key(name, MAX_KEY)}, (type_, kept)
+    cluster.kubectl("annotate", "dj/slow", "-n", ns, "deploybell.io/cancel=now")
     for job, outcome in JOBS:
-        wait_dj(cluster, ns, job, f"{outcome} set everywhere", all_sent(outcome), timeout=120)
+        wait_dj(cluster, ns, job, f"{outcome} set", all_sent(outcome), timeout=120)
         for type_ in TYPES:
             start, outcomes = STATES[type_]
             states, shown = peers.states(type_, ns, job)
