@@ -91,7 +91,13 @@ async def send(
     provider: Provider, peer: Contract, type_: str, event: str, run: int, previous: Any = None
 ) -> dict[str, str]:
     recipient = (peer.recipients() or ("",))[0]
-    sent = await provider.send(message(event, run), destination(peer, type_, recipient, previous))
+    msg = message(event, run)
+    if commit_of := getattr(peer, "commit_of", None):
+        # A destination that keeps one record per DeployJob and commit (a commit status) shows
+        # a later run of the same DeployJob in place of an earlier one: each run gets its own
+        # commit there, so that every run stays visible.
+        msg = dataclasses.replace(msg, commit=commit_of(run))
+    sent = await provider.send(msg, destination(peer, type_, recipient, previous))
     return dict(sent.refs)
 
 

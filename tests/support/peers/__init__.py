@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from tests.support.peers.apprise import AppriseJsonPeer
+from tests.support.peers.azuredevops import AzureDevopsContract
+from tests.support.peers.bitbucket import BitbucketContract
+from tests.support.peers.bitbucketserver import BitbucketServerContract
 from tests.support.peers.contract import (
     Contract,
     EmailContract,
@@ -19,6 +22,7 @@ from tests.support.peers.contract import (
 )
 from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
+from tests.support.peers.gitea import GiteaContract
 from tests.support.peers.github import GithubContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
@@ -45,4 +49,8 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "gitlab": GitlabContract,
     "grafana": GrafanaContract,
     "datadog": DatadogContract,
+    "gitea": GiteaContract,
+    "bitbucket": BitbucketContract,
+    "bitbucketserver": BitbucketServerContract,
+    "azuredevops": AzureDevopsContract,
 }

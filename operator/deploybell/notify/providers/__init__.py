@@ -16,9 +16,13 @@ from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
     apprise,
+    azuredevops,
+    bitbucket,
+    bitbucketserver,
     datadog,
     discord,
     email,
+    gitea,
     github,
     gitlab,
     googlechat,
@@ -51,6 +55,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     gitlab.PROVIDER,
     grafana.PROVIDER,
     datadog.PROVIDER,
+    gitea.PROVIDER,
+    bitbucket.PROVIDER,
+    bitbucketserver.PROVIDER,
+    azuredevops.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
