@@ -25,12 +25,16 @@ from deploybell.notify.providers import (
     grafana,
     hipchat,
     irc,
+    matrix,
     mattermost,
     pagerduty,
+    rocketchat,
     slack,
     teams,
     telegram,
+    webex,
     webhook,
+    zulip,
 )
 from deploybell.notify.providers.base import Provider, ProviderType
 
@@ -51,6 +55,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     gitlab.PROVIDER,
     grafana.PROVIDER,
     datadog.PROVIDER,
+    rocketchat.PROVIDER,
+    webex.PROVIDER,
+    matrix.PROVIDER,
+    zulip.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
