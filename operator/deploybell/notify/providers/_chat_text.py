@@ -31,6 +31,8 @@ LEVELS = (
 # one of these chats; a word joiner after it shows the same text and mentions nobody.
 _MENTION = re.compile(r"@(?=[\w.-])")
 _WORD_JOINER = "\u2060"
+# Control characters show as nothing or as boxes, and JSON carries each as six bytes.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,9 @@ Line = tuple[Span, ...]
 def lines(message: Message, override: base.Title | None, level: _layout.Level) -> list[Line]:
     """The message at `level`: headline, summary, facts, lists, link, footer."""
     title, summary = base.headline(message, override)
-    out: list[Line] = [(Span(clip(title, TITLE_CHARS), "b"),)]
+    out: list[Line] = [(Span(_flat(title, TITLE_CHARS), "b"),)]
     if summary:
-        out.append((Span(clip(summary, level.summary_chars)),))
+        out.append((Span(_flat(summary, level.summary_chars)),))
     for name, value in message.facts():
         out.append((Span(f"{name}:", "b"), Span(" " + _flat(value, level.value_chars))))
     for heading, items in message.lists():
@@ -71,9 +73,9 @@ def lines(message: Message, override: base.Title | None, level: _layout.Level) -
 def reply_lines(message: Message, override: base.Title | None) -> list[Line]:
     """The outcome as a short thread reply: headline, summary, the first failing pod, the link."""
     title, summary = base.headline(message, override)
-    out: list[Line] = [(Span(clip(title, TITLE_CHARS), "b"),)]
+    out: list[Line] = [(Span(_flat(title, TITLE_CHARS), "b"),)]
     if summary:
-        out.append((Span(clip(summary, 500)),))
+        out.append((Span(_flat(summary, 500)),))
     if message.pods:
         out.append((Span("• " + _flat(message.pods[0].line(), 300)),))
         if len(message.pods) > 1:
@@ -84,8 +86,10 @@ def reply_lines(message: Message, override: base.Title | None) -> list[Line]:
 
 
 def _flat(text: str, limit: int) -> str:
-    """One line of at most `limit` characters (multi-line values such as images are joined)."""
-    return clip(", ".join(part for part in text.splitlines() if part.strip()), limit)
+    """One line of at most `limit` characters (multi-line values such as images are joined),
+    without control characters."""
+    joined = ", ".join(part for part in text.splitlines() if part.strip())
+    return clip(_CONTROL.sub("", joined), limit)
 
 
 Writer = Callable[[Sequence[Line]], str]

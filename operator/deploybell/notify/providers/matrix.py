@@ -15,6 +15,7 @@ A 429 (`M_LIMIT_EXCEEDED`) says how long to wait in `Retry-After` and `retry_aft
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -95,8 +96,9 @@ def _content(lines: Sequence[_chat_text.Line], msgtype: str) -> dict[str, Any]:
 
 
 def _fits(lines: Sequence[_chat_text.Line]) -> bool:
-    sizes = (_chat_text.utf8(_chat_text.plain(lines)), _chat_text.utf8(_chat_text.html(lines)))
-    return max(sizes) <= TEXT_BYTES
+    """Both texts within TEXT_BYTES as the event's JSON carries them (escapes included)."""
+    texts = (_chat_text.plain(lines), _chat_text.html(lines))
+    return max(len(json.dumps(t, ensure_ascii=False).encode()) for t in texts) <= TEXT_BYTES
 
 
 def edit(new: dict[str, Any], start: str) -> dict[str, Any]:
