@@ -191,15 +191,19 @@ class RocketchatPeer(HttpPeer[HttpCall]):
     def _update(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         msg_id, rid, text = body.get("msgId"), body.get("roomId"), body.get("text")
         if not (isinstance(msg_id, str) and isinstance(rid, str) and isinstance(text, str)):
-            return 400, _failure("The required \"roomId\", \"msgId\" and \"text\" params", "")
+            return 400, _failure('The required "roomId", "msgId" and "text" params', "")
         with self._lock:
             message = self.messages.get(msg_id)
         if message is None:
             return 400, _failure(f'No message found with the id of "{msg_id}".', "")
         if message.rid != rid:
-            return 400, _failure("The room id provided does not match where the message is from.", "")
+            return 400, _failure(
+                "The room id provided does not match where the message is from.", ""
+            )
         if message.user != self.bot_id:
-            return 400, _failure("Not allowed [error-action-not-allowed]", "error-action-not-allowed")
+            return 400, _failure(
+                "Not allowed [error-action-not-allowed]", "error-action-not-allowed"
+            )
         problem = _size_problem(text)
         if problem:
             return 400, problem

@@ -137,8 +137,7 @@ class WebexPeer(HttpPeer[HttpCall]):
     def _answer(self, request: web.Request, body: Any) -> tuple[int, dict[str, Any]]:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, _error(
-                "The request requires a valid access token set in the Authorization request "
-                "header."
+                "The request requires a valid access token set in the Authorization request header."
             )
         if not isinstance(body, dict):
             return 400, _error("Unable to parse the request body as JSON.")
@@ -163,7 +162,9 @@ class WebexPeer(HttpPeer[HttpCall]):
             if found is None or found.room_id != room or found.parent_id:
                 return 400, _error("Unable to post message to room: invalid parentId.")
         markdown = str(body.get("markdown") or body.get("text") or "")
-        message = WebexMessage(new_id("MESSAGE"), str(room), BOT_EMAIL, markdown, time.time(), parent)
+        message = WebexMessage(
+            new_id("MESSAGE"), str(room), BOT_EMAIL, markdown, time.time(), parent
+        )
         with self._lock:
             self.messages[message.id] = message
         return 200, message.as_json()

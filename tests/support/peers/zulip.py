@@ -196,13 +196,19 @@ class ZulipPeer(HttpPeer[HttpCall]):
             if time.time() - message.timestamp > self.edit_limit_seconds:
                 return 400, {"msg": "The time limit for editing this message has passed"}
             with self._lock:
-                message.content = _truncated(form["content"], CONTENT_LIMIT, "\n[message truncated]")
+                message.content = _truncated(
+                    form["content"], CONTENT_LIMIT, "\n[message truncated]"
+                )
                 message.edited = True
         return 200, {"result": "success", "detached_uploads": []}
 
 
 def _missing(name: str) -> dict[str, Any]:
-    return {"msg": f"Missing '{name}' argument", "code": "REQUEST_VARIABLE_MISSING", "var_name": name}
+    return {
+        "msg": f"Missing '{name}' argument",
+        "code": "REQUEST_VARIABLE_MISSING",
+        "var_name": name,
+    }
 
 
 def _truncated(text: str, limit: int, marker: str) -> str:

@@ -64,7 +64,9 @@ RULES = ProviderRules(
     ),
     secret_keys=(
         SecretKey("token", "The account's access token."),
-        SecretKey("url", "The homeserver's base URL (`https://matrix.example.org`).", sensitive=False),
+        SecretKey(
+            "url", "The homeserver's base URL (`https://matrix.example.org`).", sensitive=False
+        ),
     ),
     secret_needs=(frozenset({"token", "url"}),),
     edits_in_place=True,

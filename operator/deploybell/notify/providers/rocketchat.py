@@ -194,7 +194,10 @@ def rate_limit_wait(reply: _answers.Reply, now: float | None = None) -> float | 
 
 
 def _render(preview: base.Preview) -> dict[str, Any]:
-    body: dict[str, Any] = {"channel": preview.recipient or "#channel", "text": render_text(preview)}
+    body: dict[str, Any] = {
+        "channel": preview.recipient or "#channel",
+        "text": render_text(preview),
+    }
     if preview.options.get("alias"):
         body["alias"] = preview.options["alias"]
     return body

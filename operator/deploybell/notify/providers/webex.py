@@ -83,11 +83,11 @@ class WebexProvider(_http.HttpProvider):
         api = _Api(out, out.url("apiUrl", DEFAULT_API_URL))
         room, start = str(out.previous.get("room", "")), str(out.previous.get("message", ""))
         threads = bool(out.options.get("threads", True))
-        if out.message.event != "start" and threads and room and start:
-            if await api.edit(start, room, render_markdown(out)):
-                reply = await api.create({"roomId": room, "parentId": start}, reply_markdown(out))
-                refs = {"room": room, "message": start, "reply": reply["id"]}
-                return base.Sent(refs=refs, detail=f"edited {start} and replied in its thread")
+        outcome = out.message.event != "start" and threads and room and start
+        if outcome and await api.edit(start, room, render_markdown(out)):
+            reply = await api.create({"roomId": room, "parentId": start}, reply_markdown(out))
+            refs = {"room": room, "message": start, "reply": reply["id"]}
+            return base.Sent(refs=refs, detail=f"edited {start} and replied in its thread")
         created = await api.create(_target(out.recipient), render_markdown(out))
         refs = {"room": str(created.get("roomId", "")), "message": created["id"]}
         return base.Sent(refs=refs, detail=f"created message {created['id']}")

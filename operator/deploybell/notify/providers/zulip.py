@@ -103,11 +103,11 @@ class ZulipProvider(_http.HttpProvider):
         api = _Api(out, out.url("url"))
         start = str(out.previous.get("message", ""))
         threads = bool(out.options.get("threads", True))
-        if out.message.event != "start" and threads and start.isdigit():
-            if await api.edit(start, render_content(out)):
-                reply = await api.send(message_fields(out, reply_content(out)))
-                refs = {"message": start, "reply": reply}
-                return base.Sent(refs=refs, detail=f"edited {start} and replied in the topic")
+        outcome = out.message.event != "start" and threads and start.isdigit()
+        if outcome and await api.edit(start, render_content(out)):
+            reply = await api.send(message_fields(out, reply_content(out)))
+            refs = {"message": start, "reply": reply}
+            return base.Sent(refs=refs, detail=f"edited {start} and replied in the topic")
         sent = await api.send(message_fields(out, render_content(out)))
         return base.Sent(refs={"message": sent}, detail=f"sent message {sent}")
 
@@ -148,8 +148,9 @@ def _check(out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sen
 def body_retry_after(reply: _answers.Reply) -> float | None:
     answer = reply.json()
     value = answer.get("retry-after") if isinstance(answer, dict) else None
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    return float(value) if ok else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def _render(preview: base.Preview) -> dict[str, str]:
