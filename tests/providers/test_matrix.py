@@ -69,9 +69,12 @@ async def test_the_outcome_replaces_the_start_and_is_replied_in_its_thread(
     assert [r.get("rel_type") for r in relations] == [None, "m.replace", "m.thread"]
     assert {r.get("event_id") for r in relations[1:]} == {started.refs["event"]}
     start, reply = peer.shown()
-    assert start["event_id"] == done.refs["event"] and start.get("edited")
-    assert "failed on prod-eu (run 3)" in start["body"] and "<b>" in start["formatted_body"]
-    assert start["msgtype"] == "m.notice" and start["m.mentions"] == {}
+    assert start["event_id"] == done.refs["event"]
+    assert start.get("edited")
+    assert "failed on prod-eu (run 3)" in start["body"]
+    assert "<b>" in start["formatted_body"]
+    assert start["msgtype"] == "m.notice"
+    assert start["m.mentions"] == {}
     assert "CrashLoopBackOff" in reply["body"]
 
 
@@ -82,7 +85,8 @@ async def test_an_alias_is_resolved_and_an_unknown_one_is_permanent(
     assert sent.refs["room"].startswith("!")
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(sample("start"), to(peer, "#nowhere:localtest"))
-    assert "404" in caught.value.message and "#nowhere:localtest" in caught.value.message
+    assert "404" in caught.value.message
+    assert "#nowhere:localtest" in caught.value.message
 
 
 async def test_a_wrong_token_is_permanent_and_masked(

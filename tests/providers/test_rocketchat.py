@@ -51,8 +51,10 @@ async def test_the_outcome_edits_the_start_message_and_replies_in_its_thread(
         await restarted.close()
     start, reply = peer.shown()
     assert start.id == started.refs["message"] == done.refs["message"]
-    assert start.edited and "failed on prod-eu (run 3)" in start.msg
-    assert reply.tmid == start.id and "CrashLoopBackOff" in reply.msg
+    assert start.edited
+    assert "failed on prod-eu (run 3)" in start.msg
+    assert reply.tmid == start.id
+    assert "CrashLoopBackOff" in reply.msg
     assert not any("started" in m.msg for m in peer.shown())
 
 
@@ -64,7 +66,8 @@ async def test_a_start_message_that_is_gone_gets_the_outcome_as_a_new_message(
         del peer.messages[started.refs["message"]]
     done = await provider.send(sample("success"), rest(peer, previous=started.refs))
     [outcome] = peer.shown()
-    assert outcome.id == done.refs["message"] and "succeeded" in outcome.msg
+    assert outcome.id == done.refs["message"]
+    assert "succeeded" in outcome.msg
 
 
 async def test_an_incoming_webhook_posts_to_its_channel_or_the_override(
@@ -87,15 +90,18 @@ async def test_a_wrong_token_is_permanent_and_masked(
     wrong = dataclasses.replace(rest(peer), secret={**peer.secret(), "token": "not-the-token"})
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(sample("start"), wrong)
-    assert "401" in caught.value.message and "not-the-token" not in caught.value.message
+    assert "401" in caught.value.message
+    assert "not-the-token" not in caught.value.message
 
 
 async def test_a_value_mentions_nobody(peer: RocketchatPeer, provider: RocketchatProvider) -> None:
     shouting = dataclasses.replace(sample("failure"), message="ping @all and @here *now*")
     await provider.send(shouting, rest(peer))
     [message] = peer.shown()
-    assert "@all" not in message.msg and "@here" not in message.msg
-    assert "@\u2060all" in message.msg and r"\*now\*" in message.msg
+    assert "@all" not in message.msg
+    assert "@here" not in message.msg
+    assert "@\u2060all" in message.msg
+    assert r"\*now\*" in message.msg
 
 
 def test_the_rate_limiter_wait_comes_from_the_reset_header_or_the_error_text() -> None:

@@ -39,9 +39,11 @@ async def test_the_outcome_edits_the_start_message_and_replies_in_its_thread(
     started = await provider.send(sample("start"), to(peer, peer.room))
     done = await provider.send(sample("success"), to(peer, peer.room, previous=started.refs))
     start, reply = peer.shown()
-    assert start.id == started.refs["message"] == done.refs["message"] and start.updated
+    assert start.id == started.refs["message"] == done.refs["message"]
+    assert start.updated
     assert "succeeded on prod-eu (run 3)" in start.markdown
-    assert reply.parent_id == start.id and reply.room_id == peer.room
+    assert reply.parent_id == start.id
+    assert reply.room_id == peer.room
 
 
 async def test_an_email_recipient_gets_a_one_to_one_space_and_its_edit(
@@ -61,7 +63,9 @@ async def test_a_start_message_that_cannot_be_edited_gets_the_outcome_anew(
     gone = {**started.refs, "message": "Y2lzY29zcGFyazovL3VzL01FU1NBR0UvZ29uZQ"}
     await provider.send(sample("cancel"), to(peer, peer.room, previous=gone))
     texts = [m.markdown for m in peer.shown()]
-    assert len(texts) == 2 and "started" in texts[0] and "canceled" in texts[1]
+    assert len(texts) == 2
+    assert "started" in texts[0]
+    assert "canceled" in texts[1]
 
 
 async def test_a_long_failure_in_a_multibyte_script_fits_the_byte_limit(
@@ -80,5 +84,6 @@ async def test_a_room_the_bot_is_not_in_is_permanent_and_the_token_masked(
 ) -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(sample("start"), to(peer, peer.other_room))
-    assert "404" in caught.value.message and "Could not find a room" in caught.value.message
+    assert "404" in caught.value.message
+    assert "Could not find a room" in caught.value.message
     assert peer.token not in caught.value.message

@@ -46,7 +46,8 @@ async def test_a_job_s_run_is_one_message_edited_and_a_reply_in_the_job_s_topic(
     started = await provider.send(sample("start"), to(peer))
     await provider.send(sample("failure"), to(peer, previous=started.refs))
     start, reply = peer.shown()
-    assert start.id == int(started.refs["message"]) and start.edited
+    assert start.id == int(started.refs["message"])
+    assert start.edited
     assert "failed on prod-eu (run 3)" in start.content
     assert start.recipient == reply.recipient == "stream:deploys"
     assert start.topic == reply.topic == "team-a/web"
@@ -65,8 +66,10 @@ async def test_past_the_edit_limit_the_outcome_is_a_new_message_in_the_topic(
     peer.age(int(started.refs["message"]), 601)  # the organization's default limit is 600 s
     done = await provider.send(sample("success"), to(peer, previous=started.refs))
     start, outcome = peer.shown()
-    assert "started" in start.content and not start.edited
-    assert "succeeded" in outcome.content and outcome.topic == start.topic
+    assert "started" in start.content
+    assert not start.edited
+    assert "succeeded" in outcome.content
+    assert outcome.topic == start.topic
     assert done.refs == {"message": str(outcome.id)}
 
 
@@ -93,4 +96,5 @@ async def test_a_wrong_api_key_is_permanent_and_masked(
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(sample("start"), wrong)
     assert "Invalid API key" in caught.value.message
-    assert "wrong-key-123" not in caught.value.message and API_KEY not in caught.value.message
+    assert "wrong-key-123" not in caught.value.message
+    assert API_KEY not in caught.value.message
