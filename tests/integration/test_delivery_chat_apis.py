@@ -1,6 +1,8 @@
 """End to end: the operator delivers a DeployJob's start and outcome to Rocket.Chat, Webex, Zulip
 (local API peers) and Matrix (a real Synapse) at once: one succeeding and one failing run, each
-start message edited in place into the outcome and the outcome replied in its thread."""
+start message edited in place into the outcome and the outcome replied in its thread, the
+succeeding one across an operator restart between start and outcome (the start's references
+come back from the ledger)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,16 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import ClusterAccess
-from tests.support.deploybell import deployment, notifying, secret, sent_everywhere, wait_dj
+from tests.support.deploybell import (
+    delivered,
+    deployment,
+    notifying,
+    secret,
+    sent_everywhere,
+    start_refs,
+    wait_dj,
+)
+from tests.support.operator import OperatorProcess
 from tests.support.peers.matrix import MatrixPeer
 from tests.support.peers.mattermost import readable
 from tests.support.peers.rocketchat import RocketchatPeer
@@ -74,7 +85,7 @@ def notification(type_: str, recipient: str) -> dict[str, Any]:
 
 
 def test_start_and_outcome_reach_all_four_edited_in_place_and_threaded(
-    cluster: ClusterAccess, namespace: str, peers: Peers
+    cluster: ClusterAccess, namespace: str, peers: Peers, operator: OperatorProcess
 ) -> None:
     ns = namespace
     recipients = {
@@ -90,7 +101,17 @@ def test_start_and_outcome_reach_all_four_edited_in_place_and_threaded(
         ns,
     )
     crashing = deployment("api", annotations={"deploybell.test/fail": "CrashLoopBackOff"})
-    cluster.apply([job("web", [deployment("web")]), job("api", [crashing])], ns)
+    cluster.apply([job("web", [deployment("web")], stabilitySeconds=6), job("api", [crashing])], ns)
+    verifying = wait_dj(
+        cluster,
+        ns,
+        "web",
+        "start sent everywhere, verifying",
+        lambda s: s.get("phase") == "Verifying" and delivered(s, 1, "start") == set(TYPES),
+    )["status"]
+    kept = {t: start_refs(verifying, 1, t) for t in TYPES}
+    operator.kill()
+    operator.start()
     wait_dj(cluster, ns, "web", "success sent", sent_everywhere(TYPES, 1, "success"), 120)
     failed = wait_dj(cluster, ns, "api", "failure sent", sent_everywhere(TYPES, 1, "failure"), 120)
     pod = failed["status"]["diagnosis"]["pods"][0]["pod"]
@@ -101,6 +122,29 @@ def test_start_and_outcome_reach_all_four_edited_in_place_and_threaded(
             assert outcome in start, (type_, "the start message, edited", start)
             assert "started" not in start, (type_, start)
             assert outcome in reply, (type_, "the reply in its thread", reply)
+            if name == "web":  # edited after the restart, from the references in the ledger
+                assert kept[type_] in _edited(peers, type_, f"{ns}/web"), (type_, kept[type_])
             if name == "api":
                 assert pod in start, (type_, start)
                 assert "CrashLoopBackOff" in reply, (type_, reply)
+
+
+def _edited(peers: Peers, type_: str, ref: str) -> list[dict[str, str]]:
+    """The references of the edited start messages about `ref`, in the shape the ledger keeps."""
+    if type_ == "rocketchat":
+        found = [m for m in peers.rocketchat.shown() if ref in m.msg and m.edited]
+        return [{"room": m.rid, "message": m.id} for m in found]
+    if type_ == "webex":
+        shown = peers.webex.shown()
+        return [
+            {"room": m.room_id, "message": m.id} for m in shown if m.updated and ref in m.markdown
+        ]
+    if type_ == "zulip":
+        return [{"message": str(m.id)} for m in peers.zulip.shown() if m.edited and m.topic == ref]
+    shown = peers.matrix.shown()
+    room = peers.matrix.room_id
+    return [
+        {"room": room, "event": m["event_id"]}
+        for m in shown
+        if m.get("edited") and ref in m["body"]
+    ]
