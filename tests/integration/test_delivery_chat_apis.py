@@ -70,7 +70,7 @@ def peers() -> Iterator[Peers]:
         RocketchatPeer() as rocketchat,
         WebexPeer() as webex,
         ZulipPeer() as zulip,
-        MatrixPeer() as matrix,
+        MatrixPeer(unlimited_bot=False) as matrix,
     ):
         yield Peers(rocketchat, webex, zulip, matrix)
 

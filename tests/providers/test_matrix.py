@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deploybell.notify.model import sample
+from deploybell.notify.model import PodDiagnosis, sample
 from deploybell.notify.providers.base import Destination, PermanentDeliveryError
 from deploybell.notify.providers.matrix import MatrixProvider
 from tests.support.peers.matrix import MatrixPeer
@@ -97,3 +97,17 @@ async def test_a_wrong_token_is_permanent_and_masked(
         await provider.send(sample("start"), wrong)
     assert "M_UNKNOWN_TOKEN" in caught.value.message
     assert "syt_wrong_token" not in caught.value.message
+
+
+async def test_the_longest_failure_is_accepted_by_the_homeserver_also_as_an_edit(
+    peer: MatrixPeer, provider: MatrixProvider
+) -> None:
+    """Synapse refuses events over 65536 bytes (M_TOO_LARGE): the text is fitted so that even
+    the edit, which carries it twice, is under that."""
+    pods = tuple(PodDiagnosis(f"p{i}", "c", "Error", "<&>\u00e9" * 900) for i in range(60))
+    huge = dataclasses.replace(sample("failure"), message="\u2603" * 50_000, pods=pods)
+    started = await provider.send(sample("start"), to(peer))
+    await provider.send(huge, to(peer, previous=started.refs))
+    [start, _reply] = peer.shown()
+    assert start.get("edited")
+    assert "…" in start["body"]

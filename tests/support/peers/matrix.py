@@ -6,7 +6,9 @@ of 10, the 65536-byte event limit, transaction-id idempotency per access token) 
 test needs added: a client listener on a free port, no federation, no key servers, no metrics and
 a registration shared secret, through which the peer registers its users (Synapse's admin API).
 The bot `@deploybell:localtest` creates the public room `#deploys:localtest`; the reader
-`@reader:localtest` joins it and reads it, edits applied, as a person's client shows it.
+`@reader:localtest` joins it and reads it, edits applied, as a person's client shows it. Synapse's
+own rate limit caught the provider tests' bursts (createRoom answered 429 `M_LIMIT_EXCEEDED`), so
+the bot has an admin override there (see `MatrixPeer`); the end-to-end test keeps the default.
 
 `rate_limit_next(seconds)` restarts Synapse with `rc_message` of one message per `seconds` and a
 burst of 1 and spends that burst as the bot, so the provider's next message gets Synapse's own
@@ -32,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 SERVER_NAME = "localtest"
+BOT = f"@deploybell:{SERVER_NAME}"
 SECRET = "deploybell-test-registration-secret"
 EVENT_BYTES = 65536
 START_SECONDS = 90.0
@@ -174,15 +177,22 @@ class MatrixClient:
 
 
 class MatrixPeer:
-    """Synapse with the bot and the reader in `#deploys:localtest`."""
+    """Synapse with the bot and the reader in `#deploys:localtest`.
+
+    `unlimited_bot`: the bot gets Synapse's per-user rate-limit override (the admin API's
+    `override_ratelimit`, as admins give bot accounts), for tests that send a burst of messages
+    straight from the provider (a real operator retries the 429s instead; the end-to-end test
+    keeps the default limit). `rate_limit_next` removes the override first."""
 
     rate_limits = True
     limits_size = True
 
-    def __init__(self) -> None:
+    def __init__(self, unlimited_bot: bool = True) -> None:
         self.server = SynapseServer()
+        self.unlimited_bot = unlimited_bot
         self.bot_token = ""
         self.reader_token = ""
+        self.admin_token = ""
         self.room_id = ""
         self.alias = f"#deploys:{SERVER_NAME}"
 
@@ -197,6 +207,9 @@ class MatrixPeer:
         anonymous = MatrixClient(self.server.url)
         self.bot_token = anonymous.register("deploybell")
         self.reader_token = anonymous.register("reader")
+        self.admin_token = anonymous.register("admin", admin=True)
+        if self.unlimited_bot:
+            self._override({"messages_per_second": 0, "burst_count": 0})
         room = self.bot().call(
             "POST",
             "/_matrix/client/v3/createRoom",
@@ -245,20 +258,31 @@ class MatrixPeer:
     def visible(self) -> list[str]:
         return [str(m.get("body", "")) for m in self.shown()]
 
+    def _override(self, limits: dict[str, int] | None) -> None:
+        """Set (or, with None, remove) the bot's per-user rate-limit override."""
+        path = f"/_synapse/admin/v1/users/{quote(BOT, safe='')}/override_ratelimit"
+        admin = MatrixClient(self.server.url, self.admin_token)
+        admin.call("DELETE" if limits is None else "POST", path, limits)
+
     def rate_limit_next(self, seconds: int) -> None:
+        self._override(None)
         self.server.stop()
         self.server.start(rc_message=(1 / seconds, 1))
         path = f"/_matrix/client/v3/rooms/{quote(self.room_id, safe='')}/send/m.room.message/burst"
         self.bot().call("PUT", path, {"msgtype": "m.notice", "body": "spending the burst"})
 
     def problems(self, rendered: Any) -> list[str]:
-        """What Synapse refuses: an event over 65536 bytes, here for the content as an edit
-        carries it (twice), with room for the event's other fields."""
-        out = []
-        for key in ("msgtype", "body"):
-            if not isinstance(rendered.get(key), str) or not rendered[key]:
-                out.append(f"{key} is missing")
-        edit = {"m.new_content": rendered, "body": rendered.get("body"), "x": rendered}
+        """What Synapse refuses: an event over 65536 bytes. An edit carries the content twice
+        (the `* ` fallback and `m.new_content`); 2000 bytes are kept for the event's envelope
+        (ids, hashes, signatures)."""
+        out = [f"{k} is missing" for k in ("msgtype", "body") if not rendered.get(k)]
+        edit = {
+            **rendered,
+            "body": "* " + str(rendered.get("body")),
+            "formatted_body": "* " + str(rendered.get("formatted_body")),
+            "m.new_content": rendered,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$" + "x" * 43},
+        }
         size = len(json.dumps(edit, ensure_ascii=False).encode())
         if size > EVENT_BYTES - 2000:
             out.append(f"an edit of this content is {size} bytes (events hold {EVENT_BYTES})")
