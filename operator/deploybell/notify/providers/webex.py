@@ -28,7 +28,7 @@ RULES = ProviderRules(
     "which is also replied in its thread.",
     recipients=Recipients(
         syntax="a room id (`Y2lzY29zcGFyazovL…`) or a person's e-mail address",
-        pattern=r"[A-Za-z0-9_=-]{20,200}|[^@\s]{1,64}@[^@\s]{1,255}",
+        pattern=r"[A-Za-z0-9_=+/-]{20,200}|[^@\s]{1,64}@[^@\s]{1,255}",
         valid=("Y2lzY29zcGFyazovL3VzL1JPT00vYmJjZWIxYWQ", "ops@example.com"),
         invalid=("#deploys", "short", "two words@example.com", "a@b@c"),
         doc="a space by its room id (the bot must be a member) or a person by e-mail (a 1:1 "
