@@ -63,7 +63,8 @@ RULES = ProviderRules(
     threads=True,
     setup="Create a *Generic bot* (Personal settings → Bots → Add a new bot) and copy its e-mail "
     "and API key into `email` and `apiKey`, with the organization URL in `url`; subscribe the "
-    "bot to private channels it posts to.",
+    "bot to private channels it posts to. An outcome past the organization's limit for edits "
+    "(10 minutes by default; *Allow message editing*) is a new message in the topic.",
 )
 
 
