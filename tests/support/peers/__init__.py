@@ -27,10 +27,14 @@ from tests.support.peers.github import GithubContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
+from tests.support.peers.matrix import MatrixPeer
 from tests.support.peers.mattermost import MattermostPeer
 from tests.support.peers.pagerduty import PagerdutyPeer
+from tests.support.peers.rocketchat import RocketchatPeer
 from tests.support.peers.teams import TeamsContract
 from tests.support.peers.telegram import TelegramPeer
+from tests.support.peers.webex import WebexPeer
+from tests.support.peers.zulip import ZulipPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -53,4 +57,8 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "bitbucket": BitbucketContract,
     "bitbucketserver": BitbucketServerContract,
     "azuredevops": AzureDevopsContract,
+    "rocketchat": RocketchatPeer,
+    "webex": WebexPeer,
+    "matrix": MatrixPeer,
+    "zulip": ZulipPeer,
 }

@@ -29,12 +29,16 @@ from deploybell.notify.providers import (
     grafana,
     hipchat,
     irc,
+    matrix,
     mattermost,
     pagerduty,
+    rocketchat,
     slack,
     teams,
     telegram,
+    webex,
     webhook,
+    zulip,
 )
 from deploybell.notify.providers.base import Provider, ProviderType
 
@@ -59,6 +63,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     bitbucket.PROVIDER,
     bitbucketserver.PROVIDER,
     azuredevops.PROVIDER,
+    rocketchat.PROVIDER,
+    webex.PROVIDER,
+    matrix.PROVIDER,
+    zulip.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
