@@ -23,6 +23,22 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## create the virtualenv with deploybell and its dev tools
 
+# ---- test peers installed by the project (branch chat; for the lead: merge into `make deps`) ----
+# The matrix provider's peer is a real homeserver: Synapse in a virtualenv of its own (its pinned
+# dependencies clash with deploybell's), found by tests/support/peers/matrix.py at SYNAPSE_VENV.
+SYNAPSE_VENV ?= $(HOME)/.cache/deploybell/synapse-1.98.0
+SYNAPSE_REQUIREMENTS := hack/peers/synapse.txt
+
+$(SYNAPSE_VENV)/.installed: $(SYNAPSE_REQUIREMENTS)
+	$(PYTHON) -m venv $(SYNAPSE_VENV)
+	$(SYNAPSE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SYNAPSE_VENV)/bin/pip install --quiet -r $(SYNAPSE_REQUIREMENTS)
+	touch $@
+
+.PHONY: synapse
+synapse: $(SYNAPSE_VENV)/.installed ## install the Matrix homeserver the tests run (Synapse, ~1 min)
+# ---- end of the test peers (branch chat) ----
+
 .PHONY: cluster-build
 cluster-build: ## build the local-cluster binaries (cached under ~/.cache/deploybell)
 	hack/cluster/build.sh

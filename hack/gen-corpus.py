@@ -500,6 +500,36 @@ CASES: list[tuple[str, str, Any]] = [
         note("a", type="mattermost", secretRef={"name": "s"}, mattermost={"username": "u" * 65}),
     ),
     (
+        "n-rocketchat-bot-no-recipients",
+        "notready at least one recipient",
+        [
+            secret_doc("rc", {"token": "x", "userId": "u", "url": "https://chat.example.test"}),
+            note("a", type="rocketchat", secretRef={"name": "rc"}),
+        ],
+    ),
+    (
+        "n-zulip-topic-too-long",
+        "rejected spec.zulip.topic",
+        note(
+            "a",
+            type="zulip",
+            recipients=["#deploys"],
+            secretRef={"name": "s"},
+            zulip={"topic": "t" * 61},
+        ),
+    ),
+    (
+        "n-matrix-msgtype",
+        "rejected spec.matrix.msgtype",
+        note(
+            "a",
+            type="matrix",
+            recipients=["#ops:example.org"],
+            secretRef={"name": "s"},
+            matrix={"msgtype": "m.emote"},
+        ),
+    ),
+    (
         "n-pagerduty-severity",
         "rejected spec.pagerduty.severity",
         note("a", type="pagerduty", secretRef={"name": "s"}, pagerduty={"severity": "page"}),

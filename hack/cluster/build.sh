@@ -3,6 +3,8 @@
 #
 #   hack/cluster/build.sh          build what is missing, print the bin directory on the last line
 #   hack/cluster/build.sh flux     the same for Flux (only `make bench` asks for it), its own directory
+#   hack/cluster/build.sh gitea    a real Gitea for the gitea provider's tests (built on demand by
+#                                  their fixture, never by the cluster), in $DEPLOYBELL_CACHE/test-tools
 #
 # Output: $DEPLOYBELL_CACHE/<key>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
 # kubectl,etcd,kwok,helm,promtool}. The key is derived from the cluster's versions in versions.env,
@@ -216,6 +218,45 @@ build_versioned_tool() { # name package version module [go build tags]
   ln -sfn "$name-$version" "$bin/$name"
   exec {lock}>&-
 }
+
+# Gitea from its module, as the main module: its go.mod's replace directives hold only then (a
+# `tool` wrapper as above would build other dependency versions). Without the bindata tag Gitea
+# reads its locales and templates from its work directory: they are kept beside the binary, as
+# gitea-<version>.assets. The pure-Go SQLite driver needs no cgo.
+build_gitea() { # version
+  local version="$1" dir lock src
+  dir="$work/gitea-$version"
+  mkdir -p "$dir"
+  exec {lock}>"$dir.lock"
+  flock "$lock"
+  if ! have "gitea-$version"; then
+    step "gitea $version: downloading its module"
+    src="$(go mod download -json "code.gitea.io/gitea@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    rm -rf "$dir/src" && cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+    step "gitea $version: building"
+    (cd "$dir/src" && go_build_with_progress gitea go build -v -trimpath \
+      -tags "sqlite sqlite_unlock_notify" -ldflags "-s -w" -o "$bin/gitea-$version.tmp" .)
+    rm -rf "$bin/gitea-$version.assets" && mkdir -p "$bin/gitea-$version.assets"
+    cp -r "$dir/src/options" "$dir/src/templates" "$bin/gitea-$version.assets/"
+    mv -f "$bin/gitea-$version.tmp" "$bin/gitea-$version"
+    rm -rf "$dir/src"
+  fi
+  ln -sfn "gitea-$version" "$bin/gitea"
+  ln -sfn "gitea-$version.assets" "$bin/gitea.assets"
+  exec {lock}>&-
+}
+
+# Servers that only a provider test runs, outside the cluster's cache key: a cluster version bump
+# does not rebuild them, and the cluster build (make demo, make cluster-up) never builds them.
+if [[ "${1:-}" == "gitea" ]]; then
+  bin="$cache_root/test-tools/bin"
+  work="$cache_root/test-tools/src"
+  mkdir -p "$bin" "$work"
+  build_gitea "$GITEA_VERSION"
+  step "gitea ready in $bin"
+  echo "$bin"
+  exit 0
+fi
 
 if [[ "${1:-}" == "flux" ]]; then
   flux_key="flux_source-${FLUX_SOURCE_VERSION}_kustomize-${FLUX_KUSTOMIZE_VERSION}_notification-${FLUX_NOTIFICATION_VERSION}_git-${GITTESTSERVER_VERSION}"

@@ -136,6 +136,35 @@ def test_manifests_from_a_configmap(cluster: ClusterAccess, notification_ns: str
     assert sorted(r["kind"] for r in status["resources"]) == ["ConfigMap", "Deployment"]
 
 
+# Text in every script a manifest may carry, and the control characters YAML must get escaped.
+WORLD = {
+    "a": "launch 🚀 done",
+    "cjk": "中文 · 日本語 · 한국어",
+    "rtl": "שלום · مرحبا",
+    "controls": "tab\t bell\x07 esc\x1b del\x7f nel\x85 ls\u2028 ps\u2029 bom\ufeff end",
+}
+
+
+def test_a_manifest_in_any_script_is_applied_as_written(
+    cluster: ClusterAccess, notification_ns: str, webhook_peer: WebhookPeer
+) -> None:
+    """An emoji failed the run ("error converting YAML to JSON: yaml: found invalid Unicode
+    character escape code"). The job has no spec.source: its messages name the namespace as the
+    environment, as status.history does."""
+    ns = notification_ns
+    greeting = configmap("greeting", WORLD)
+    greeting["metadata"]["annotations"] = {"deploybell.test/note": "🚀 ✅ é 中文 שלום"}
+    cluster.apply(subscribed("world", [greeting]), ns)
+    status = wait_dj(cluster, ns, "world", "Succeeded", finished(1, "Succeeded"))["status"]
+    live = cluster.get("configmap", "greeting", ns)
+    assert live is not None
+    assert live["data"] == WORLD
+    assert live["metadata"]["annotations"]["deploybell.test/note"] == "🚀 ✅ é 中文 שלום"
+    assert status["history"][0]["environment"] == ns
+    sent = webhook_events(webhook_peer, ns, "world")
+    assert [e["data"]["environment"] for e in sent] == [ns, ns], sent
+
+
 def from_configmap(name: str, text: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     dj = subscribed(name, [], manifestsFrom=[{"configMapRef": {"name": f"{name}-src"}}])
     del dj["spec"]["manifests"]

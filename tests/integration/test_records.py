@@ -22,12 +22,14 @@ from tests.support.deploybell import (
     secret,
     sent_everywhere,
     wait_dj,
+    webhook_events,
 )
 from tests.support.operator import OperatorProcess
 from tests.support.peers.datadog import DatadogPeer
 from tests.support.peers.github import GithubPeer
 from tests.support.peers.gitlab import GitlabPeer
 from tests.support.peers.grafana import GrafanaPeer
+from tests.support.peers.webhook import WebhookPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
 TYPES = ("github", "gitlab", "grafana", "datadog")
@@ -38,6 +40,7 @@ SHAS = {  # one commit per job, so that each job's records are told apart
     "api": "2222222222222222222222222222222222222222",
     "slow": "3333333333333333333333333333333333333333",
     "again": "4444444444444444444444444444444444444444",
+    "restarted": "5555555555555555555555555555555555555555",
 }
 
 
@@ -214,3 +217,112 @@ def test_a_deployjob_without_source_fails_the_record_naming_the_field(
     assert condition["status"] == "False"
     assert "has no spec.source.revision" in condition["message"]
     assert peers.github.token not in str(status)
+
+
+def pending_outcome(run: int) -> Any:
+    """A status check: the run succeeded, its success was tried and is still Pending for both."""
+
+    def check(status: dict[str, Any]) -> bool:
+        rows = [
+            e
+            for e in status.get("notifications") or []
+            if e["run"] == run and e["event"] == "success"
+        ]
+        tried = {e["notification"] for e in rows if e["state"] == "Pending" and e.get("attempts")}
+        return status.get("phase") == "Succeeded" and tried == {"github", "hook"}
+
+    return check
+
+
+def test_an_outcome_pending_at_a_restart_says_the_runs_source(
+    cluster: ClusterAccess, namespace: str, peers: Peers, operator: OperatorProcess
+) -> None:
+    """The outcome of a run, refused until the operator stops (SIGKILL for run 1, SIGTERM for
+    run 2), is sent by the next process as it would have been without the restart: the
+    CloudEvent carries the environment, commit and repository, and GitHub's deployment gets its
+    outcome status (it stayed in_progress when the source was lost)."""
+    ns, sha = namespace, SHAS["restarted"]
+    source = {"repository": REPOSITORY, "revision": sha, "environment": "production"}
+    with WebhookPeer() as hook:
+        cluster.apply(
+            [
+                secret("github", {"token": peers.github.token, "apiUrl": peers.github.api_url}),
+                secret("hook", {"url": hook.url}),
+                {
+                    "apiVersion": "deploybell.io/v1alpha1",
+                    "kind": "Notification",
+                    "metadata": {"name": "github"},
+                    "spec": {"type": "github", "secretRef": {"name": "github"}},
+                },
+                {
+                    "apiVersion": "deploybell.io/v1alpha1",
+                    "kind": "Notification",
+                    "metadata": {"name": "hook"},
+                    "spec": {"type": "webhook", "secretRef": {"name": "hook"}},
+                },
+            ],
+            ns,
+        )
+        job = notifying(
+            ("github", "hook"),
+            "restarted",
+            [deployment("restarted")],
+            source=source,
+            stabilitySeconds=4,
+        )
+        cluster.apply(job, ns)
+        try:
+            restart_twice(cluster, ns, hook, peers, operator)
+        finally:
+            if not operator.running:  # the session's operator stays up for the next tests
+                operator.start()
+        sent = [e for e in webhook_events(hook, ns, "restarted") if e["type"].endswith("success")]
+    assert len({e["data"]["run"] for e in sent}) == 2, sent
+    for event in sent:  # the refused attempts before the restart, the accepted ones after it
+        data = event["data"]
+        assert (data["environment"], data["commit"], data["repository"]) == (
+            "production",
+            sha,
+            REPOSITORY,
+        ), event
+    deployments = [d for d in peers.github.deployments() if d["sha"] == sha]
+    assert [[s["state"] for s in d["statuses"]] for d in deployments] == [
+        ["in_progress", "success"],
+        ["in_progress", "success"],
+    ], deployments
+    assert {d["environment"] for d in deployments} == {"production"}
+
+
+def restart_twice(
+    cluster: ClusterAccess, ns: str, hook: WebhookPeer, peers: Peers, operator: OperatorProcess
+) -> None:
+    """Run 1's success pending at a SIGKILL, run 2's at a SIGTERM; each sent after a restart."""
+    for run, stop in ((1, operator.kill), (2, operator.stop)):
+        if run == 2:
+            cluster.kubectl("annotate", "dj/restarted", "-n", ns, "deploybell.io/redeploy=2")
+        wait_dj(
+            cluster,
+            ns,
+            "restarted",
+            f"run {run} verifying, its start sent",
+            lambda s, run=run: (
+                s.get("run") == run
+                and s.get("phase") == "Verifying"
+                and delivered(s, run, "start") == {"github", "hook"}
+            ),
+        )
+        hook.status = 503  # refused until the restart (the backoff stays short: seconds)
+        peers.github.respond_next(1000, 502)
+        wait_dj(cluster, ns, "restarted", f"run {run}'s success pending", pending_outcome(run))
+        stop()
+        hook.status = 204
+        peers.github.clear()
+        operator.start()
+        wait_dj(
+            cluster,
+            ns,
+            "restarted",
+            f"run {run}'s success sent after the restart",
+            lambda s, run=run: delivered(s, run, "success") == {"github", "hook"},
+            timeout=60,
+        )

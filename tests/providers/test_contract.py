@@ -5,7 +5,10 @@
   start message's references come from the ledger, as `Destination.previous`);
 - a rate-limit answer becomes a retryable error that waits as long as the vendor asked;
 - whatever the message holds, the rendered body stays within the vendor's documented limits
-  (long values are cut with a marker, never refused).
+  (long values are cut with a marker, never refused);
+- a message sent by a fresh process (the operator restarted, the spec changed since the run)
+  renders as the uninterrupted one does;
+- a list of failing pods says how many it leaves out, also those the run's status did not keep.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -23,6 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploybell.api.notification import NotificationSpec
+from deploybell.deploy import report
+from deploybell.deploy.health_pods import PodProblem
+from deploybell.deploy.report import RunFacts
+from deploybell.deploy.run import Phase, RunState
 from deploybell.notify import providers
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent, sample
 from deploybell.notify.providers.base import (
@@ -32,6 +41,7 @@ from deploybell.notify.providers.base import (
     SmtpDefaults,
     TemporaryDeliveryError,
 )
+from tests.support import restart
 from tests.support.peers import CONTRACTS, Contract
 
 OUTCOMES = ("success", "failure", "cancel")
@@ -81,7 +91,13 @@ async def send(
     provider: Provider, peer: Contract, type_: str, event: str, run: int, previous: Any = None
 ) -> dict[str, str]:
     recipient = (peer.recipients() or ("",))[0]
-    sent = await provider.send(message(event, run), destination(peer, type_, recipient, previous))
+    msg = message(event, run)
+    if commit_of := getattr(peer, "commit_of", None):
+        # A destination that keeps one record per DeployJob and commit (a commit status) shows
+        # a later run of the same DeployJob in place of an earlier one: each run gets its own
+        # commit there, so that every run stays visible.
+        msg = dataclasses.replace(msg, commit=commit_of(run))
+    sent = await provider.send(msg, destination(peer, type_, recipient, previous))
     return dict(sent.refs)
 
 
@@ -233,3 +249,91 @@ def test_an_oversize_message_is_cut_with_a_marker(type_: str) -> None:
         rendered = preview(type_, peer.recipients(), peer.options(), huge)
         assert peer.problems(rendered) == []
     assert "…" in str(rendered)
+
+
+@pytest.fixture(scope="module")
+def restarted() -> list[restart.Pair]:
+    return asyncio.run(restart.restart_pairs())
+
+
+@pytest.mark.parametrize("type_", providers.NAMES)
+def test_a_message_sent_after_a_restart_renders_as_without_one(
+    type_: str, restarted: list[restart.Pair]
+) -> None:
+    """A run's message still pending when the operator stops is sent by the next process: it
+    must say what the uninterrupted one says, whatever the spec says by then."""
+    assert restarted, "no message was sent after a restart"
+    with offline(type_) as peer:
+        for pair in restarted:
+            before = preview(type_, peer.recipients(), peer.options(), pair.before)
+            after = preview(type_, peer.recipients(), peer.options(), pair.after)
+            assert comparable(after) == comparable(before), (
+                pair.case,
+                changed_fields(pair.before, pair.after),
+            )
+
+
+def comparable(rendered: Any) -> Any:
+    """What a render says; an e-mail without its random MIME boundary."""
+    if isinstance(rendered, EmailMessage):
+        headers = [(k, v) for k, v in rendered.items() if k != "Content-Type"]
+        parts = [p.get_content() for p in rendered.walk() if not p.is_multipart()]
+        return headers, parts
+    return rendered
+
+
+def changed_fields(before: Message, after: Message) -> dict[str, tuple[Any, Any]]:
+    old, new = dataclasses.asdict(before), dataclasses.asdict(after)
+    return {k: (old[k], new[k]) for k in old if old[k] != new[k]}
+
+
+def failed_run(failing: int) -> Message:
+    """The failure message of a run that found `failing` failing containers, built as the
+    runner builds it: from the run's status.diagnosis (which keeps the first few)."""
+    problems = [
+        PodProblem(f"crashpod{i}x", "app", "CrashLoopBackOff", "back-off", 1, 3)
+        for i in range(1, failing + 1)
+    ]
+    state = RunState(3, Phase.FAILED, reason="CrashLoopBackOff", message="pods crash")
+    facts = RunFacts(
+        namespace="team-a",
+        job="web",
+        state=state,
+        history=[],
+        resources=[],
+        images=["web:1.4.3"],
+        diagnosis=report.diagnosis(problems, []),
+        rollback={},
+    )
+    entry = {"id": "3/failure/chat/#deploys", "run": 3, "event": "failure"}
+    return report.message_for(entry, facts, report.Presentation())
+
+
+def many_pods(held: int) -> Message:
+    """A message holding more failing pods than most types show."""
+    pods = tuple(
+        PodDiagnosis(f"crashpod{i}x", "app", "CrashLoopBackOff", "back-off", 1, 3)
+        for i in range(1, held + 1)
+    )
+    return dataclasses.replace(sample("failure"), pods=pods)
+
+
+@pytest.mark.parametrize("type_", providers.NAMES)
+@pytest.mark.parametrize(
+    ("failing", "build"),
+    [(8, failed_run), (12, many_pods)],
+    ids=["a-run-with-8-failing-pods", "a-message-with-12"],
+)
+def test_a_failing_pod_list_says_how_many_it_leaves_out(
+    type_: str, failing: int, build: Any
+) -> None:
+    """Whether the run kept fewer pods than failed (status keeps 5) or the type shows fewer
+    than the message holds, the count of those not shown is said ("… and 3 more")."""
+    with offline(type_) as peer:
+        text = str(comparable(preview(type_, peer.recipients(), peer.options(), build(failing))))
+    shown = [i for i in range(1, failing + 1) if f"crashpod{i}x" in text]
+    left = failing - len(shown)
+    if not shown or not left:
+        return  # a type that lists no pods (a deployment record), or shows every one
+    said = re.search(rf"(?<![\d.]){left} more\b", text) or f"'pods_omitted': {left}" in text
+    assert said, f"{len(shown)} of {failing} pods shown, no '{left} more' in {text}"

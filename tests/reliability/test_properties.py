@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploybell.api.deployjob import parse_deployjob
 from deploybell.api.errors import SpecError
+from deploybell.clients.transport import apply_body
 from deploybell.deploy.health import evaluate, pod_problems
 from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
 from deploybell.notify.providers import _email_mime as email
@@ -172,3 +175,40 @@ def test_json_bodies_always_parse(message: Message, override: Title | None) -> N
     body = json.loads(webhook.serialize(message, override))
     assert body["specversion"] == "1.0"
     json.loads(json.dumps(slack.render(message, override).as_payload()))
+
+
+# --- the apply path: what the API server's YAML reader gets -------------------------------------
+
+# Text people put in manifests: emoji (outside the BMP), CJK, right-to-left scripts, accents, and
+# every control character but NUL, with the line breaks YAML knows besides \n (NEL, LS, PS).
+_WORLD = "🚀✅🎉👩‍💻𝔘𐍈中文日本語한국어שלוםمرحباé ñ"
+_CONTROLS = "".join(map(chr, [*range(1, 32), *range(0x7F, 0xA0), 0x2028, 0x2029, 0xFEFF, 0xFFFE]))
+apply_texts = st.text(
+    alphabet=st.sampled_from(_WORLD + _CONTROLS + "ab \"'\\:#{}[],&*!|>%@`-")
+    | st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+    max_size=60,
+)
+# A manifest's worth of fields: every string in it (keys and values) from apply_texts.
+manifest_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | apply_texts,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(apply_texts, children, max_size=5)
+    ),
+    max_leaves=25,
+)
+# The characters go-yaml's reader accepts raw, less the ones it reads as line breaks.
+_YAML_RAW = re.compile(
+    "[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
+)
+
+
+@PROFILE
+@given(st.dictionaries(apply_texts, manifest_values, max_size=6))
+def test_an_apply_body_is_utf8_yaml_that_reads_back_the_same(fields: dict[str, Any]) -> None:
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, **fields}
+    body = apply_body(manifest)
+    text = body.decode("utf-8", errors="strict")
+    assert not re.search(r"\\u[dD][89a-fA-F]", text), "a surrogate escape: YAML refuses it"
+    assert _YAML_RAW.fullmatch(text), "a raw character YAML refuses or reads as a line break"
+    assert json.loads(body) == manifest
+    assert yaml.safe_load(body) == manifest

@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 import yaml
 
-from deploybell.api.deployjob import MAX_HISTORY, Source
+from deploybell.api.deployjob import MAX_HISTORY, Source, environment_of
 from deploybell.api.totals import Totals
 from deploybell.deploy.dora import (
     Concluded,
     Observation,
     conclude,
     conclude_unparsed,
-    environment_of,
     seconds_between,
 )
 from deploybell.deploy.run import Phase, RunState, push_history

@@ -1,9 +1,11 @@
 """What a run tells people: images, links, the diagnosis, the message per ledger entry."""
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from deploybell.api.deployjob import Source
 from deploybell.deploy.health import PodProblem
 from deploybell.deploy.report import (
     MAX_IMAGES,
@@ -643,3 +645,44 @@ def test_delivered_condition(
     entries: list[dict[str, Any]], expected: tuple[bool | None, str, str]
 ) -> None:
     assert delivered_condition(entries, 5) == expected
+
+
+# --- the run's source: recorded with the run, never read from the spec -------------------------
+
+RUN_SOURCE = Source(
+    "https://github.com/acme/web",
+    "4f2c9e1d8a7b",
+    "production",
+    "2025-03-02T10:00:00Z",
+    "https://x/1",
+)
+
+
+def test_a_message_says_the_source_its_run_recorded() -> None:
+    got = message_for(
+        entry(5, "success"), facts(replace(SUCCEEDED_5, source=RUN_SOURCE)), PRESENTATION
+    )
+    assert (got.environment, got.commit, got.repository, got.change_url, got.committed_at) == (
+        "production",
+        "4f2c9e1d8a7b",
+        "https://github.com/acme/web",
+        "https://x/1",
+        "2025-03-02T10:00:00Z",
+    )
+
+
+def test_a_past_runs_message_says_that_runs_source_not_the_latest() -> None:
+    history = [{**HISTORY[0], "source": {"revision": "44444444", "environment": "staging"}}]
+    state = replace(DEPLOYING_5, source=RUN_SOURCE)
+    past = replace(facts(state), history=history)
+    got = message_for(entry(4, "failure"), past, PRESENTATION)
+    assert (got.environment, got.commit, got.repository) == ("staging", "44444444", "")
+
+
+@pytest.mark.parametrize(
+    "source", [None, Source(revision="4f2c9e1d8a7b")], ids=["no-source", "no-environment"]
+)
+def test_the_environment_defaults_to_the_namespace(source: Source | None) -> None:
+    """One rule with status.history and DORA (api.deployjob.environment_of)."""
+    state = replace(SUCCEEDED_5, source=source)
+    assert message_for(entry(5, "success"), facts(state), PRESENTATION).environment == "team-a"

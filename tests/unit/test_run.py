@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
+from deploybell.api.deployjob import Source
 from deploybell.deploy.health import Health, PodProblem, Status
+from deploybell.deploy.live import LiveJob, legacy_source
 from deploybell.deploy.run import (
     Action,
     Outcome,
@@ -20,6 +22,7 @@ from deploybell.deploy.run import (
     push_history,
     start,
 )
+from deploybell.deploy.status import JobStatus
 
 T0 = "2025-03-02T11:00:00Z"
 T1 = "2025-03-02T11:04:12Z"
@@ -734,3 +737,58 @@ def test_history_entry_truncates_and_handles_no_phase() -> None:
             "revision": "",
         }
     ]
+
+
+def test_the_runs_source_survives_status_and_history() -> None:
+    """A restarted operator reads back the source the run began with (its messages say it)."""
+    source = Source("https://github.com/acme/web", "4f2c9e1d8a7b", "production")
+    began = start(RunState(), Trigger(1, "", ""), T0, REVISION, source)
+    written = JobStatus(state=began).full(generation=1)
+    assert written["source"] == {
+        "repository": "https://github.com/acme/web",
+        "revision": "4f2c9e1d8a7b",
+        "environment": "production",
+        "committedAt": None,  # a merge patch removes what an earlier run had set
+        "url": None,
+        "pullRequest": None,
+    }
+    stored = {k: v for k, v in written.items() if v is not None}
+    stored["source"] = {k: v for k, v in written["source"].items() if v is not None}
+    assert RunState.from_status(stored).source == source
+    (entry,) = push_history([], began, 5)
+    assert Source.from_status(entry["source"]) == source
+    assert "source" not in push_history([], RunState(run=1), 5)[0]  # none recorded: none said
+
+
+def test_the_runs_pull_request_survives_status_and_history() -> None:
+    """The pull request a comment type writes on is read back by a restarted operator."""
+    source = Source("https://github.com/acme/web", "4f2c9e1d8a7b", "production", pull_request=42)
+    began = start(RunState(), Trigger(1, "", ""), T0, REVISION, source)
+    written = JobStatus(state=began).full(generation=1)
+    assert written["source"]["pullRequest"] == 42
+    stored = {k: v for k, v in written.items() if v is not None}
+    stored["source"] = {k: v for k, v in written["source"].items() if v is not None}
+    assert RunState.from_status(stored).source == source
+    (entry,) = push_history([], began, 5)
+    assert entry["source"]["pullRequest"] == 42
+    assert Source.from_status(entry["source"]) == source
+
+
+def test_a_run_recorded_by_an_older_version_takes_its_source_from_the_same_generation() -> None:
+    """A status from before runs recorded their source: the spec tells it while it is still the
+    run's (same generation); after a change it is unknown, never the new spec's."""
+    spec = {
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}],
+        "source": {"revision": "4f2c9e1d8a7b", "repository": "https://github.com/acme/web"},
+    }
+    old = {"run": 2, "phase": "Succeeded", "trigger": {"generation": 3}}
+
+    def live(generation: int) -> LiveJob:
+        return LiveJob("team-a", "web", "uid", generation, {}, spec, old, False)
+
+    state = RunState.from_status(old)
+    assert state.source is None
+    assert legacy_source(state, live(3)).source == Source(
+        "https://github.com/acme/web", "4f2c9e1d8a7b", "team-a"
+    )
+    assert legacy_source(state, live(4)).source is None

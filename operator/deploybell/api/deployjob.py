@@ -76,6 +76,55 @@ class Source:
     url: str = ""
     pull_request: int = 0  # the PR/MR: spec.source.pullRequest, else from a /pull/N url; 0: none
 
+    def resolved(self, namespace: str) -> "Source":
+        """This source with its environment filled in by the one rule (`environment_of`)."""
+        return Source(
+            self.repository,
+            self.revision,
+            environment_of(self, namespace),
+            self.committed_at,
+            self.url,
+            self.pull_request,
+        )
+
+    def as_status(self) -> dict[str, Any]:
+        """The fields that are set, as status keeps a run's source (status.source, history)."""
+        return {key: value for key, value in self.as_patch().items() if value}
+
+    def as_patch(self) -> dict[str, Any]:
+        """Every field for a merge patch: an unset one is removed (None), never left behind."""
+        fields = zip(_SOURCE_KEYS, self._values(), strict=True)
+        return {
+            **{key: value or None for key, value in fields},
+            "pullRequest": self.pull_request or None,
+        }
+
+    def _values(self) -> tuple[str, ...]:
+        return (self.repository, self.revision, self.environment, self.committed_at, self.url)
+
+    @classmethod
+    def from_status(cls, raw: Any) -> "Source | None":
+        """A run's source as status recorded it; None when none was recorded."""
+        if not isinstance(raw, Mapping):
+            return None
+        number = raw.get("pullRequest")
+        pull_request = number if isinstance(number, int) and not isinstance(number, bool) else 0
+        repository, revision, environment, committed_at, url = (
+            str(raw.get(key) or "") for key in _SOURCE_KEYS
+        )
+        return cls(repository, revision, environment, committed_at, url, pull_request)
+
+
+# spec.source's string keys, in Source's field order (status uses the same names; pullRequest,
+# an integer, follows them).
+_SOURCE_KEYS: Final = ("repository", "revision", "environment", "committedAt", "url")
+
+
+def environment_of(source: Source | None, namespace: str) -> str:
+    """The environment a run deploys to: spec.source.environment, else the DeployJob's
+    namespace. The one rule: messages, deployment records, status.history and DORA use it."""
+    return (source.environment if source else "") or namespace
+
 
 @dataclass(frozen=True)
 class ConfigMapSource:
@@ -223,8 +272,7 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
     if spec.get("source") is None:
         return None
     block = as_mapping(spec["source"], "spec.source")
-    fields = {"repository", "revision", "environment", "committedAt", "url", "pullRequest"}
-    reject_unknown(block, fields, "spec.source")
+    reject_unknown(block, {*_SOURCE_KEYS, "pullRequest"}, "spec.source")
     path = "spec.source"
     committed_at = get_str(block, "committedAt", path, max_length=64)
     if committed_at is not None and not _valid_time(committed_at):

@@ -66,7 +66,8 @@ class Field:
         if self.exclusive_minimum:
             out["exclusiveMinimum"] = True
         if self.pattern is not None:
-            out["pattern"] = f"^{self.pattern}$"
+            # grouped, so that an alternation is anchored as a whole, as `re.fullmatch` reads it
+            out["pattern"] = f"^(?:{self.pattern})$"
         if self.enum:
             out["enum"] = list(self.enum)
         if self.default is not None:

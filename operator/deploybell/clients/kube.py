@@ -17,7 +17,7 @@ import orjson
 
 from deploybell.api.constants import FIELD_MANAGER
 from deploybell.clients.errors import ApiError, Forbidden, NotFound, UnknownKind, error_for
-from deploybell.clients.transport import Transport
+from deploybell.clients.transport import APPLY_PATCH, Transport
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class KubeClient:
             info.path(meta.get("namespace"), meta["name"]),
             query={"fieldManager": FIELD_MANAGER, "force": "true"},
             body=obj,
-            content_type="application/apply-patch+yaml",
+            content_type=APPLY_PATCH,
         )
 
     async def get(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import ssl
 import urllib.parse
 import urllib.request
@@ -28,6 +30,7 @@ USER_AGENT = "deploybell/0.1.0"
 REQUEST_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 POOL_SIZE = 64
+APPLY_PATCH = "application/apply-patch+yaml"
 """Requests in flight at once to the API server (aiohttp's connection limit)."""
 
 
@@ -172,6 +175,8 @@ class Transport:
         headers: Mapping[str, str],
         timeouts: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
+        if body is not None and content_type == APPLY_PATCH:
+            body, content_type = self._utf8_apply(body)
         response = await self._api.call_api(
             path,
             method,
@@ -184,6 +189,30 @@ class Transport:
         )
         assert isinstance(response, aiohttp.ClientResponse)
         return response
+
+    def _utf8_apply(self, body: Any) -> tuple[bytes, str]:
+        """A server-side apply body as `apply_body` writes it. The library passes bytes through
+        when the media type has a parameter (the API server drops it), else it would write the
+        body with `json.dumps`, whose surrogate pairs the server refuses (see `apply_body`)."""
+        data = self._api.sanitize_for_serialization(body)
+        return apply_body(data), f"{APPLY_PATCH}; charset=utf-8"
+
+
+# What the API server's YAML reader takes raw inside a quoted string: printable characters that
+# are not line breaks (NEL, LS and PS are, and a raw break in a quoted scalar is folded to a space).
+_NOT_YAML_SAFE = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def apply_body(data: Any) -> bytes:
+    """JSON (a YAML subset) in UTF-8, as kubectl sends an apply. `json.dumps` alone escapes a
+    character outside the BMP (an emoji) as a surrogate pair, which the API server's YAML parser
+    refuses ("found invalid Unicode character escape code"); with `ensure_ascii=False` it would
+    write control characters and line breaks other than \\n raw, which YAML refuses or folds.
+    So: UTF-8 for what YAML reads as written, a \\u escape (always in the BMP) for the rest."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _NOT_YAML_SAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
 def kubeconfig_namespace() -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from deploybell.api.deployjob import Source
+from deploybell.api.deployjob import Source, environment_of
 from deploybell.api.totals import OUTCOME_NAMES, Totals, parse_time
 from deploybell.deploy.run import Phase, RunState
 
@@ -23,11 +23,6 @@ from deploybell.deploy.run import Phase, RunState
 OUTCOMES: Final[Mapping[Phase, str]] = dict(
     zip((Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED), OUTCOME_NAMES, strict=True)
 )
-
-
-def environment_of(source: Source | None, namespace: str) -> str:
-    """The environment a DeployJob deploys to: spec.source.environment, else its namespace."""
-    return (source.environment if source else "") or namespace
 
 
 def seconds_between(earlier: str, later: str) -> float | None:
@@ -73,9 +68,15 @@ def conclude(
 
 def conclude_unparsed(status: Mapping[str, Any], state: RunState, namespace: str) -> Concluded:
     """For a run whose spec could not be read: counted where the DeployJob was counting."""
-    totals = Totals.from_status(status.get("totals"))
-    environment = totals.environment if totals else namespace
+    environment = unparsed_environment(status.get("totals"), namespace)
     return conclude_for(status, state, environment, None, namespace)
+
+
+def unparsed_environment(totals: Mapping[str, Any] | None, namespace: str) -> str:
+    """The environment of a run whose spec cannot be read: where the DeployJob was counting
+    (status.totals), else its namespace; its messages and history say the same."""
+    counted = Totals.from_status(totals)
+    return counted.environment if counted else namespace
 
 
 def conclude_for(

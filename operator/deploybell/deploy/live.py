@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from deploybell.api.constants import ANNOTATION_CANCEL, ANNOTATION_REDEPLOY
-from deploybell.deploy.run import Trigger
+from deploybell.api.deployjob import Source, parse_deployjob
+from deploybell.api.errors import SpecError
+from deploybell.deploy.run import RunState, Trigger
 
 
 def utcnow() -> str:
@@ -76,3 +78,15 @@ class Timers:
     verifying_since: float | None = None
     restart_baseline: int = 0
     problem_seen: dict[str, float] = field(default_factory=dict)
+
+
+def legacy_source(state: RunState, live: LiveJob) -> RunState:
+    """A run recorded by an older version, without its source: the spec's, if the spec is still
+    the run's (same generation), so its pending messages say what the run deployed."""
+    if state.run == 0 or state.source is not None or live.generation != state.trigger.generation:
+        return state
+    try:
+        spec = parse_deployjob(live.spec)
+    except SpecError:
+        return state
+    return replace(state, source=(spec.source or Source()).resolved(live.namespace))

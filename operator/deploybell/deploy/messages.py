@@ -43,23 +43,20 @@ class RunMessages:
         status.notifications, notes = self.outbox.resolve(added, datetime.now(UTC))
         self.notes += notes
 
-    def pump(
-        self, status: JobStatus, spec: DeployJobSpec | None, start: bool = True
-    ) -> tuple[bool, list[Report]]:
+    def pump(self, status: JobStatus, start: bool = True) -> tuple[bool, list[Report]]:
         """Results of finished sends in, due entries out (unless not `start`): (the ledger
         moved, Events to post)."""
         before = status.notifications
 
         def message_for(entry: Mapping[str, Any]) -> Message:
-            return self.message_for(status, spec, entry)
+            return self.message_for(status, entry)
 
         status.notifications, reports = self.outbox.pump(status.notifications, message_for, start)
         reports, self.notes = self.notes + reports, []
         return status.notifications != before, reports
 
-    def message_for(
-        self, status: JobStatus, spec: DeployJobSpec | None, entry: Mapping[str, Any]
-    ) -> Message:
+    def message_for(self, status: JobStatus, entry: Mapping[str, Any]) -> Message:
+        """From status alone: a fresh process builds the same message (see report.message_for)."""
         facts = report.RunFacts(
             self.namespace,
             self.job,
@@ -69,7 +66,6 @@ class RunMessages:
             status.images,
             status.diagnosis,
             status.rollback,
-            spec.source if spec else None,
             status.cluster,
         )
         return report.message_for(entry, facts, self.presentation)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from deploybell.api.deployjob import Source
+from deploybell.api.deployjob import Source, environment_of
 from deploybell.deploy.health import PodProblem
 from deploybell.deploy.run import RunState
 from deploybell.notify.ledger import Delivery
@@ -53,7 +53,9 @@ def images_of(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def diagnosis(problems: Sequence[PodProblem], warnings: Sequence[WarningEvent]) -> dict[str, Any]:
-    """status.diagnosis: the failing pods and the latest Warning Events, bounded."""
+    """status.diagnosis: the failing pods and the latest Warning Events, bounded; how many
+    failing containers the bound left out (every message says "… and N more")."""
+    omitted = {"podsOmitted": len(problems) - MAX_PODS} if len(problems) > MAX_PODS else {}
     return {
         "pods": [
             {
@@ -70,6 +72,7 @@ def diagnosis(problems: Sequence[PodProblem], warnings: Sequence[WarningEvent]) 
             {"object": w.object, "reason": w.reason, "message": w.message[:300], "count": w.count}
             for w in warnings[:MAX_WARNINGS]
         ],
+        **omitted,
     }
 
 
@@ -121,12 +124,14 @@ class RunFacts:
     images: Sequence[str]
     diagnosis: Mapping[str, Any]
     rollback: Mapping[str, Any]
-    source: Source | None = None
     cluster: str = ""  # the target cluster (spec.cluster); "" for the operator's own
 
 
 def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Presentation) -> Message:
-    """The message for one ledger entry: the run it belongs to, as it ended (or began)."""
+    """The message for one ledger entry: the run it belongs to, as it ended (or began).
+
+    Built from status alone (never the spec, which may have changed since the run or not be
+    read yet after a restart), so a message is the same whichever process sends it."""
     run = int(entry["run"])
     event = str(entry["event"])
     state = facts.state
@@ -137,15 +142,17 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
             state.message,
         )
         started, finished, revision = state.started_at, state.finished_at, state.revision
+        recorded = state.source
     else:
         past = next((h for h in facts.history if h.get("run") == run), {})
         phase, reason, text = past.get("phase", ""), past.get("reason", ""), past.get("message", "")
         started, finished = past.get("startedAt", ""), past.get("finishedAt", "")
         revision = past.get("revision", "")
+        recorded = Source.from_status(past.get("source"))
     if event == "start":
         phase, reason, text, finished = "Deploying", "Deploying", "", ""
     failed = event == "failure" and run == state.run
-    source = facts.source or Source()
+    source = recorded or Source()
     rolled_back = (
         facts.rollback.get("toRun")
         if failed and facts.rollback.get("phase") == "RolledBack"
@@ -177,23 +184,17 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         cluster=facts.cluster or presentation.cluster,
         link=presentation.link(facts.namespace, facts.job, run, facts.cluster),
         pods=_pods(facts.diagnosis) if failed else (),
+        pods_omitted=int(facts.diagnosis.get("podsOmitted") or 0) if failed else 0,
         warnings=_warnings(facts.diagnosis) if failed else (),
         rolled_back_to=int(rolled_back) if rolled_back else None,
         idempotency_key=f"{facts.namespace}/{facts.job}/{entry['id']}",
-        environment=environment(facts.source, facts.namespace),
+        environment=environment_of(recorded, facts.namespace),
         commit=source.revision,
         repository=source.repository,
         change_url=source.url,
         committed_at=source.committed_at,
         pull_request=source.pull_request,
     )
-
-
-def environment(source: Source | None, namespace: str) -> str:
-    """spec.source.environment, which defaults to the namespace; "" without a source."""
-    if source is None:
-        return ""
-    return source.environment or namespace
 
 
 def delivered_condition(

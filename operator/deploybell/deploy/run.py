@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from deploybell.api.deployjob import Source
 from deploybell.deploy.health import Health, Status
 
 
@@ -64,6 +65,10 @@ class RunState:
     reason: str = ""
     message: str = ""
     revision: str = ""
+    source: Source | None = None
+    """spec.source as the run began, its environment resolved (for an unreadable spec, only the
+    environment: deploy.dora.unparsed_environment); what every message of the run says, whatever
+    the spec says later. None: not recorded (no run yet, or a status of an older version)."""
 
     @property
     def in_flight(self) -> bool:
@@ -82,6 +87,7 @@ class RunState:
             reason=str(status.get("reason") or ""),
             message=str(status.get("message") or ""),
             revision=str(status.get("revision") or ""),
+            source=Source.from_status(status.get("source")),
         )
 
 
@@ -100,7 +106,9 @@ def decide(state: RunState, desired: Trigger, deleting: bool) -> Action:
     return Action.WATCH if state.in_flight else Action.IDLE
 
 
-def start(state: RunState, desired: Trigger, now: str, revision: str) -> RunState:
+def start(
+    state: RunState, desired: Trigger, now: str, revision: str, source: Source | None = None
+) -> RunState:
     return RunState(
         run=state.run + 1,
         phase=Phase.DEPLOYING,
@@ -109,6 +117,7 @@ def start(state: RunState, desired: Trigger, now: str, revision: str) -> RunStat
         reason="Deploying",
         message="applying the manifests",
         revision=revision,
+        source=source,
     )
 
 
@@ -221,6 +230,7 @@ def conditions(
 
 
 def history_entry(state: RunState) -> dict[str, Any]:
+    source = {"source": state.source.as_status()} if state.source else {}
     return {
         "run": state.run,
         "phase": state.phase.value if state.phase else "",
@@ -229,6 +239,7 @@ def history_entry(state: RunState) -> dict[str, Any]:
         "startedAt": state.started_at,
         "finishedAt": state.finished_at,
         "revision": state.revision,
+        **source,
     }
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from deploybell.api.constants import ANNOTATION_CANCEL
-from deploybell.api.deployjob import DeployJobSpec, parse_deployjob
+from deploybell.api.deployjob import DeployJobSpec, Source, parse_deployjob
 from deploybell.api.errors import SpecError
 from deploybell.clients.errors import ApiError
 from deploybell.deploy import dora, report
@@ -20,7 +20,7 @@ from deploybell.deploy import run as runs
 from deploybell.deploy import verdict as verdicts
 from deploybell.deploy.apply import Applier, ApplyFailure
 from deploybell.deploy.health import Status
-from deploybell.deploy.live import LiveJob, Timers, monotonic_since, utcnow
+from deploybell.deploy.live import LiveJob, Timers, legacy_source, monotonic_since, utcnow
 from deploybell.deploy.manifests import ObjectRef
 from deploybell.deploy.messages import RunMessages
 from deploybell.deploy.observe import Observer
@@ -57,6 +57,7 @@ class JobRunner(Rollbacks, TargetSteps):
         self.history_limit = history_limit
         self.live = live
         self.status = JobStatus.from_status(live.status)
+        self.state = legacy_source(self.state, live)
         self.timers = Timers()
         if self.state.in_flight:  # resumed: maxWaitSeconds counts from the run's real start
             self.timers.started = monotonic_since(self.state.started_at)
@@ -143,18 +144,21 @@ class JobRunner(Rollbacks, TargetSteps):
             self.spec = parse_deployjob(live.spec)
         except SpecError as e:
             self.spec = None
-            await self.begin(live, revision="")
+            where = dora.unparsed_environment(self.status.totals, live.namespace)
+            await self.begin(live, revision="", source=Source(environment=where))
             await self.fail("InvalidSpec", str(e), live)
             return
-        await self.begin(live, revision="")
+        source = (self.spec.source or Source()).resolved(live.namespace)
+        await self.begin(live, revision="", source=source)
         if await self.locate(live):
             await self.apply(live)
 
-    async def begin(self, live: LiveJob, revision: str) -> None:
+    async def begin(self, live: LiveJob, revision: str, source: Source) -> None:
         """A new run in memory; the next persist (after the apply, or the failure) records it
         together with its start entry, before anything is sent: one status write, not two.
-        A crash before that write leaves no trace, so the run starts afresh with that number."""
-        self.state = runs.start(self.state, live.desired, utcnow(), revision)
+        A crash before that write leaves no trace, so the run starts afresh with that number.
+        `source` (environment resolved) is recorded with the run: its messages say it."""
+        self.state = runs.start(self.state, live.desired, utcnow(), revision, source)
         self.timers = Timers()
         self.status.rollback, self.status.diagnosis, self.status.canceled_by = {}, {}, ""
         self.add_event("start")
@@ -370,9 +374,9 @@ class JobRunner(Rollbacks, TargetSteps):
 
     def dora_outcome(self, live: LiveJob) -> dora.Concluded:
         before = {"totals": self.status.totals, "failingSince": self.status.failing_since}
-        if self.spec is None:
+        if self.state.source is None:  # recorded by an older version, its spec unreadable now
             return dora.conclude_unparsed(before, self.state, live.namespace)
-        return dora.conclude(before, self.state, self.spec.source, live.namespace)
+        return dora.conclude(before, self.state, self.state.source, live.namespace)
 
     # --- notifications ------------------------------------------------------------------------
 
@@ -381,7 +385,7 @@ class JobRunner(Rollbacks, TargetSteps):
 
     async def sync_notifications(self) -> None:
         """Hand due entries to the outbox, record what it finished, persist if anything moved."""
-        moved, reports = self.messages.pump(self.status, self.spec)
+        moved, reports = self.messages.pump(self.status)
         for item in reports:
             await self.ports.record_event(item.warning, item.reason, item.message)
         if moved:
@@ -392,7 +396,7 @@ class JobRunner(Rollbacks, TargetSteps):
         `seconds` and record them, starting none; the record is written only if nobody else
         wrote since `only_at`, else the new owner's ledger stands (and may repeat a send)."""
         await self.outbox.drain(seconds)
-        moved, _ = self.messages.pump(self.status, self.spec, start=False)
+        moved, _ = self.messages.pump(self.status, start=False)
         if moved:
             self.status.conditions = self.all_conditions(utcnow())
             await self.ports.patch_status(self.status.deliveries(), only_at)

@@ -17,7 +17,7 @@ class JobStatus:
     """What deploybell keeps in a DeployJob's status (the CRD documents each field)."""
 
     state: RunState = field(default_factory=RunState)
-    """The latest run: number, phase, trigger, times, reason, message, revision."""
+    """The latest run: number, phase, trigger, times, reason, message, revision, source."""
     resources: list[Entry] = field(default_factory=list)
     """The latest run's objects and their health."""
     history: list[Entry] = field(default_factory=list)
@@ -67,6 +67,7 @@ class JobStatus:
             "reason": s.reason,
             "message": s.message[:1000],
             "revision": s.revision,
+            "source": s.source.as_patch() if s.source else None,
             "canceledBy": self.canceled_by or None,
             "conditions": self.conditions,
             "resources": self.resources,

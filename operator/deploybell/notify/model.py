@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 EVENT_VERBS = {
     "start": "started",
@@ -90,6 +90,15 @@ class WarningEvent:
         return f"{self.object} {self.reason}{times}: {clip(self.message, detail_chars)}"
 
 
+class Listing(NamedTuple):
+    """One list of a rich message: its heading, one line per item, and how many more items there
+    are than the message holds (`Message.pods_omitted`), for the "… and N more" line."""
+
+    heading: str
+    lines: list[str]
+    omitted: int = 0
+
+
 @dataclass(frozen=True)
 class Message:
     """Everything a notification says about one event of one run."""
@@ -110,6 +119,7 @@ class Message:
     cluster: str = ""
     link: str = ""
     pods: tuple[PodDiagnosis, ...] = ()
+    pods_omitted: int = 0  # failing containers found beyond `pods` (status keeps the first few)
     warnings: tuple[WarningEvent, ...] = ()
     rolled_back_to: int | None = None
     idempotency_key: str = ""
@@ -182,12 +192,17 @@ class Message:
             facts.append(("Revision", self.revision))
         return facts
 
-    def lists(self) -> list[tuple[str, list[str]]]:
+    @property
+    def failing_containers(self) -> int:
+        """How many containers the run found failing (more than `pods` may hold)."""
+        return len(self.pods) + self.pods_omitted
+
+    def lists(self) -> list[Listing]:
         """The lists a rich message shows under its facts, by heading, each item one line."""
         return [
-            ("Objects", [o.line() for o in self.objects]),
-            ("Failing pods", [p.line() for p in self.pods]),
-            ("Recent warnings", [w.line() for w in self.warnings]),
+            Listing("Objects", [o.line() for o in self.objects]),
+            Listing("Failing pods", [p.line() for p in self.pods], self.pods_omitted),
+            Listing("Recent warnings", [w.line() for w in self.warnings]),
         ]
 
     def footer(self, times: bool = True) -> str:

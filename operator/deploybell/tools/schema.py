@@ -43,7 +43,7 @@ _PATTERNS = {
     f"^{DNS_SUBDOMAIN.pattern}$": "a DNS subdomain (lowercase letters, digits, '-' and '.')",
     "^[-._a-zA-Z0-9]+$": "a ConfigMap key (letters, digits, '-', '_', '.')",
     **{
-        f"^{field.pattern}$": field.expected
+        field.schema()["pattern"]: field.expected
         for rules in CATALOGUE.types
         for field in rules.options
         if field.pattern and field.expected

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from tests.support.peers.apprise import AppriseJsonPeer
+from tests.support.peers.azuredevops import AzureDevopsContract
+from tests.support.peers.bitbucket import BitbucketContract
+from tests.support.peers.bitbucketserver import BitbucketServerContract
 from tests.support.peers.contract import (
     Contract,
     EmailContract,
@@ -19,6 +22,7 @@ from tests.support.peers.contract import (
 )
 from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
+from tests.support.peers.gitea import GiteaContract
 from tests.support.peers.github import GithubContract
 from tests.support.peers.github_pulls import (
     GithubCheckRunContract,
@@ -28,12 +32,16 @@ from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.gitlab_notes import GitlabMergeRequestCommentContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
+from tests.support.peers.matrix import MatrixPeer
 from tests.support.peers.mattermost import MattermostPeer
 from tests.support.peers.newrelic import NewrelicContract
 from tests.support.peers.pagerduty import PagerdutyPeer
+from tests.support.peers.rocketchat import RocketchatPeer
 from tests.support.peers.sentry import SentryContract
 from tests.support.peers.teams import TeamsContract
 from tests.support.peers.telegram import TelegramPeer
+from tests.support.peers.webex import WebexPeer
+from tests.support.peers.zulip import ZulipPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -52,6 +60,14 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "gitlab": GitlabContract,
     "grafana": GrafanaContract,
     "datadog": DatadogContract,
+    "gitea": GiteaContract,
+    "bitbucket": BitbucketContract,
+    "bitbucketserver": BitbucketServerContract,
+    "azuredevops": AzureDevopsContract,
+    "rocketchat": RocketchatPeer,
+    "webex": WebexPeer,
+    "matrix": MatrixPeer,
+    "zulip": ZulipPeer,
     "githubpullrequestcomment": GithubPullRequestCommentContract,
     "gitlabmergerequestcomment": GitlabMergeRequestCommentContract,
     "githubcheckrun": GithubCheckRunContract,

@@ -3,6 +3,10 @@
 A type's contract wraps its peer in `PeerContract` (which starts and stops it) and adds what is
 the type's own; the five older peers are wrapped here, newer ones beside their peer. The
 registry of contracts is `tests.support.peers.CONTRACTS`, one line per provider type.
+
+A contract may also have `commit_of(run) -> str`: the destination keeps one record per DeployJob
+and commit (a commit status), so the contract test deploys each run on that commit of the peer's
+repository, and every run stays visible (tests/support/peers/_statuses.py).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from deploybell.api.errors import shown
 from deploybell.notify.model import Message
+from deploybell.notify.providers import _layout
 from deploybell.notify.providers.base import Title, headline
 
 SUBJECT_PREFIX = "[deploybell]"
@@ -159,7 +160,8 @@ def _object_lines(message: Message) -> list[str]:
 
 
 def _pod_lines(message: Message) -> list[str]:
-    return [_body_text(pod.line()) for pod in message.pods]
+    lines = [_body_text(pod.line()) for pod in message.pods]
+    return _layout.listed(lines, len(lines), str, omitted=message.pods_omitted)
 
 
 def _warning_lines(message: Message) -> list[str]:
@@ -245,6 +247,7 @@ def _object_rows(message: Message) -> list[list[str]]:
 
 
 def _pod_rows(message: Message) -> list[list[str]]:
+    more = [[f"… and {message.pods_omitted} more", "", "", "", "", ""]]
     return [
         [
             p.pod,
@@ -255,7 +258,7 @@ def _pod_rows(message: Message) -> list[list[str]]:
             p.message,
         ]
         for p in message.pods
-    ]
+    ] + (more if message.pods_omitted else [])
 
 
 def _warning_rows(message: Message) -> list[list[str]]:

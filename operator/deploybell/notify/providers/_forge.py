@@ -41,11 +41,14 @@ class ForgeProvider(_http.HttpProvider):
     reset_header: ClassVar[str]  # the epoch second a rate limit ends
     status_name: ClassVar[str]  # the commit status body's key that names it
     can: ClassVar[str] = "read"  # what notify-test says the token can do with the repository
+    record_ref: ClassVar[str] = "deployment"  # the ledger ref that keeps the record's id
+    records: ClassVar[str] = "a deployment"  # what it makes of a commit, for error messages
 
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         if out.message.test:
             return await self._check(out, self._repository(out, None))
-        sha = _records.commit(out.message, self.rules.type)  # first: without spec.source, say that
+        # first: without spec.source, say that
+        sha = _records.commit(out.message, self.rules.type, self.records)
         repo = self._repository(out, out.message)
         deployment, detail = await self.record(out, repo, sha)
         if out.options.get("commitStatus", False):
@@ -54,7 +57,7 @@ class ForgeProvider(_http.HttpProvider):
             if not self.already(reply, body["state"]):
                 self.answer(out, reply, f"commit {sha[:12]} of {repo.path}")
             detail += f"; commit status {body[self.status_name]}: {body['state']}"
-        return base.Sent(refs={"deployment": deployment, self.option: repo.path}, detail=detail)
+        return base.Sent(refs={self.record_ref: deployment, self.option: repo.path}, detail=detail)
 
     async def _check(self, out: _http.Outgoing, repo: Repository) -> base.Sent:
         """`deploybell notify-test`: the token (and the repository it names); a test records no
@@ -73,12 +76,13 @@ class ForgeProvider(_http.HttpProvider):
     def _repository(self, out: _http.Outgoing, message: Message | None) -> Repository:
         """The API and the repository of `message` (None: only the option's, "" without one)."""
         kind = self.rules.type
-        out.headers.update(self.headers(out.word("token")))
+        out.headers.update(self.credentials(out))
         root = self.api_root(out.url("apiUrl", self.default_api))
         option = str(out.options.get(self.option) or "")
         if message is None:
             return Repository(root, option)
         host, path = _records.repository(message, kind, self.option, option)
+        path = self.repository_path(host, path) if host else path
         if not re.fullmatch(self.path_pattern, path):
             raise base.PermanentDeliveryError(
                 f"{kind}: spec.source.repository of {message.ref} must name {self.path_words}, "
@@ -107,6 +111,15 @@ class ForgeProvider(_http.HttpProvider):
     def already(self, reply: _answers.Reply, state: str) -> bool:
         """Whether a refused commit status is one already set (a retry that landed before)."""
         return False
+
+    def credentials(self, out: _http.Outgoing) -> dict[str, str]:
+        """The headers that carry the Secret's credentials (by default its `token`)."""
+        return self.headers(out.word("token"))
+
+    def repository_path(self, host: str, path: str) -> str:
+        """The API's name of the repository at `path` of a `spec.source.repository` URL on
+        `host` (a forge whose clone URLs carry more than owner/name strips it here)."""
+        return path
 
     # What each forge says for itself.
 

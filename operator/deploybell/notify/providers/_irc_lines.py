@@ -48,7 +48,7 @@ def render(message: Message, override: Title | None = None) -> str:
     parts = [
         f"{title}: {summary}" if summary else title,
         clean(message.link),
-        _pod(message.pods),
+        _pod(message.pods, message.pods_omitted),
         _warning(message.warnings),
     ]
     return SEPARATOR.join(part for part in parts if part)
@@ -64,7 +64,7 @@ def _coloured(title: str, message: Message) -> str:
     return f"{start}{_COLOUR}{code}{message.symbol}{_RESET}{rest}"
 
 
-def _pod(pods: tuple[PodDiagnosis, ...]) -> str:
+def _pod(pods: tuple[PodDiagnosis, ...], omitted: int) -> str:
     """`pod web-7d9f8/app: CrashLoopBackOff, exit 1, 5 restarts (back-off 40s …) +1 more`."""
     if not pods:
         return ""
@@ -77,7 +77,8 @@ def _pod(pods: tuple[PodDiagnosis, ...]) -> str:
     line = f"pod {clean(pod.pod)}/{clean(pod.container)}: {', '.join(f for f in facts if f)}"
     if clean(pod.message):
         line += f" ({_clip(clean(pod.message), DETAIL_CHARS)})"
-    return line + (f" +{len(pods) - 1} more" if len(pods) > 1 else "")
+    more = len(pods) - 1 + omitted
+    return line + (f" +{more} more" if more else "")
 
 
 def _warning(warnings: tuple[WarningEvent, ...]) -> str:

@@ -23,12 +23,18 @@ def web_link(link: str, limit: int = MAX_LINK_CHARS) -> str:
 
 
 def listed(
-    items: Sequence[str], most: int, show: Callable[[str], str], more: str = "… and {} more"
+    items: Sequence[str],
+    most: int,
+    show: Callable[[str], str],
+    more: str = "… and {} more",
+    omitted: int = 0,
 ) -> list[str]:
-    """The first `most` items as `show` writes them, then a line saying how many are not."""
+    """The first `most` items as `show` writes them, then a line saying how many are not:
+    those cut here and the `omitted` the message never held (every type says the full count)."""
     out = [show(item) for item in items[:most]]
-    if len(items) > most:
-        out.append(more.format(len(items) - most))
+    left = max(len(items) - most, 0) + omitted
+    if left:
+        out.append(more.format(left))
     return out
 
 

@@ -53,10 +53,16 @@ def _build(message: Message, override: base.Title | None, level: _layout.Level, 
     for label, value in message.facts():
         shown = md(clip(value, level.value_chars)).replace("\n", "<br>")
         lines.append(f"| {label} | {shown} |")
-    for heading, items in message.lists():
-        if items and level.items:
-            lines += ["", f"**{heading}**", ""]
-            lines += _layout.listed(items, level.items, lambda i: f"- {md(clip(i, 500))}")
+    for listing in message.lists():
+        if (listing.lines or listing.omitted) and level.items:
+            lines += ["", f"**{listing.heading}**", ""]
+            lines += _layout.listed(
+                listing.lines,
+                level.items,
+                lambda i: f"- {md(clip(i, 500))}",
+                "- … and {} more",
+                listing.omitted,
+            )
     if link := _layout.web_link(message.link):
         lines += ["", f"[Details]({link})"]
     lines += ["", f"<sub>{md(message.footer())}</sub>"]

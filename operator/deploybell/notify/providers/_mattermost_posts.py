@@ -87,8 +87,8 @@ def thread_reply(message: Message, override: base.Title | None = None) -> str:
     lines = [_headline(message, override)]
     if message.pods:
         lines.append(_bullet(message.pods[0].line()))
-        if len(message.pods) > 1:
-            lines.append(f"…and {len(message.pods) - 1} more failing container(s)")
+        if message.failing_containers > 1:
+            lines.append(f"…and {message.failing_containers - 1} more failing container(s)")
     if message.link:
         lines.append(md(clip(message.link, LINK_CHARS)))
     return clip("\n".join(lines), MESSAGE_LIMIT)
@@ -113,12 +113,12 @@ def _fields(message: Message) -> list[dict[str, Any]]:
 
 def _details(message: Message) -> list[str]:
     lines: list[str] = []
-    for (heading, items), most in zip(
+    for (heading, items, omitted), most in zip(
         message.lists(), (MAX_OBJECTS, MAX_PODS, MAX_WARNINGS), strict=True
     ):
         if items:
             lines.append(f"**{heading}**")
-            lines += _layout.listed(items, most, _bullet, "…and {} more")
+            lines += _layout.listed(items, most, _bullet, "…and {} more", omitted)
     if message.link and not _layout.web_link(message.link, LINK_CHARS):
         lines.append(f"**Link** {md(clip(message.link, LINK_CHARS))}")
     return lines

@@ -112,10 +112,10 @@ def details(message: Message) -> dict[str, Any]:
     out["Reason"] = clip(message.reason, VALUE_CHARS)
     if message.message:
         out["Message"] = clip(message.message, VALUE_CHARS)
-    for name, lines in message.lists():
+    for name, lines, omitted in message.lists():
         if lines:
             out[name] = _layout.listed(
-                lines, MAX_ITEMS, lambda line: clip(line, LINE_CHARS), "…and {} more"
+                lines, MAX_ITEMS, lambda line: clip(line, LINE_CHARS), "…and {} more", omitted
             )
     if message.test:
         out["Test"] = "a deploybell notify-test message"

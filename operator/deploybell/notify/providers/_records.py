@@ -58,13 +58,14 @@ def epoch_ms(stamp: str, default: datetime) -> int:
     return int((parse_time(stamp) or default).timestamp() * 1000)
 
 
-def commit(message: Message, kind: str) -> str:
-    """The deployed commit (`spec.source.revision`), or a permanent error saying it is needed."""
+def commit(message: Message, kind: str, record: str = "a deployment") -> str:
+    """The deployed commit (`spec.source.revision`), or a permanent error saying it is needed
+    for the `record` the type makes of it."""
     if message.commit:
         return message.commit
     raise PermanentDeliveryError(
-        f"{kind}: the DeployJob {message.ref} has no spec.source.revision: {kind} records a "
-        "deployment of a commit, so set spec.source (repository and revision) on the DeployJob"
+        f"{kind}: the DeployJob {message.ref} has no spec.source.revision: {kind} records "
+        f"{record} of a commit, so set spec.source (repository and revision) on the DeployJob"
     )
 
 

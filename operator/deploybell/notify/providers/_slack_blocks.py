@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploybell.notify.model import Message, PodDiagnosis, WarningEvent
+from deploybell.notify.model import Message, WarningEvent
 from deploybell.notify.providers import _layout
 from deploybell.notify.providers.base import Title, headline
 
@@ -55,7 +55,7 @@ def render(message: Message, override: Title | None = None) -> SlackMessage:
         for block in (
             _facts(message),
             _objects(message),
-            _pods(message.pods),
+            _pods(message),
             _warnings(message.warnings),
             _link(message.link),
             _context(message),
@@ -80,8 +80,8 @@ def thread_reply(message: Message, override: Title | None = None) -> str:
         lines.append(escape(text))
     if message.pods:
         lines.append(_bullet(message.pods[0].line()))
-        if len(message.pods) > 1:
-            lines.append(f"…and {len(message.pods) - 1} more failing container(s)")
+        if message.failing_containers > 1:
+            lines.append(f"…and {message.failing_containers - 1} more failing container(s)")
     if message.link:
         lines.append(escape(message.link))
     return _clip("\n".join(lines), SECTION_LIMIT)
@@ -111,10 +111,11 @@ def _bullet(line: str) -> str:
     return escape(f"• {line}")
 
 
-def _pods(pods: tuple[PodDiagnosis, ...]) -> dict[str, Any] | None:
-    if not pods:
+def _pods(message: Message) -> dict[str, Any] | None:
+    if not message.pods:
         return None
-    shown = _layout.listed([pod.line() for pod in pods], MAX_PODS, _bullet, "…and {} more")
+    lines = [pod.line() for pod in message.pods]
+    shown = _layout.listed(lines, MAX_PODS, _bullet, "…and {} more", message.pods_omitted)
     return _section("\n".join(["*Failing pods*", *shown]))
 
 

@@ -61,13 +61,13 @@ def lines(message: Message, override: base.Title | None = None) -> list[Line]:
     out += [
         (Span(f"{name}: ", "b"), Span(clip(value, VALUE_CHARS))) for name, value in message.facts()
     ]
-    for (heading, items), most in zip(
+    for (heading, items, omitted), most in zip(
         message.lists(), (MAX_OBJECTS, MAX_PODS, MAX_WARNINGS), strict=True
     ):
         if items:
             out.append((Span(heading, "b"),))
             shown = _layout.listed(
-                items, most, lambda i: "• " + clip(i, VALUE_CHARS), "…and {} more"
+                items, most, lambda i: "• " + clip(i, VALUE_CHARS), "…and {} more", omitted
             )
             out += [(Span(line),) for line in shown]
     if _layout.web_link(message.link, LINK_CHARS):

@@ -123,10 +123,12 @@ def notification(message: Message, override: base.Title | None = None) -> dict[s
     title, summary = base.headline(message, override)
     lines = [clip(summary, BODY_CHARS // 2)] if summary else []
     lines += [f"{name}: {clip(value, LINE_CHARS)}" for name, value in message.facts()]
-    for heading, items in message.lists()[1:]:  # the failing pods and warnings
+    for heading, items, omitted in message.lists()[1:]:  # the failing pods and warnings
         if items:
             lines.append(f"{heading}:")
-            lines += _layout.listed(items, MAX_ITEMS, lambda item: f"- {clip(item, LINE_CHARS)}")
+            lines += _layout.listed(
+                items, MAX_ITEMS, lambda item: f"- {clip(item, LINE_CHARS)}", omitted=omitted
+            )
     if message.link:
         lines.append(clip(message.link, LINE_CHARS))
     return {

@@ -14,7 +14,7 @@ from yarl import URL
 
 from deploybell.api.errors import SpecError, shown
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.model import Message
+from deploybell.notify.model import Listing, Message
 from deploybell.notify.providers import _answers, _http, _layout, base
 
 # Discord's documented limits (characters).
@@ -206,8 +206,8 @@ def embed(message: Message, override: base.Title | None, level: _layout.Level) -
     if link := _layout.web_link(message.link):
         out["url"] = link
     lines = [_cut(escape(summary), level.summary_chars)] if summary else []
-    for heading, items in message.lists()[1:]:  # the objects are a field
-        lines += _section(heading, items, level)
+    for listing in message.lists()[1:]:  # the objects are a field
+        lines += _section(listing, level)
     if message.link and not link:
         lines.append(f"Link: {_cut(escape(message.link), level.value_chars)}")
     if lines:
@@ -256,16 +256,20 @@ def _value(value: str, limit: int) -> str:
     return _cut(escape(value), limit) if value.strip() else "—"
 
 
-def _section(heading: str, lines: Sequence[str], level: _layout.Level) -> list[str]:
-    return [f"**{heading}**", _listed(lines, level)] if lines else []
+def _section(listing: Listing, level: _layout.Level) -> list[str]:
+    if not listing.lines:
+        return []
+    return [f"**{listing.heading}**", _listed(listing.lines, level, listing.omitted)]
 
 
-def _listed(lines: Sequence[str], level: _layout.Level) -> str:
+def _listed(lines: Sequence[str], level: _layout.Level, omitted: int = 0) -> str:
     """Bullets (escaped, each cut to 2x the value length), then how many are not shown."""
     limit = 2 * level.value_chars
-    return "\n".join(
-        _layout.listed(lines, level.items, lambda line: _cut(escape(f"• {line}"), limit))
-    )
+
+    def bullet(line: str) -> str:
+        return _cut(escape(f"• {line}"), limit)
+
+    return "\n".join(_layout.listed(lines, level.items, bullet, omitted=omitted))
 
 
 def _cut(text: str, limit: int) -> str:

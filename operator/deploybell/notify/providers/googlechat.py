@@ -6,13 +6,12 @@ request asks Chat to reply in that thread (or start it). Webhooks cannot edit me
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from typing import Any
 
 from yarl import URL
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.model import Message, clip
+from deploybell.notify.model import Listing, Message, clip
 from deploybell.notify.providers import _http, _layout, base
 
 REPLY_OPTION = "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
@@ -146,8 +145,8 @@ def card(message: Message, override: base.Title | None, level: _layout.Level) ->
         for name, value in message.facts()
     ]
     sections: list[dict[str, Any]] = [{"widgets": top}, {"header": "Details", "widgets": facts}]
-    for heading, lines in message.lists():
-        sections += _section(heading, lines, level)
+    for listing in message.lists():
+        sections += _section(listing, level)
     link = _layout.web_link(message.link)
     if link:
         button = {"text": "Open", "onClick": {"openLink": {"url": link}}}
@@ -159,12 +158,17 @@ def card(message: Message, override: base.Title | None, level: _layout.Level) ->
     return {"header": header, "sections": sections}
 
 
-def _section(heading: str, lines: Sequence[str], level: _layout.Level) -> list[dict[str, Any]]:
-    if not lines:
+def _section(listing: Listing, level: _layout.Level) -> list[dict[str, Any]]:
+    if not listing.lines:
         return []
-    shown = _layout.listed(lines, level.items, lambda line: f"• {clip(line, level.value_chars)}")
+    shown = _layout.listed(
+        listing.lines,
+        level.items,
+        lambda line: f"• {clip(line, level.value_chars)}",
+        omitted=listing.omitted,
+    )
     text = "<br>".join(_h(line) for line in shown)
-    return [{"header": heading, "widgets": [{"textParagraph": {"text": text}}]}]
+    return [{"header": listing.heading, "widgets": [{"textParagraph": {"text": text}}]}]
 
 
 def _h(text: str) -> str:

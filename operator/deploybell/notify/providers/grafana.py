@@ -1,7 +1,8 @@
 """Grafana: each run becomes one region annotation (HTTP API `/api/annotations`), from its start
 to its end: created at start (a point at the start time), then patched at the outcome with its
 end time, the outcome's text and the outcome tag. Tags: `deploybell`, `<namespace>/<job>`, the
-environment (when the DeployJob has `spec.source`) and the outcome (succeeded, failed, canceled).
+environment (`spec.source.environment`, else the namespace) and the outcome (succeeded, failed,
+canceled).
 
 The annotation id is kept in the ledger (the start entry's refs). An annotation made just before
 a crash is found again by its tags and start time, so a run never gets two. Organization-wide by
@@ -170,7 +171,10 @@ def text(message: Message, override: base.Title | None = None) -> str:
     lines += [
         clip(f"{label}: {value}".replace("\n", ", "), MAX_LINE) for label, value in message.facts()
     ]
-    lines += [clip(p.line(), MAX_LINE) for p in message.pods[:MAX_ITEMS]]
+    pods = [p.line() for p in message.pods]
+    lines += _layout.listed(
+        pods, MAX_ITEMS, lambda line: clip(line, MAX_LINE), omitted=message.pods_omitted
+    )
     lines += [clip(w.line(), MAX_LINE) for w in message.warnings[:MAX_ITEMS]]
     if link := _layout.web_link(message.link, MAX_LINE):
         lines.append(link)

@@ -142,7 +142,8 @@ def _html(message: Message, override: base.Title | None, items: int) -> str:
     if message.pods:
         pods = [_h(_cut(p.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS)) for p in message.pods]
         parts.append(
-            "<br><b>Failing pods</b>" + _list_html(_layout.listed(pods, items, str, "… {} more"))
+            "<br><b>Failing pods</b>"
+            + _list_html(_layout.listed(pods, items, str, "… {} more", message.pods_omitted))
         )
     if message.warnings:
         warnings = [
@@ -165,7 +166,10 @@ def _text(message: Message, override: base.Title | None, items: int) -> str:
         pods = [_cut(p.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS) for p in message.pods]
         lines += [
             "Failing pods:",
-            *(f"- {pod}" for pod in _layout.listed(pods, items, str, "… {} more")),
+            *(
+                f"- {pod}"
+                for pod in _layout.listed(pods, items, str, "… {} more", message.pods_omitted)
+            ),
         ]
     if message.warnings:
         warnings = [_cut(w.line(MAX_VALUE_CHARS), 3 * MAX_VALUE_CHARS) for w in message.warnings]

@@ -229,6 +229,8 @@ def _render(preview: base.Preview) -> Any:
     message, options = preview.message, preview.options
     if message.event == "start" or (message.event != "success" and options.get("successOnly")):
         return None
+    if not message.commit:  # sending says so: the release's version is the commit
+        return None
     version = release_version(message, options)
     return {
         "deploy": deploy_body(message, options, _http.preview_time(message)),
@@ -238,6 +240,8 @@ def _render(preview: base.Preview) -> Any:
 
 def _preview(preview: base.Preview) -> list[str]:
     bodies = _render(preview)
+    if bodies is None and preview.message.event != "start" and not preview.message.commit:
+        return ["nothing can be sent: the release's version is spec.source.revision, unset here"]
     if bodies is None:
         return ["nothing is sent: Sentry records a deploy once the run has finished"]
     version = quote(bodies["release"]["version"], safe="")

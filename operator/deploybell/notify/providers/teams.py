@@ -5,11 +5,10 @@ in place: every event is a new card in the channel the workflow posts to."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
-from deploybell.notify.model import Message, clip
+from deploybell.notify.model import Listing, Message, clip
 from deploybell.notify.providers import _answers, _http, _layout, base
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -111,8 +110,8 @@ def card(
         {"title": name, "value": clip(value, level.value_chars)} for name, value in message.facts()
     ]
     body.append({"type": "FactSet", "facts": facts})
-    for heading, lines in message.lists():
-        body += _list(heading, lines, level)
+    for listing in message.lists():
+        body += _list(listing, level)
     link = _layout.web_link(message.link)
     if message.link and not link:
         body.append(_text(f"Link: {clip(message.link, level.value_chars)}", subtle=True))
@@ -140,12 +139,17 @@ def _text(value: str, **style: Any) -> dict[str, Any]:
     return {"type": "RichTextBlock", "inlines": [run]}
 
 
-def _list(heading: str, lines: Sequence[str], level: _layout.Level) -> list[dict[str, Any]]:
-    if not lines:
+def _list(listing: Listing, level: _layout.Level) -> list[dict[str, Any]]:
+    if not listing.lines:
         return []
-    shown = _layout.listed(lines, level.items, lambda line: f"• {clip(line, level.value_chars)}")
+    shown = _layout.listed(
+        listing.lines,
+        level.items,
+        lambda line: f"• {clip(line, level.value_chars)}",
+        omitted=listing.omitted,
+    )
     return [
-        _text(heading, weight="Bolder"),
+        _text(listing.heading, weight="Bolder"),
         *({**_text(line), "spacing": "None"} for line in shown),
     ]
 
