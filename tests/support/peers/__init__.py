@@ -20,13 +20,17 @@ from tests.support.peers.contract import (
 from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
 from tests.support.peers.github import GithubContract
+from tests.support.peers.githubdispatch import GithubDispatchContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
+from tests.support.peers.lark import LarkContract
 from tests.support.peers.mattermost import MattermostPeer
 from tests.support.peers.pagerduty import PagerdutyPeer
+from tests.support.peers.pushover import PushoverContract
 from tests.support.peers.teams import TeamsContract
 from tests.support.peers.telegram import TelegramPeer
+from tests.support.peers.zoom import ZoomContract
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "slack": SlackContract,
@@ -45,4 +49,8 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "gitlab": GitlabContract,
     "grafana": GrafanaContract,
     "datadog": DatadogContract,
+    "lark": LarkContract,
+    "zoom": ZoomContract,
+    "pushover": PushoverContract,
+    "githubdispatch": GithubDispatchContract,
 }

@@ -20,17 +20,21 @@ from deploybell.notify.providers import (
     discord,
     email,
     github,
+    githubdispatch,
     gitlab,
     googlechat,
     grafana,
     hipchat,
     irc,
+    lark,
     mattermost,
     pagerduty,
+    pushover,
     slack,
     teams,
     telegram,
     webhook,
+    zoom,
 )
 from deploybell.notify.providers.base import Provider, ProviderType
 
@@ -51,6 +55,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     gitlab.PROVIDER,
     grafana.PROVIDER,
     datadog.PROVIDER,
+    lark.PROVIDER,
+    zoom.PROVIDER,
+    pushover.PROVIDER,
+    githubdispatch.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
