@@ -109,7 +109,9 @@ class PushoverPeer(HttpPeer[PushoverRequest]):
         if fields.get("token") != self.token:
             out.append(("token", "application token is invalid"))
         if fields.get("user") not in (self.user, self.group):
-            out.append(("user", "user identifier is not a valid user, group, or subscribed user key"))
+            out.append(
+                ("user", "user identifier is not a valid user, group, or subscribed user key")
+            )
         device = fields.get("device")
         if device and not set(str(device).split(",")) <= DEVICES:
             out.append(("devices", "device name is not valid for user"))
@@ -123,6 +125,7 @@ class PushoverPeer(HttpPeer[PushoverRequest]):
         }
 
 
+_SUBSCRIBED = "or subscribed user key"
 _OVER = "application has exceeded its monthly message limit"
 
 

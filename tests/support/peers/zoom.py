@@ -48,7 +48,11 @@ class ZoomPeer(HttpPeer[ZoomRequest]):
     """One connection: its id and verification token, and the channel's messages."""
 
     def __init__(
-        self, connection: str = CONNECTION, token: str = TOKEN, host: str = "127.0.0.1", port: int = 0
+        self,
+        connection: str = CONNECTION,
+        token: str = TOKEN,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         super().__init__(host, port)
         self.connection = connection
@@ -136,11 +140,17 @@ def _item_problems(item: Any) -> list[str]:
     if kind == "fields":
         fields = item.get("items")
         if not isinstance(fields, list) or not all(
-            isinstance(f, dict) and isinstance(f.get("key"), str) and isinstance(f.get("value"), str)
+            isinstance(f, dict)
+            and isinstance(f.get("key"), str)
+            and isinstance(f.get("value"), str)
             for f in fields
         ):
             return ["fields need items of key and value"]
     return []
+
+
+def _field_ok(field: Any) -> bool:
+    return isinstance(field, dict) and all(isinstance(field.get(k), str) for k in ("key", "value"))
 
 
 class ZoomContract(PeerContract[ZoomPeer]):

@@ -54,9 +54,7 @@ class ZoomProvider(_http.HttpProvider):
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         url = out.url("webhookUrl")
         out.headers["Authorization"] = out.word("verificationToken")
-        reply = await out.request(
-            "POST", url.update_query({"format": "full"}), json=_render(out)
-        )
+        reply = await out.request("POST", url.update_query({"format": "full"}), json=_render(out))
         out.check(reply)
         said = reply.json()
         message_id = str(said.get("message_id", "")) if isinstance(said, dict) else ""
@@ -76,9 +74,7 @@ def payload(message: Message, override: base.Title | None = None) -> dict[str, A
     )
 
 
-def content(
-    message: Message, override: base.Title | None, level: _layout.Level
-) -> dict[str, Any]:
+def content(message: Message, override: base.Title | None, level: _layout.Level) -> dict[str, Any]:
     title, summary = base.headline(message, override)
     head = {
         "text": clip(title, MAX_HEAD),
