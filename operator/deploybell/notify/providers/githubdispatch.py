@@ -61,7 +61,6 @@ class GithubdispatchProvider(github.GithubProvider):
     deployment record (the forge's `record` is not used)."""
 
     rules = RULES
-    can = "read (a dispatch needs Contents: write)"
 
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         if out.message.test:
