@@ -4,6 +4,7 @@ either host's hook path, the hook token masked."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from deploybell.notify.providers.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from deploybell.notify.providers.lark import FREQUENCY_WINDOW_SECONDS, LarkProvider
+from deploybell.notify.providers.lark import FREQUENCY_WINDOW_SECONDS, LarkProvider, wait_for
 from tests.support.peers.contract import texts
 from tests.support.peers.lark import PER_SECOND, SECRET, TOKEN, LarkPeer
 
@@ -119,3 +120,26 @@ async def test_a_url_that_is_not_a_bot_hook_is_refused_before_sending(
 ) -> None:
     with pytest.raises(PermanentDeliveryError, match="/open-apis/bot/v2/hook/<token>"):
         await provider.send(sample("start"), destination(f"https://{host}/open-apis/im/v1/x"))
+
+
+async def test_one_sender_keeps_a_burst_within_the_bots_limit(provider: LarkProvider) -> None:
+    with LarkPeer(keywords=("team-a",)) as peer:  # the bot's real clock and window
+        began = time.monotonic()
+        for _ in range(PER_SECOND + 2):
+            await provider.send(sample("start"), destination(peer.url))
+        took = time.monotonic() - began
+    assert [r.code for r in peer.received] == [0] * (PER_SECOND + 2)
+    assert took >= 1.0
+
+
+@pytest.mark.parametrize(
+    ("done", "now", "wait"),
+    [
+        ([], 10.0, 0.0),
+        ([9.0, 9.5, 9.6, 9.7], 10.0, 0.0),  # four in the last second: a fifth may go
+        ([9.5, 9.6, 9.7, 9.8, 9.9], 10.0, 0.55),  # five: until the oldest is 1.05 s old
+        ([40.0 + i / 2 for i in range(100)], 90.0, 10.5),  # a hundred in the last minute
+    ],
+)
+def test_the_wait_before_the_next_send(done: list[float], now: float, wait: float) -> None:
+    assert wait_for(done, now) == pytest.approx(wait)

@@ -6,16 +6,21 @@ signature check on, the body carries `timestamp` and `sign` as the vendor docume
 The bot answers HTTP 200 whatever happened; its JSON `code` says (0 is success). The frequency
 limit (5 a second, 100 a minute per bot) is answered with code 11232, or 9499 "too many
 request" by older versions; the open platform's gateway answers 429 with
-`x-ogw-ratelimit-reset`. Those are retried; other codes name the problem and are permanent."""
+`x-ogw-ratelimit-reset`. Those are retried; other codes name the problem and are permanent.
+The sender keeps to the limit itself: one message at a time per bot, a burst spaced to 5 a
+second, and past 100 a minute the wait is handed to the outbox as a retry."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
@@ -29,6 +34,10 @@ MAX_TITLE = 200
 LIMITED_CODES = frozenset({11232, 99991400})  # frequency limited (the bot; the gateway)
 TOO_MANY = 9499  # older versions: "too many request" (also "Bad Request" for a bad body)
 FREQUENCY_WINDOW_SECONDS = 60.0  # without a reset header, the per-minute window
+# The bot's documented frequency limit as (messages, seconds) windows, kept by the sender; a
+# little margin, since the bot counts arrivals and the sender counts answers.
+WINDOWS = ((5, 1.05), (100, 60.5))
+MAX_PACING_SECONDS = 2.0  # a longer wait is handed to the outbox as a retry instead
 _HOOK_PATH = re.compile(r"/open-apis/bot/v2/hook/([A-Za-z0-9-]+)/?")
 TEMPLATES = {"start": "blue", "success": "green", "failure": "red", "cancel": "grey"}
 
@@ -54,10 +63,43 @@ RULES = ProviderRules(
 )
 
 
+@dataclass
+class Pace:
+    """One bot's recent sends (when each answer came), so that bursts keep to its limit."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    done: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=max(n for n, _ in WINDOWS))
+    )
+
+    async def turn(self) -> None:
+        """Wait for the bot's next free slot, or a retryable error when it is far off."""
+        delay = wait_for(list(self.done), time.monotonic())
+        if delay > MAX_PACING_SECONDS:
+            raise base.TemporaryDeliveryError(
+                f"lark: the bot's limit of {WINDOWS[-1][0]} messages a minute is reached",
+                retry_after=delay,
+            )
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def wait_for(done: Sequence[float], now: float) -> float:
+    """Seconds until one more send keeps every window of `WINDOWS` (0 when it does now);
+    `done` are the times of the latest sends, oldest first."""
+    ends = [done[-n] + span for n, span in WINDOWS if len(done) >= n]
+    return max([0.0, *(end - now for end in ends)])
+
+
 class LarkProvider(_http.HttpProvider):
-    """POSTs the card to the bot's webhook, signed when the Secret has `signingSecret`."""
+    """POSTs the card to the bot's webhook, signed when the Secret has `signingSecret`; one
+    message at a time per bot, within its frequency limit."""
 
     rules = RULES
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._paces: dict[str, Pace] = {}
 
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         url = out.url("webhookUrl")
@@ -69,9 +111,15 @@ class LarkProvider(_http.HttpProvider):
             )
         out.hide(found.group(1))
         body = _render(out)
-        if secret := out.destination.secret.get("signingSecret", "").strip():
-            body = {**signed(secret, int(time.time())), **body}
-        reply = await out.request("POST", url, json=body)
+        pace = self._paces.setdefault(found.group(1), Pace())
+        async with pace.lock:
+            await pace.turn()
+            if secret := out.destination.secret.get("signingSecret", "").strip():
+                body = {**signed(secret, int(time.time())), **body}
+            try:
+                reply = await out.request("POST", url, json=body)
+            finally:
+                pace.done.append(time.monotonic())
         reset = _answers.seconds(reply.headers, "x-ogw-ratelimit-reset")
         out.check(reply, default_delay=reset)
         return answer(reply, out.secrets)
