@@ -6,6 +6,8 @@ The repository is `githubdispatch.repository` or the path of the DeployJob's
 `spec.source.repository`, found, addressed and authenticated as the `github` type does (the
 shared forge pieces: token headers, GitHub Enterprise's `apiUrl`, rate limits ending at
 `x-ratelimit-reset`); GitHub answers 204 without a body, so nothing is kept for later events.
+A dispatch retried after a lost answer carries the same `client_payload.deploybell
+.idempotency_key`, by which a workflow can drop the repeat.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ message's time. Failures go at a higher priority (by default high: past quiet ho
 The API answers `status: 1` and a `request` id; an emergency-priority message also gets a
 `receipt`. A refused message is a 4xx with `status: 0` and an `errors` list (permanent); 429
 means the application's monthly quota is spent, until the epoch second in
-`X-Limit-App-Reset`; 5xx is retried."""
+`X-Limit-App-Reset` (when that is past the outbox's give-up time, the message fails at once
+with the API's words); 5xx is retried."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,7 +110,7 @@ def _who(recipient: str) -> str:
 
 
 def payload(
-    message: Message, recipient: str, override: base.Title | None, options: Any
+    message: Message, recipient: str, override: base.Title | None, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The Message API's fields but the token, each within its documented limit."""
     title, summary = base.headline(message, override)
