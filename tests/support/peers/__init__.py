@@ -24,16 +24,20 @@ from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
 from tests.support.peers.gitea import GiteaContract
 from tests.support.peers.github import GithubContract
+from tests.support.peers.githubdispatch import GithubDispatchContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
+from tests.support.peers.lark import LarkContract
 from tests.support.peers.matrix import MatrixPeer
 from tests.support.peers.mattermost import MattermostPeer
 from tests.support.peers.pagerduty import PagerdutyPeer
+from tests.support.peers.pushover import PushoverContract
 from tests.support.peers.rocketchat import RocketchatPeer
 from tests.support.peers.teams import TeamsContract
 from tests.support.peers.telegram import TelegramPeer
 from tests.support.peers.webex import WebexPeer
+from tests.support.peers.zoom import ZoomContract
 from tests.support.peers.zulip import ZulipPeer
 
 CONTRACTS: Mapping[str, Callable[[], Contract]] = {
@@ -61,4 +65,8 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "webex": WebexPeer,
     "matrix": MatrixPeer,
     "zulip": ZulipPeer,
+    "lark": LarkContract,
+    "zoom": ZoomContract,
+    "pushover": PushoverContract,
+    "githubdispatch": GithubDispatchContract,
 }

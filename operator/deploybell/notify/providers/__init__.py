@@ -24,20 +24,24 @@ from deploybell.notify.providers import (
     email,
     gitea,
     github,
+    githubdispatch,
     gitlab,
     googlechat,
     grafana,
     hipchat,
     irc,
+    lark,
     matrix,
     mattermost,
     pagerduty,
+    pushover,
     rocketchat,
     slack,
     teams,
     telegram,
     webex,
     webhook,
+    zoom,
     zulip,
 )
 from deploybell.notify.providers.base import Provider, ProviderType
@@ -67,6 +71,10 @@ REGISTRY: tuple[ProviderType, ...] = (
     webex.PROVIDER,
     matrix.PROVIDER,
     zulip.PROVIDER,
+    lark.PROVIDER,
+    zoom.PROVIDER,
+    pushover.PROVIDER,
+    githubdispatch.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
