@@ -3,6 +3,9 @@
 #
 #   hack/cluster/build.sh          build what is missing, print the bin directory on the last line
 #   hack/cluster/build.sh flux     the same for Flux (only `make bench` asks for it), its own directory
+#   hack/cluster/build.sh alertmanager|nats-server
+#                                  one provider test's server (built on demand by its test fixture,
+#                                  never by `make demo` or the cluster), in $DEPLOYBELL_CACHE/test-tools
 #
 # Output: $DEPLOYBELL_CACHE/<key>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
 # kubectl,etcd,kwok,helm,promtool}. The key is derived from the cluster's versions in versions.env,
@@ -216,6 +219,24 @@ build_versioned_tool() { # name package version module [go build tags]
   ln -sfn "$name-$version" "$bin/$name"
   exec {lock}>&-
 }
+
+# Servers that only a provider test runs, outside the cluster's cache key: a cluster version bump
+# does not rebuild them, and the cluster build (make demo, make cluster-up) never builds them.
+if [[ "${1:-}" == "alertmanager" || "${1:-}" == "nats-server" ]]; then
+  bin="$cache_root/test-tools/bin"
+  work="$cache_root/test-tools/src"
+  mkdir -p "$bin" "$work"
+  if [[ "$1" == "alertmanager" ]]; then
+    build_versioned_tool alertmanager github.com/prometheus/alertmanager/cmd/alertmanager \
+      "$ALERTMANAGER_VERSION" github.com/prometheus/alertmanager
+  else
+    build_versioned_tool nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" \
+      github.com/nats-io/nats-server/v2
+  fi
+  step "$1 ready in $bin"
+  echo "$bin"
+  exit 0
+fi
 
 if [[ "${1:-}" == "flux" ]]; then
   flux_key="flux_source-${FLUX_SOURCE_VERSION}_kustomize-${FLUX_KUSTOMIZE_VERSION}_notification-${FLUX_NOTIFICATION_VERSION}_git-${GITTESTSERVER_VERSION}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from tests.support.peers.alertmanager import AlertmanagerContract
 from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.contract import (
     Contract,
@@ -23,7 +24,11 @@ from tests.support.peers.github import GithubContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
+from tests.support.peers.incidentio import IncidentioContract
 from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.nats import NatsContract
+from tests.support.peers.opsgenie import OpsgenieContract
+from tests.support.peers.otel import OtelContract
 from tests.support.peers.pagerduty import PagerdutyPeer
 from tests.support.peers.teams import TeamsContract
 from tests.support.peers.telegram import TelegramPeer
@@ -45,4 +50,9 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "gitlab": GitlabContract,
     "grafana": GrafanaContract,
     "datadog": DatadogContract,
+    "opsgenie": OpsgenieContract,
+    "alertmanager": AlertmanagerContract,
+    "incidentio": IncidentioContract,
+    "nats": NatsContract,
+    "otel": OtelContract,
 }

@@ -15,6 +15,7 @@ from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
+    alertmanager,
     apprise,
     datadog,
     discord,
@@ -24,8 +25,12 @@ from deploybell.notify.providers import (
     googlechat,
     grafana,
     hipchat,
+    incidentio,
     irc,
     mattermost,
+    nats,
+    opsgenie,
+    otel,
     pagerduty,
     slack,
     teams,
@@ -51,6 +56,11 @@ REGISTRY: tuple[ProviderType, ...] = (
     gitlab.PROVIDER,
     grafana.PROVIDER,
     datadog.PROVIDER,
+    opsgenie.PROVIDER,
+    alertmanager.PROVIDER,
+    incidentio.PROVIDER,
+    nats.PROVIDER,
+    otel.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
