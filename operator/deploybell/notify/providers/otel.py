@@ -169,7 +169,9 @@ def _ns_of(when: datetime) -> int:
 
 def spans(trace: TracePlan) -> list[ReadableSpan]:
     """The plan as the SDK's spans, for its OTLP encoder."""
-    resource = Resource.create(dict(trace.resource))
+    # Not Resource.create: its detectors add a random service.instance.id per process, and the
+    # start and the outcome of a run must carry the same resource.
+    resource = Resource(dict(trace.resource))
     out = []
     for span in trace.spans:
         context = SpanContext(trace.trace_id, span.span_id, False, TraceFlags(TraceFlags.SAMPLED))
