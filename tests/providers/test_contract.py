@@ -141,7 +141,8 @@ async def alert_lifecycle(type_: str, peer: Contract) -> None:
     await run_restarted(peer, type_, 2, "failure")
     shown = await wait_for_visible(peer, lambda texts: len(texts) == 1)
     assert len(shown) == 1, shown
-    assert VERBS["failure"] in shown[0] and "(run 2)" in shown[0], shown
+    assert VERBS["failure"] in shown[0], shown
+    assert "(run 2)" in shown[0], shown
     await run_restarted(peer, type_, 3, "cancel")
     assert await wait_for_visible(peer, lambda texts: False, within=0.5) == shown
     await run_restarted(peer, type_, 4, "success")

@@ -49,7 +49,8 @@ async def test_fire_update_resolve_and_nothing_for_starts_or_cancels(
     [alert] = peer.firing()
     assert alert.key == "deploybell:prod-eu:team-a:web"
     assert alert.title == "✖ team-a/web failed on prod-eu (run 4)"
-    assert alert.metadata["team"] == "platform" and alert.metadata["deployjob"] == "web"
+    assert alert.metadata["team"] == "platform"
+    assert alert.metadata["deployjob"] == "web"
     await provider.send(dataclasses.replace(sample("success"), run=5), source(peer))
     assert peer.firing() == []
     assert peer.alerts[alert.key].status == "resolved"

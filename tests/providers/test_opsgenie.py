@@ -76,7 +76,8 @@ async def test_a_wrong_key_is_permanent_and_masked(
 ) -> None:
     with pytest.raises(PermanentDeliveryError) as caught:
         await provider.send(sample("failure"), team(peer, key="wrong-genie-key-123"))
-    assert "HTTP 401" in caught.value.message and "Could not authenticate" in caught.value.message
+    assert "HTTP 401" in caught.value.message
+    assert "Could not authenticate" in caught.value.message
     assert "wrong-genie-key-123" not in caught.value.message
 
 
@@ -93,5 +94,6 @@ def test_field_limits_hold_for_huge_names() -> None:
     huge = dataclasses.replace(sample("failure"), job="j" * 253, cluster="c" * 600)
     [call] = calls(huge, None, {"priority": "P3"})
     assert len(call.body["message"]) <= 130
-    assert len(call.body["alias"]) == 512 and call.body["alias"] == alias(huge)
+    assert len(call.body["alias"]) == 512
+    assert call.body["alias"] == alias(huge)
     assert all(len(tag) <= 50 for tag in call.body["tags"])

@@ -47,7 +47,8 @@ async def test_start_and_outcome_from_two_processes_are_one_trace(peer: OtlpPeer
     await send_from_a_fresh_process(peer, "failure")  # a retry: the same spans again
     spans = {s.name: s for s in peer.spans()}
     assert list(spans) == ["start", "deploy team-a/web", "Deploying", "Failed"]
-    assert len(peer.received) == 7 and len(peer.spans()) == 4
+    assert len(peer.received) == 7
+    assert len(peer.spans()) == 4
     root = spans["deploy team-a/web"]
     assert {s.trace_id for s in spans.values()} == {root.trace_id}
     assert root.parent_id == ""

@@ -84,7 +84,8 @@ class AlertmanagerServer:
 
     def alerts(self, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """The active alerts (`GET /api/v2/alerts`; resolved ones are not listed)."""
-        request = urllib.request.Request(f"{self.url}/api/v2/alerts", headers=headers or {})
+        url = f"{self.url}/api/v2/alerts"
+        request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
             found: list[dict[str, Any]] = json.load(answer)
         return found

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from yarl import URL
@@ -25,7 +25,7 @@ from yarl import URL
 from deploybell.api.errors import SpecError, shown
 from deploybell.api.provider import Field, ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message, clip
-from deploybell.notify.providers import _http, _layout, base
+from deploybell.notify.providers import _http, _layout, _records, base
 
 ALERTNAME = "DeployJobFailed"
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -95,7 +95,7 @@ def alert(message: Message, override: base.Title | None, options: Mapping[str, A
     """The body of `POST /api/v2/alerts` (a list of one alert); None for starts and cancels."""
     if message.event not in ("failure", "success"):
         return None
-    when = _http.preview_time(message)
+    when = _when(message)
     if message.event == "failure":
         hours = int(options.get("firingHours") or 168)
         starts, ends = when, when + timedelta(hours=hours)
@@ -139,6 +139,12 @@ def description(message: Message, text: str) -> str:
             lines += ["", f"{name}:"]
             lines += _layout.listed(items, MAX_ITEMS, lambda i: "- " + clip(i, LINE_CHARS))
     return clip("\n".join(lines), ANNOTATION_CHARS)
+
+
+def _when(message: Message) -> datetime:
+    """The event's time from the run (the same for every retry); now if the run has none."""
+    found = _records.parse_time(message.finished_at) or _records.parse_time(message.started_at)
+    return found or datetime.now(UTC).replace(microsecond=0)
 
 
 def _stamp(when: datetime) -> str:

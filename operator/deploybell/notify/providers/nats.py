@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import nats
 import nats.errors
@@ -88,7 +88,7 @@ class NatsProvider:
     """Connects, publishes and closes per message (deploy events are rare; a held connection
     would need reconnect handling for nothing)."""
 
-    rules = RULES
+    rules: ClassVar[ProviderRules] = RULES
 
     async def send(
         self, message: Message, destination: base.Destination, override: base.Title | None = None

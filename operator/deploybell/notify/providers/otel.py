@@ -88,7 +88,7 @@ def plan(message: Message, override: base.Title | None) -> TracePlan:
     key = "|".join(
         (message.cluster, message.namespace, message.job, str(message.run), message.started_at)
     )
-    started = _ns(message.started_at) or _ns_of(_http.preview_time(message))
+    started = _ns(message.started_at) or _ns(message.finished_at) or _ns_of(datetime.now(UTC))
     finished = _ns(message.finished_at) or started
     title, text = base.headline(message, override)
     notes = {"title": clip(title, VALUE_CHARS), "summary": clip(text, VALUE_CHARS)}
