@@ -220,6 +220,35 @@ build_versioned_tool() { # name package version module [go build tags]
   exec {lock}>&-
 }
 
+# Alertmanager embeds its web UI from ui/app/dist, which upstream builds with npm and which the
+# module does not ship, so `go build` of the module fails. Build in a copy of the module (its own
+# go.mod and go.sum) with a placeholder page there: the API and the server are upstream's.
+build_alertmanager() {
+  local version="$ALERTMANAGER_VERSION" name=alertmanager
+  local dir="$work/$name-$version" lock upstream d
+  mkdir -p "$dir"
+  exec {lock}>"$dir.lock"
+  flock "$lock"
+  if ! have "$name-$version"; then
+    step "$name $version: building (web UI replaced by a placeholder page)"
+    upstream="$(go mod download -json "github.com/prometheus/alertmanager@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [[ -n "$upstream" && -f "$upstream/go.mod" ]] || { echo "cannot download alertmanager $version" >&2; return 1; }
+    rm -rf "$dir/src"
+    cp -r "$upstream" "$dir/src"
+    chmod -R u+w "$dir/src"
+    for d in elm mantine; do
+      mkdir -p "$dir/src/ui/app/dist/$d"
+      printf '<!doctype html><title>Alertmanager</title><p>No web UI in this test build; use the API.\n' \
+        >"$dir/src/ui/app/dist/$d/index.html"
+    done
+    (cd "$dir/src" && go_build_with_progress "$name" go build -v -trimpath -ldflags "-s -w" \
+      -o "$bin/$name-$version.tmp" ./cmd/alertmanager)
+    mv -f "$bin/$name-$version.tmp" "$bin/$name-$version"
+  fi
+  ln -sfn "$name-$version" "$bin/$name"
+  exec {lock}>&-
+}
+
 # Servers that only a provider test runs, outside the cluster's cache key: a cluster version bump
 # does not rebuild them, and the cluster build (make demo, make cluster-up) never builds them.
 if [[ "${1:-}" == "alertmanager" || "${1:-}" == "nats-server" ]]; then
@@ -227,8 +256,7 @@ if [[ "${1:-}" == "alertmanager" || "${1:-}" == "nats-server" ]]; then
   work="$cache_root/test-tools/src"
   mkdir -p "$bin" "$work"
   if [[ "$1" == "alertmanager" ]]; then
-    build_versioned_tool alertmanager github.com/prometheus/alertmanager/cmd/alertmanager \
-      "$ALERTMANAGER_VERSION" github.com/prometheus/alertmanager
+    build_alertmanager
   else
     build_versioned_tool nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" \
       github.com/nats-io/nats-server/v2
