@@ -4,11 +4,11 @@ successful run resolves it.
 `POST /api/v2/alerts` with one alert. Alertmanager identifies an alert by its labels, so they
 name the job and nothing that changes from run to run: `alertname="DeployJobFailed"`,
 `namespace`, `deployjob`, the `environment` and `cluster` when set, `severity` and the
-Notification's own `labels`. A failure fires it from the failure's time with an explicit
-`endsAt` `firingHours` later (an alert without one would resolve itself after Alertmanager's
+Notification's own `labels`. A failure fires it from the failure's time with an explicit `endsAt`
+`firingHours` after it is sent (an alert without one would resolve itself after Alertmanager's
 `resolve_timeout`, five minutes by default: deploybell, unlike Prometheus, does not re-send a
 firing alert); a success sends the same labels with `startsAt` = `endsAt` = the success's time,
-which resolves it. Both times come from the run, so a retry or a restarted operator sends the
+which resolves it. Those times come from the run, so a retry or a restarted operator sends the
 same alert. Starts and canceled runs send nothing (a cancel leaves a failing job's alert firing).
 """
 
@@ -91,14 +91,21 @@ RULES = ProviderRules(
 )
 
 
-def alert(message: Message, override: base.Title | None, options: Mapping[str, Any]) -> Any:
-    """The body of `POST /api/v2/alerts` (a list of one alert); None for starts and cancels."""
+def alert(
+    message: Message,
+    override: base.Title | None,
+    options: Mapping[str, Any],
+    now: datetime | None = None,
+) -> Any:
+    """The body of `POST /api/v2/alerts` (a list of one alert); None for starts and cancels.
+    A failure fires until `firingHours` after it was sent (`now`; the run's time in previews),
+    a message delivered late included."""
     if message.event not in ("failure", "success"):
         return None
     when = _when(message)
     if message.event == "failure":
         hours = int(options.get("firingHours") or 168)
-        starts, ends = when, when + timedelta(hours=hours)
+        starts, ends = when, max(when, now or when) + timedelta(hours=hours)
     else:
         starts = ends = when
     title, text = base.headline(message, override)
@@ -157,7 +164,8 @@ class AlertmanagerProvider(_http.HttpProvider):
     rules = RULES
 
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
-        body = alert(out.message, out.override, out.options)
+        now = datetime.now(UTC).replace(microsecond=0)
+        body = alert(out.message, out.override, out.options, now)
         if body is None:
             return base.Sent(detail=f"nothing to send for a {out.message.event} (no alert)")
         root = str(out.url("url")).rstrip("/")
