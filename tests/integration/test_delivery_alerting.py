@@ -101,7 +101,8 @@ def test_a_failure_opens_alerts_that_the_next_success_resolves(
     assert f"{ns}/api failed" in fired["annotations"]["summary"]
     assert peers.incidentio.alerts[key].status == "firing"
 
-    cluster.apply(job("api", [deployment("api")]), ns)  # fixed: run 2 succeeds
+    # Fixed: run 2 succeeds after a 2 s stability window (its Verifying phase).
+    cluster.apply(job("api", [deployment("api")], stabilitySeconds=2), ns)
     wait_dj(cluster, ns, "api", "run 2 sent everywhere", all_sent(2, "success"), timeout=120)
     assert peers.opsgenie.alerts[key].status == "closed"
     wait_for("Alertmanager's alert resolved", lambda: firing_in_alertmanager(peers, ns) == [])
@@ -121,8 +122,10 @@ def test_a_failure_opens_alerts_that_the_next_success_resolves(
         traces[span.trace_id].append(span.name)
     assert sorted(map(sorted, traces.values())) == [
         ["Deploying", "Failed", "deploy " + f"{ns}/api", "start"],
-        ["Deploying", "Succeeded", "deploy " + f"{ns}/api", "start"],
+        ["Deploying", "Succeeded", "Verifying", "deploy " + f"{ns}/api", "start"],
     ]
+    verifying = next(s for s in spans if s.name == "Verifying")
+    assert verifying.end_ns - verifying.start_ns >= 2 * 10**9
 
 
 def mine(heard: list[Any], ns: str) -> list[Any]:

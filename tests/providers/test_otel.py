@@ -77,6 +77,14 @@ async def test_each_run_is_its_own_trace_and_a_success_is_ok(peer: OtlpPeer) -> 
     assert len({r.trace_id for r in roots}) == 2
     assert {r.attributes["deployment.status"] for r in roots} == {"succeeded"}
     assert {r.status_code for r in roots} == {1}
+    # The sample success entered Verifying 30 s before it ended: two phases, end to end.
+    phases = {
+        s.name: (s.start_ns, s.end_ns) for s in peer.spans() if s.trace_id == roots[0].trace_id
+    }
+    start, end = roots[0].start_ns, roots[0].end_ns
+    assert phases["Deploying"] == (start, end - 30 * 10**9)
+    assert phases["Verifying"] == (end - 30 * 10**9, end)
+    assert phases["Succeeded"] == (end, end)
 
 
 async def test_a_wrong_key_is_permanent_and_masked(peer: OtlpPeer) -> None:

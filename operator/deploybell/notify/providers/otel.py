@@ -6,9 +6,9 @@ if it restarted in between, land in the same trace, and a retried export repeats
 (a backend keeps one per id). At start a `start` span marks the moment the run began (so the
 trace shows while the run is in flight); at the outcome the run's root span (`deploy
 <namespace>/<job>`, from start to end), its `Deploying` phase and a zero-length span for the
-outcome (`Succeeded`, `Failed`, `Canceled`) follow. deploybell runs begin in Deploying (there is
-no Pending wait) and the status keeps no time for the start of Verifying, so the `Deploying`
-span covers the rollout and its verification.
+outcome (`Succeeded`, `Failed`, `Canceled`) follow, with `Verifying` from the time status
+recorded for it (`status.verifyingAt`) when the run had a stability window. deploybell runs begin
+in Deploying: there is no Pending wait to show.
 
 Attributes follow the semantic conventions for deployments and VCS: the resource carries
 `service.name=deploybell` and `deployment.environment.name`; the root span `deployment.name`,
@@ -47,7 +47,8 @@ RULES = ProviderRules(
     type="otel",
     title="OpenTelemetry",
     doc="Each run as one trace (OTLP/HTTP): a start span, then the run's span with its phases "
-    "and outcome; ids derived from the run, so a restarted operator continues the same trace.",
+    "(Deploying, Verifying) and outcome; ids derived from the run, so a restarted operator "
+    "continues the same trace.",
     recipients=Recipients(required=False, doc="the Secret's `url` is the collector"),
     secret_keys=(
         SecretKey(
@@ -104,7 +105,7 @@ def plan(message: Message, override: base.Title | None) -> TracePlan:
     attributes = {**_run(message), "deployment.status": STATUS.get(message.event, message.event)}
     spans = (
         SpanPlan(f"deploy {message.ref}", root, None, started, finished, attributes, failed),
-        SpanPlan("Deploying", _id(key, "Deploying"), root, started, finished, _phase(message)),
+        *_phases(message, key, root, started, finished),
         SpanPlan(
             OUTCOME_SPANS.get(message.event, message.event),
             _id(key, "outcome"),
@@ -117,6 +118,19 @@ def plan(message: Message, override: base.Title | None) -> TracePlan:
         ),
     )
     return TracePlan(_trace_id(key), resource, spans)
+
+
+def _phases(message: Message, key: str, root: int, started: int, finished: int) -> list[SpanPlan]:
+    """Deploying from the start, and Verifying from when the stability window began."""
+    verifying = _ns(message.verifying_at)
+    if not started <= verifying <= finished:
+        return [
+            SpanPlan("Deploying", _id(key, "Deploying"), root, started, finished, _phase(message))
+        ]
+    return [
+        SpanPlan("Deploying", _id(key, "Deploying"), root, started, verifying, _phase(message)),
+        SpanPlan("Verifying", _id(key, "Verifying"), root, verifying, finished, _phase(message)),
+    ]
 
 
 def _run(message: Message) -> dict[str, str | int]:
