@@ -88,3 +88,12 @@ async def test_basic_auth_from_alertmanagers_web_config() -> None:
         ok = target(guarded.url, username="deploybell", password=PASSWORD)
         await send("failure", ok, job="guarded", finished_at=now())
         assert [a["labels"]["deployjob"] for a in guarded.alerts(BASIC)] == ["guarded"]
+
+
+def test_a_notify_test_message_has_labels_of_its_own() -> None:
+    from deploybell.notify.providers.alertmanager import labels
+    from deploybell.tools.notify_test import labelled_message
+
+    test = labelled_message("team-a", "web", "success")
+    assert labels(test, {})["deploybell_test"] == "true"
+    assert "deploybell_test" not in labels(sample("success"), {})

@@ -97,3 +97,10 @@ def test_field_limits_hold_for_huge_names() -> None:
     assert len(call.body["alias"]) == 512
     assert call.body["alias"] == alias(huge)
     assert all(len(tag) <= 50 for tag in call.body["tags"])
+
+
+def test_a_notify_test_message_never_touches_a_jobs_alert() -> None:
+    from deploybell.tools.notify_test import labelled_message
+
+    test = labelled_message("team-a", "web", "success", cluster="prod-eu")
+    assert alias(test) == "deploybell:prod-eu:team-a:web:notify-test"

@@ -29,7 +29,9 @@ from deploybell.notify.providers import _http, _layout, _records, base
 
 ALERTNAME = "DeployJobFailed"
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-OURS = frozenset({"alertname", "namespace", "deployjob", "environment", "cluster", "severity"})
+OURS = frozenset(
+    {"alertname", "namespace", "deployjob", "environment", "cluster", "severity", "deploybell_test"}
+)
 ANNOTATION_CHARS = 4000  # a notification template shows annotations whole: keep them readable
 MAX_ITEMS = 10
 LINE_CHARS = 300
@@ -136,6 +138,8 @@ def labels(message: Message, options: Mapping[str, Any]) -> dict[str, str]:
         out["environment"] = message.environment
     if message.cluster:
         out["cluster"] = message.cluster
+    if message.test:  # `deploybell notify-test` must never resolve a DeployJob's real alert
+        out["deploybell_test"] = "true"
     return {**dict(options.get("labels") or {}), **out}
 
 

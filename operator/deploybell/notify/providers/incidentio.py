@@ -76,6 +76,8 @@ def event(
 
 def dedup_key(message: Message) -> str:
     key = f"deploybell:{message.cluster or 'cluster'}:{message.namespace}:{message.job}"
+    if message.test:  # `deploybell notify-test` must never resolve a DeployJob's real alert
+        key += ":notify-test"
     if len(key) <= KEY_CHARS:
         return key
     return f"{key[: KEY_CHARS - 17]}#{hashlib.sha256(key.encode()).hexdigest()[:16]}"

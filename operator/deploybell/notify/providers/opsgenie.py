@@ -102,6 +102,8 @@ def calls(message: Message, override: base.Title | None, options: Mapping[str, A
 def alias(message: Message) -> str:
     """The job's key; a longer one than Opsgenie takes keeps its start and a hash of the whole."""
     key = f"deploybell:{message.cluster or 'cluster'}:{message.namespace}:{message.job}"
+    if message.test:  # `deploybell notify-test` must never close a DeployJob's real alert
+        key += ":notify-test"
     if len(key) <= ALIAS_CHARS:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
