@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from tests.support.peers.alertmanager import AlertmanagerContract
 from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.azuredevops import AzureDevopsContract
 from tests.support.peers.bitbucket import BitbucketContract
@@ -28,9 +29,13 @@ from tests.support.peers.githubdispatch import GithubDispatchContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
 from tests.support.peers.grafana import GrafanaContract
+from tests.support.peers.incidentio import IncidentioContract
 from tests.support.peers.lark import LarkContract
 from tests.support.peers.matrix import MatrixPeer
 from tests.support.peers.mattermost import MattermostPeer
+from tests.support.peers.nats import NatsContract
+from tests.support.peers.opsgenie import OpsgenieContract
+from tests.support.peers.otel import OtelContract
 from tests.support.peers.pagerduty import PagerdutyPeer
 from tests.support.peers.pushover import PushoverContract
 from tests.support.peers.rocketchat import RocketchatPeer
@@ -69,4 +74,9 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "zoom": ZoomContract,
     "pushover": PushoverContract,
     "githubdispatch": GithubDispatchContract,
+    "opsgenie": OpsgenieContract,
+    "alertmanager": AlertmanagerContract,
+    "incidentio": IncidentioContract,
+    "nats": NatsContract,
+    "otel": OtelContract,
 }

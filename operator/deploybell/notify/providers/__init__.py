@@ -15,6 +15,7 @@ from deploybell.api.notification import NotificationSpec, parse_notification
 from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
+    alertmanager,
     apprise,
     azuredevops,
     bitbucket,
@@ -29,10 +30,14 @@ from deploybell.notify.providers import (
     googlechat,
     grafana,
     hipchat,
+    incidentio,
     irc,
     lark,
     matrix,
     mattermost,
+    nats,
+    opsgenie,
+    otel,
     pagerduty,
     pushover,
     rocketchat,
@@ -75,6 +80,11 @@ REGISTRY: tuple[ProviderType, ...] = (
     zoom.PROVIDER,
     pushover.PROVIDER,
     githubdispatch.PROVIDER,
+    opsgenie.PROVIDER,
+    alertmanager.PROVIDER,
+    incidentio.PROVIDER,
+    nats.PROVIDER,
+    otel.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
