@@ -112,6 +112,7 @@ class Message:
     message: str
     started_at: str = ""
     finished_at: str = ""
+    verifying_at: str = ""  # when the run's stability window (Verifying) began, if it had one
     duration_seconds: float | None = None
     revision: str = ""
     images: tuple[str, ...] = ()
@@ -259,6 +260,7 @@ def sample(event: str = "failure") -> Message:
         ),
         started_at="2026-11-27T10:00:00Z",
         finished_at="" if event == "start" else "2026-11-27T10:01:05Z",
+        verifying_at="2026-11-27T10:00:35Z" if event == "success" else "",
         duration_seconds=None if event == "start" else 65.0,
         revision="sha256:0123456789abcdef",
         images=("registry.example/web:1.4.3",),
