@@ -13,6 +13,7 @@ import pytest
 from deploybell.notify.model import Message, sample
 from deploybell.notify.providers.base import Destination, PermanentDeliveryError
 from deploybell.notify.providers.githubcheckrun import MAX_SUMMARY, GithubCheckRunProvider
+from deploybell.tools.notify_test import labelled_message
 from tests.support.peers.github import SAMPLE_SHA
 from tests.support.peers.github_pulls import GithubPullsPeer
 
@@ -104,3 +105,17 @@ async def test_a_huge_report_fits_the_summary_in_bytes(
     [check] = peer.check_runs(SAMPLE_SHA)
     assert len(check["output"]["summary"].encode()) <= MAX_SUMMARY
     assert "…" in check["output"]["summary"]
+
+
+async def test_notify_test_says_when_the_token_is_not_an_apps(
+    peer: GithubPullsPeer, provider: GithubCheckRunProvider
+) -> None:
+    sent = await provider.send(labelled_message("team-a", "checks", "start"), destination(peer))
+    assert "a test records nothing" in sent.detail
+    pat = "github_pat_11ABCDEF0123456789"
+    peer.token = pat
+    with pytest.raises(PermanentDeliveryError, match="no GitHub App installation token"):
+        await provider.send(
+            labelled_message("team-a", "checks", "start"), destination(peer, token=pat)
+        )
+    assert peer.check_runs() == []

@@ -22,6 +22,7 @@ from deploybell.notify.providers import _forge, _http, _layout, _markdown, _reco
 MAX_SUMMARY = 65535  # bytes of UTF-8 (GitHub's "characters")
 MAX_TITLE = 255
 MAX_NAME = 255
+INSTALLATION_PREFIX = "ghs_"
 CONCLUSIONS = {"success": "success", "failure": "failure", "cancel": "cancelled"}
 
 RULES = ProviderRules(
@@ -61,7 +62,14 @@ class GithubCheckRunProvider(github.GithubProvider):
 
     async def deliver(self, out: _http.Outgoing) -> base.Sent:
         if out.message.test:
-            return await self._check(out, self._repository(out, None))
+            checked = await self._check(out, self._repository(out, None))
+            if not out.word("token").startswith(INSTALLATION_PREFIX):
+                # GitHub documents its token prefixes; only an App's may write check runs.
+                raise base.PermanentDeliveryError(
+                    "githubcheckrun: the token works but is no GitHub App installation token "
+                    f"({INSTALLATION_PREFIX}…): GitHub refuses check runs from any other"
+                )
+            return checked
         sha = _records.commit(out.message, self.rules.type)
         repo = self._repository(out, out.message)
         body = check_run(out.message, out.override)
