@@ -196,6 +196,7 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         repository=source.repository,
         change_url=source.url,
         committed_at=source.committed_at,
+        pull_request=source.pull_request,
     )
 
 

@@ -129,6 +129,7 @@ class Message:
     repository: str = ""
     change_url: str = ""
     committed_at: str = ""
+    pull_request: int = 0  # spec.source.pullRequest (or the number in its url); 0: none
     test: bool = False  # a `deploybell notify-test` message, labelled as such everywhere
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -274,6 +275,7 @@ def sample(event: str = "failure") -> Message:
         repository="https://github.com/acme/web",
         change_url="https://github.com/acme/web/pull/42",
         committed_at="2026-11-27T09:40:00Z",
+        pull_request=42,
         pods=(
             PodDiagnosis(
                 "web-7d9f8-x2kqp",
