@@ -14,6 +14,15 @@ BENCH_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# deps-<goal>: the system packages that goal needs, installed when missing (hack/deps.py says
+# what each is for; without root it names them and the command). `make deps` checks every goal's.
+.PHONY: deps
+deps: ## install the system packages every goal needs (Debian, as root), each said what it is for
+	@PYTHON=$(PYTHON) $(PYTHON) hack/deps.py all
+
+deps-%:
+	@PYTHON=$(PYTHON) $(PYTHON) hack/deps.py $*
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
@@ -47,11 +56,11 @@ lint: venv ## ruff, ruff format, mypy --strict, import-linter
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
-test: lint ## lint, then every test suite against the real local cluster
+test: deps-test lint ## lint, then every test suite against the real local cluster
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 .PHONY: reliability
-reliability: venv ## the long fault-injection variants (50 jobs x 5 kills, 60 s outage)
+reliability: deps-reliability venv ## the long fault-injection variants (50 jobs x 5 kills, 60 s outage)
 	RELIABILITY_LONG=1 $(VENV)/bin/pytest tests/reliability -s $(PYTEST_ARGS)
 
 .PHONY: unit
@@ -65,11 +74,11 @@ run: venv ## run the operator in the foreground ($$KUBECONFIG, or the local clus
 	  exec $(VENV)/bin/deploybell run
 
 .PHONY: demo
-demo: venv ## the main job: deploy, watch and notify on the local cluster
+demo: deps-demo venv ## the main job: deploy, watch and notify on the local cluster
 	$(PY) hack/demo.py
 
 .PHONY: bench
-bench: venv ## latency, kubectl and Flux comparison, RSS/CPU, API load, restart, 10,000 DeployJobs (~11 min)
+bench: deps-bench venv ## latency, kubectl and Flux comparison, RSS/CPU, API load, restart, 10,000 DeployJobs (~11 min)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The image installs from these with --require-hashes; pyproject.toml keeps the ranges, and
@@ -93,5 +102,5 @@ sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test chec
 BASE ?=
 
 .PHONY: image
-image: venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
+image: deps-image venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
 	$(PY) hack/image/build_image.py $(if $(BASE),--base $(BASE))
