@@ -14,7 +14,6 @@ packages and the command.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,18 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-# Debian puts the servers in sbin, which a normal user's PATH leaves out.
-SYSTEM_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin", "/bin")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.programs import find_program  # noqa: E402  (standard library only)
+
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 GOALS = ("demo", "test", "image", "reliability", "bench", "fresh-check")
-
-
-def find_program(name: str) -> str | None:
-    """`name` on PATH, then in the system's bin and sbin folders; an absolute path as it is."""
-    if os.path.isabs(name):
-        return name if os.access(name, os.X_OK) else None
-    search = os.pathsep.join([os.environ.get("PATH", ""), *SYSTEM_DIRS])
-    return shutil.which(name, path=search)
 
 
 def python_has_venv() -> bool:
@@ -52,6 +45,7 @@ class Need:
     goals: tuple[str, ...]
     programs: tuple[str, ...] = ()
     service: str = ""  # the package's own daemon, kept stopped
+    optional_for: tuple[str, ...] = ()  # goals that run without it (and say so)
     check: Callable[[], bool] | None = None
 
     def present(self) -> bool:
@@ -63,24 +57,62 @@ class Need:
 TESTS = ("test", "reliability")
 CONTAINERS = ("test", "image", "fresh-check")
 NEEDS = (
-    Need("python3-venv", "`make venv` (python3 -m venv)", GOALS, check=python_has_venv),
-    Need("openssl", "the local cluster's certificates", ("demo", *TESTS, "bench"), ("openssl",)),
-    Need("ngircd", "the IRC sink of the demo and the IRC tests", ("demo", *TESTS, "bench"),
-         ("ngircd",), service="ngircd"),  # fmt: skip
-    Need("inspircd", "the IRC server with SASL of tests/providers/test_irc_sasl.py", TESTS,
-         ("inspircd",), service="inspircd"),  # fmt: skip
-    Need("atheme-services", "the services that answer InspIRCd's SASL logins in the SASL tests",
-         TESTS, ("atheme-services",), service="atheme-services"),  # fmt: skip
-    Need("mmdebstrap", "the local Debian base of `make image` and of `make fresh-check`",
-         CONTAINERS, ("mmdebstrap",)),  # fmt: skip
-    Need("podman", "builds and runs the operator image (`make image`, tests/install/test_image.py)",
-         CONTAINERS, ("podman",)),  # fmt: skip
-    Need("runc", "the container runtime podman is told to use (crun refuses hybrid cgroups)",
-         CONTAINERS, ("runc",)),  # fmt: skip
-    Need("netavark", "podman's network backend", CONTAINERS,
-         ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark")),  # fmt: skip
-    Need("git", "`make fresh-check` copies HEAD with git archive; bench's Flux lab serves git",
-         ("fresh-check", "bench"), ("git",)),  # fmt: skip
+    Need("python3-venv", "for `make venv` (python3 -m venv)", GOALS, check=python_has_venv),
+    Need(
+        "openssl", "for the local cluster's certificates", ("demo", *TESTS, "bench"), ("openssl",)
+    ),
+    Need(
+        "ngircd",
+        "the IRC server of the demo's IRC sink and of the IRC tests",
+        ("demo", *TESTS, "bench"),
+        ("ngircd",),
+        service="ngircd",
+        optional_for=("demo",),
+    ),
+    Need(
+        "inspircd",
+        "the IRC server with SASL of tests/providers/test_irc_sasl.py",
+        TESTS,
+        ("inspircd",),
+        service="inspircd",
+    ),
+    Need(
+        "atheme-services",
+        "the services that answer InspIRCd's SASL logins (SASL tests)",
+        TESTS,
+        ("atheme-services",),
+        service="atheme-services",
+    ),
+    Need(
+        "mmdebstrap",
+        "makes the Debian base of `make image` and of `make fresh-check`",
+        CONTAINERS,
+        ("mmdebstrap",),
+    ),
+    Need(
+        "podman",
+        "builds and runs the operator image (`make image`, tests/install/test_image.py)",
+        CONTAINERS,
+        ("podman",),
+    ),
+    Need(
+        "runc",
+        "the container runtime podman is told to use (crun refuses hybrid cgroups)",
+        CONTAINERS,
+        ("runc",),
+    ),
+    Need(
+        "netavark",
+        "podman's network backend",
+        CONTAINERS,
+        ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark"),
+    ),
+    Need(
+        "git",
+        "`make fresh-check` copies HEAD with git archive; bench's Flux lab serves git",
+        ("fresh-check", "bench"),
+        ("git",),
+    ),
 )
 
 
@@ -102,7 +134,7 @@ def refusal(goal: str, missing: list[Need], reason: str) -> str:
     return (
         f"deps: `make {goal}` needs {names}, missing here, and {reason}: install them with "
         f"`sudo apt-get install -y {names}` (on another distribution, the same programs: "
-        "README › Prerequisites says what each is for)"
+        "README, Prerequisites, says what each is for)"
     )
 
 
@@ -112,7 +144,9 @@ def install(missing: list[Need]) -> None:
     lock = ["-o", "DPkg::Lock::Timeout=600"]
     ours = not POLICY_RC_D.exists()
     if ours:
-        POLICY_RC_D.write_text("#!/bin/sh\n# deploybell hack/deps.py: no service starts\nexit 101\n")
+        POLICY_RC_D.write_text(
+            "#!/bin/sh\n# deploybell hack/deps.py: no service starts\nexit 101\n"
+        )
         POLICY_RC_D.chmod(0o755)
     try:
         subprocess.run(["apt-get", *lock, "update", "-qq"], check=True, env=env)
@@ -139,13 +173,13 @@ def main(argv: list[str]) -> int:
         print(f"deps for {goal}: {' '.join(n.package for n in needs)} present", flush=True)
         return 0
     for need in missing:
-        print(f"  {need.package:<16} for {need.why}", flush=True)
-    if not find_program("apt-get"):
-        print(refusal(goal, missing, "this machine has no apt-get"), file=sys.stderr)
-        return 2
-    if os.geteuid() != 0:
-        print(refusal(goal, missing, "installing them needs root"), file=sys.stderr)
-        return 2
+        print(f"  {need.package:<16} {need.why}", flush=True)
+    why_not = "" if find_program("apt-get") else "this machine has no apt-get"
+    why_not = why_not or ("" if os.geteuid() == 0 else "installing them needs root")
+    if why_not:
+        print(refusal(goal, missing, why_not), file=sys.stderr)
+        # The demo leaves out a sink whose server is missing, and says so; the rest runs.
+        return 0 if all(goal in n.optional_for for n in missing) else 2
     started = time.monotonic()
     step(f"installing {len(missing)} package(s) for `make {goal}` with apt-get (services kept "
          "stopped)")  # fmt: skip

@@ -3,8 +3,8 @@
     python hack/image/build_image.py                 # local Debian base (mmdebstrap), no registry
     python hack/image/build_image.py --base python:3.11-slim   # a base from a registry (pulled)
 
-Installs the Debian packages it needs (hack/deps.py, as root), caches the base root filesystems under
-~/.cache/deploybell/image and the layers in podman's storage, so a second run takes seconds.
+Installs the Debian packages it needs (hack/deps.py, as root), caches the base root filesystems
+under ~/.cache/deploybell/image and the layers in podman's storage, so a second run takes seconds.
 The host's CA bundle and pip configuration reach the build's download step as secrets only.
 """
 
@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hack/deps.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import debian_base
 import deps
@@ -105,8 +106,8 @@ def make_rootfs(out: Path, command_for: Callable[[Path], list[str]]) -> None:
         step(f"mmdebstrap: tar raced a mounted filesystem ('{TAR_RACE}'): once more")
     if proc.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        raise SystemExit(f"mmdebstrap exited {proc.returncode}:\n{proc.stderr[-4000:]}\n"
-                         f"Nothing was cached; if a later build still fails: {clear_cache()}")  # fmt: skip
+        raise SystemExit(f"mmdebstrap exited {proc.returncode}:\n{proc.stderr[-4000:]}\nNothing "
+                         f"was cached; if a later build still fails: {clear_cache()}")  # fmt: skip
     problems = [p for name in ROOTFS_TARS if (p := rootfs_problem(partial / name))]
     if problems:
         shutil.rmtree(partial, ignore_errors=True)
