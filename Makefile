@@ -57,11 +57,17 @@ lint: venv ## ruff, ruff format, mypy --strict, import-linter
 
 .PHONY: test
 test: deps-test lint ## lint, then every test suite against the real local cluster
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_ARGS) || { status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests (exit 5): failing" >&2; fi; exit $$status; }
 
 .PHONY: reliability
 reliability: deps-reliability venv ## the long fault-injection variants (50 jobs x 5 kills, 60 s outage)
 	RELIABILITY_LONG=1 $(VENV)/bin/pytest tests/reliability -s $(PYTEST_ARGS)
+
+# FRESH_PYTEST_ARGS: what `make test` runs inside (default: all but the image tests).
+.PHONY: fresh-check
+fresh-check: deps-fresh-check venv ## make demo and make test in a bare Debian container (podman), each one's exit and time
+	$(PY) hack/fresh_check.py
 
 .PHONY: unit
 unit: venv ## only the fast tests (no cluster)
