@@ -38,24 +38,32 @@ def test_without_ngircd_the_irc_sink_is_left_out_in_one_line_and_the_rest_start(
     with ExitStack() as stack:
         sinks = demo.Sinks(stack)
         lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-        assert sinks.irc is None and sinks.ircd is None
+        assert sinks.irc is None
+        assert sinks.ircd is None
         assert set(sinks.skipped) == {"irc"}
         values = sinks.placeholders()
         started = (sinks.slack, sinks.hipchat, sinks.webhook, sinks.smtp, sinks.teams)
-        assert all(started) and sinks.discord and sinks.googlechat and sinks.github
-        assert sinks.grafana and sinks.heard() == []
+        assert all(started)
+        assert sinks.discord
+        assert sinks.googlechat
+        assert sinks.github
+        assert sinks.grafana
+        assert sinks.heard() == []
     assert len(lines) == 1, lines  # one line, that says what is missing, how to get it, what runs
     line = lines[0]
     assert "IRC sink left out: ngircd is not installed" in line
-    assert "sudo apt-get install ngircd" in line and "make deps" in line
-    assert "the 9 other sinks" in line and "without the team-irc Notification" in line
+    assert "sudo apt-get install ngircd" in line
+    assert "make deps" in line
+    assert "the 9 other sinks" in line
+    assert "without the team-irc Notification" in line
     assert values["IRC_SERVER"]
 
 
 def test_the_examples_without_a_sink_name_only_notifications_that_are_applied() -> None:
     docs = applied(demo.examples(placeholders(), {"irc"}))
     notifications = {d["metadata"]["name"] for d in docs if d["kind"] == "Notification"}
-    assert "team-irc" not in notifications and len(notifications) == len(demo.SINKS) - 1
+    assert "team-irc" not in notifications
+    assert len(notifications) == len(demo.SINKS) - 1
     jobs = [d for d in docs if d["kind"] == "DeployJob"]
     assert len(jobs) == demo.JOBS
     named = {e["notify"] for job in jobs for hook in HOOKS for e in job["spec"].get(hook, [])}
