@@ -155,7 +155,7 @@ def run_inside(name: str, command: str) -> Outcome:
     left_out = ""
     for line in proc.stdout:
         print(f"    {line}", end="", flush=True)
-        if "sink left out:" in line:
+        if line.startswith("==> [") and "sink left out:" in line:  # the demo's own line
             left_out = "the demo left a sink out: " + line.split("sink left out:", 1)[1].strip()
     code = proc.wait()
     return Outcome(command, code, time.monotonic() - started, left_out[:200])
