@@ -54,7 +54,7 @@ class Need:
         return any(find_program(p) for p in self.programs)
 
 
-TESTS = ("test", "reliability")
+TESTS = ("test", "reliability")  # tests/reliability runs ngircd, not InspIRCd
 CONTAINERS = ("test", "image", "fresh-check")
 NEEDS = (
     Need("python3-venv", "for `make venv` (python3 -m venv)", GOALS, check=python_has_venv),
@@ -64,7 +64,7 @@ NEEDS = (
     Need(
         "ngircd",
         "the IRC server of the demo's IRC sink and of the IRC tests",
-        ("demo", *TESTS, "bench"),
+        ("demo", *TESTS),
         ("ngircd",),
         service="ngircd",
         optional_for=("demo",),
@@ -72,14 +72,14 @@ NEEDS = (
     Need(
         "inspircd",
         "the IRC server with SASL of tests/providers/test_irc_sasl.py",
-        TESTS,
+        ("test",),
         ("inspircd",),
         service="inspircd",
     ),
     Need(
         "atheme-services",
         "the services that answer InspIRCd's SASL logins (SASL tests)",
-        TESTS,
+        ("test",),
         ("atheme-services",),
         service="atheme-services",
     ),
