@@ -14,6 +14,15 @@ BENCH_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# deps-<goal>: the system packages that goal needs, installed when missing (hack/deps.py says
+# what each is for; without root it names them and the command). `make deps` checks every goal's.
+.PHONY: deps
+deps: ## install the system packages every goal needs (Debian, as root), each said what it is for
+	@PYTHON=$(PYTHON) $(PYTHON) hack/deps.py all
+
+deps-%:
+	@PYTHON=$(PYTHON) $(PYTHON) hack/deps.py $*
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
@@ -23,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## create the virtualenv with deploybell and its dev tools
 
-# ---- test peers installed by the project (branch chat; for the lead: merge into `make deps`) ----
+# ---- test peers the project installs itself (not Debian packages): make test-peers ----
 # The matrix provider's peer is a real homeserver: Synapse in a virtualenv of its own (its pinned
 # dependencies clash with deploybell's), found by tests/support/peers/matrix.py at SYNAPSE_VENV.
 SYNAPSE_VENV ?= $(HOME)/.cache/deploybell/synapse-1.98.0
@@ -37,7 +46,13 @@ $(SYNAPSE_VENV)/.installed: $(SYNAPSE_REQUIREMENTS)
 
 .PHONY: synapse
 synapse: $(SYNAPSE_VENV)/.installed ## install the Matrix homeserver the tests run (Synapse, ~1 min)
-# ---- end of the test peers (branch chat) ----
+
+# The provider tests' real servers built from their Go modules (cached under ~/.cache/deploybell/
+# test-tools; a no-op once built), before the tests so that no build runs inside a test's timeout.
+.PHONY: test-peers
+test-peers: synapse ## install the test peers that are no Debian package (Synapse; Gitea, Alertmanager, nats-server from Go)
+	@for tool in gitea alertmanager nats-server; do nice -n 10 hack/cluster/build.sh $$tool >/dev/null; done
+# ---- end of the test peers ----
 
 .PHONY: cluster-build
 cluster-build: ## build the local-cluster binaries (cached under ~/.cache/deploybell)
@@ -63,12 +78,18 @@ lint: venv ## ruff, ruff format, mypy --strict, import-linter
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
-test: lint ## lint, then every test suite against the real local cluster
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: deps-test lint test-peers ## lint, then every test suite against the real local cluster
+	$(VENV)/bin/pytest $(PYTEST_ARGS) || { status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests (exit 5): failing" >&2; fi; exit $$status; }
 
 .PHONY: reliability
-reliability: venv ## the long fault-injection variants (50 jobs x 5 kills, 60 s outage)
+reliability: deps-reliability venv ## the long fault-injection variants (50 jobs x 5 kills, 60 s outage)
 	RELIABILITY_LONG=1 $(VENV)/bin/pytest tests/reliability -s $(PYTEST_ARGS)
+
+# FRESH_PYTEST_ARGS: what `make test` runs inside (default: all but the image tests).
+.PHONY: fresh-check
+fresh-check: deps-fresh-check venv ## make demo and make test in a bare Debian container (podman), each one's exit and time
+	$(PY) hack/fresh_check.py
 
 .PHONY: unit
 unit: venv ## only the fast tests (no cluster)
@@ -81,11 +102,11 @@ run: venv ## run the operator in the foreground ($$KUBECONFIG, or the local clus
 	  exec $(VENV)/bin/deploybell run
 
 .PHONY: demo
-demo: venv ## the main job: deploy, watch and notify on the local cluster
+demo: deps-demo venv ## the main job: deploy, watch and notify on the local cluster
 	$(PY) hack/demo.py
 
 .PHONY: bench
-bench: venv ## latency, kubectl and Flux comparison, RSS/CPU, API load, restart, 10,000 DeployJobs (~11 min)
+bench: deps-bench venv ## latency, kubectl and Flux comparison, RSS/CPU, API load, restart, 10,000 DeployJobs (~11 min)
 	$(PY) -m bench $(BENCH_ARGS)
 
 # The image installs from these with --require-hashes; pyproject.toml keeps the ranges, and
@@ -109,5 +130,5 @@ sync-crds: ## copy crds/ into the Helm chart and the kustomize base (a test chec
 BASE ?=
 
 .PHONY: image
-image: venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
+image: deps-image venv ## build the operator image with podman: dist/deploybell-<version>.oci.tar (BASE=...)
 	$(PY) hack/image/build_image.py $(if $(BASE),--base $(BASE))

@@ -3,8 +3,8 @@
     python hack/image/build_image.py                 # local Debian base (mmdebstrap), no registry
     python hack/image/build_image.py --base python:3.11-slim   # a base from a registry (pulled)
 
-Installs the Debian packages it needs (as root), caches the base root filesystems under
-~/.cache/deploybell/image and the layers in podman's storage, so a second run takes seconds.
+Installs the Debian packages it needs (hack/deps.py, as root), caches the base root filesystems
+under ~/.cache/deploybell/image and the layers in podman's storage, so a second run takes seconds.
 The host's CA bundle and pip configuration reach the build's download step as secrets only.
 """
 
@@ -17,19 +17,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hack/deps.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import debian_base
+import deps
 import image_report
 from podman_env import ROOT, ULIMITS, PodmanError, archive_path, image_id, image_ref, podman
 
 CACHE = Path(os.environ.get("DEPLOYBELL_CACHE", Path.home() / ".cache" / "deploybell")) / "image"
-PACKAGES = ("mmdebstrap", "podman", "buildah", "runc", "uidmap", "netavark", "skopeo")
 # pip settings that name files on the host: the CA bundle is mounted on its own; the others
 # would point at nothing inside the build.
 HOST_PATH_KEYS = {"cert", "client-cert", "find-links"}
@@ -40,20 +42,9 @@ def step(message: str) -> None:
 
 
 def ensure_packages() -> None:
-    """apt-get install what is missing (nothing, on a machine that ran this before)."""
-    missing = [p for p in PACKAGES if subprocess.run(
-        ["dpkg-query", "-W", "-f", "${db:Status-Status}", p], capture_output=True, text=True
-    ).stdout != "installed"]  # fmt: skip
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise SystemExit(f"missing Debian packages (install them as root): {' '.join(missing)}")
-    step(f"installing {' '.join(missing)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=600"]
-    subprocess.run(["apt-get", *lock, "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", *lock, "install", "-y", "-qq", *missing], check=True, env=env,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    """What `make deps-image` installs (hack/deps.py, one list), when run without make."""
+    if deps.main(["deps", "image"]) != 0:
+        raise SystemExit(2)
 
 
 def debian_bases() -> tuple[str, str]:
@@ -64,19 +55,76 @@ def debian_bases() -> tuple[str, str]:
     key = debian_base.cache_key(codename, sources, options)
     runtime, build = f"localhost/deploybell-base:{key}", f"localhost/deploybell-build-base:{key}"
     forget_other_bases(key)
-    if image_id(runtime) and image_id(build):
+    if image_id(runtime) and image_id(build) and all(map(base_image_whole, (runtime, build))):
         return runtime, build
     out = CACHE / f"debian-{codename}-{key}"
-    if not (out / "runtime.tar").exists() or not (out / "build.tar").exists():
+    if not all(rootfs_problem(out / name) is None for name in ROOTFS_TARS):
         step(f"making the Debian {codename} base with mmdebstrap (once; ~1 min)")
-        out.mkdir(parents=True, exist_ok=True)
-        command = debian_base.mmdebstrap_command(codename, sources, options, out)
-        proc = subprocess.run(command, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"mmdebstrap exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        make_rootfs(out, lambda into: debian_base.mmdebstrap_command(codename, sources, options,
+                                                                     into))  # fmt: skip
     for ref, tar in ((runtime, out / "runtime.tar"), (build, out / "build.tar")):
         podman("import", "--change", 'CMD ["/bin/sh"]', str(tar), ref)
     return runtime, build
+
+
+ROOTFS_TARS = ("runtime.tar", "build.tar")
+# A Debian root filesystem with python3 is ~100 MB; an image far below that is a failed import.
+MIN_BASE_BYTES = 10_000_000
+TAR_RACE = "file changed as we read it"
+
+
+def clear_cache() -> str:
+    """The command that forgets every cached base, for the messages."""
+    bases = "reference=localhost/deploybell-*base"
+    return f"rm -rf {CACHE}; podman rmi --force $(podman images -q --filter '{bases}')"
+
+
+def rootfs_problem(tar: Path) -> str | None:
+    """Why a cached root filesystem cannot be used (missing, empty, truncated, no /bin/sh)."""
+    if not tar.is_file() or tar.stat().st_size == 0:
+        return f"{tar} is missing or empty"
+    try:
+        with tarfile.open(tar) as archive:
+            names = {m.name.removeprefix("./") for m in archive}  # reads to the end
+    except (tarfile.TarError, OSError, EOFError) as e:
+        return f"{tar} is not a whole tar archive ({e})"
+    if not names & {"bin/sh", "usr/bin/sh"}:
+        return f"{tar} has no /bin/sh"
+    return None
+
+
+def make_rootfs(out: Path, command_for: Callable[[Path], list[str]]) -> None:
+    """mmdebstrap into a temporary folder, checked, then renamed to `out`: a failed or cut
+    build never becomes a cache entry. Its tar race on /sys is retried once."""
+    partial = out.with_name(f"{out.name}.partial")
+    for attempt in (1, 2):
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        proc = subprocess.run(command_for(partial), capture_output=True, text=True)
+        if proc.returncode == 0 or attempt == 2 or TAR_RACE not in proc.stderr:
+            break
+        step(f"mmdebstrap: tar raced a mounted filesystem ('{TAR_RACE}'): once more")
+    if proc.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise SystemExit(f"mmdebstrap exited {proc.returncode}:\n{proc.stderr[-4000:]}\nNothing "
+                         f"was cached; if a later build still fails: {clear_cache()}")  # fmt: skip
+    problems = [p for name in ROOTFS_TARS if (p := rootfs_problem(partial / name))]
+    if problems:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise SystemExit(f"mmdebstrap succeeded but {'; '.join(problems)}: nothing was cached "
+                         f"(to clear the cache by hand: {clear_cache()})")  # fmt: skip
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+
+
+def base_image_whole(ref: str) -> bool:
+    """A base imported from a bad tar (an older build's 0-byte one) is removed, to be made again."""
+    size = podman("image", "inspect", "--format", "{{.Size}}", ref, check=False).stdout.strip()
+    if size.isdigit() and int(size) >= MIN_BASE_BYTES:
+        return True
+    step(f"{ref} is {size or '?'} bytes, not a root filesystem: removing it to make it again")
+    podman("rmi", "--force", ref, check=False)
+    return False
 
 
 def forget_other_bases(key: str) -> None:

@@ -41,6 +41,9 @@ def test_demo_delivers_every_expected_notification(cluster: ClusterAccess) -> No
         "grafana",
     ):
         assert f"  {provider} " in transcript, f"no {provider} line in the timeline"
+    # Every sink in the start line, each one separated ("Google ChatGitHub API" was printed).
+    assert "Discord, Google Chat, GitHub API, Grafana API" in transcript
+    assert "left out" not in transcript  # every sink started here
     assert "CrashLoopBackOff" in transcript  # the failure's diagnosis reached the sinks
     assert "in_progress: ▶ deploybell-demo/web started" in transcript  # a GitHub deployment
     assert "PATCH region of" in transcript  # a Grafana region from a run's start to its end

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.peers.irc import HOST, IrcListener, _accepts, free_port
+from tests.support.programs import require
 
-INSPIRCD = "/usr/sbin/inspircd"
-ATHEME = "/usr/bin/atheme-services"
+INSPIRCD = "inspircd"
+ATHEME = "atheme-services"
 SERVER = "irc.sasl.test"
 SERVICES = "services.sasl.test"
 
@@ -29,6 +30,7 @@ class InspircdServer:
     """InspIRCd (clients on `port`) with Atheme linked on a second port; SASL goes to Atheme."""
 
     def __init__(self) -> None:
+        self.programs = require(INSPIRCD, "inspircd"), require(ATHEME, "atheme-services")
         self.host = HOST
         self.port = free_port()
         self.link_port = free_port()
@@ -43,13 +45,15 @@ class InspircdServer:
         return f"{self.host}:{self.port}{channel}"
 
     def start(self, timeout: float = 30.0) -> InspircdServer:
-        self._spawn("inspircd", [INSPIRCD, "--nofork", f"--config={self._dir / 'inspircd.conf'}"])
+        self._spawn(
+            "inspircd", [self.programs[0], "--nofork", f"--config={self._dir / 'inspircd.conf'}"]
+        )
         self._wait(lambda: _accepts(self.port), "inspircd listening", timeout)
         atheme = self._dir / "atheme"
         self._spawn(
             "atheme",
-            [ATHEME, "-n", "-c", str(self._dir / "atheme.conf"), "-l", str(atheme) + ".log",
-             "-p", str(atheme) + ".pid", "-D", str(self._dir)],
+            [self.programs[1], "-n", "-c", str(self._dir / "atheme.conf"),
+             "-l", str(atheme) + ".log", "-p", str(atheme) + ".pid", "-D", str(self._dir)],
         )  # fmt: skip
         self._wait(lambda: "finished synching" in self.log("atheme"), "Atheme linked", timeout)
         return self

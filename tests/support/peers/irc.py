@@ -32,8 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jaraco.stream import buffer
 
+from tests.support.programs import require
+
 HOST = "127.0.0.1"
-NGIRCD = "/usr/sbin/ngircd"
+NGIRCD = "ngircd"  # found by tests/support/programs.py (PATH, then sbin)
 T = TypeVar("T")
 
 
@@ -75,6 +77,7 @@ class NgircdServer:
         self.tls = tls
         self.penalties = penalties
         self.max_nick_length = max_nick_length
+        self.program = require(NGIRCD, "ngircd")  # before anything is made: a clear error
         self.port = free_port()
         self.tls_port = free_port() if tls else 0
         self.name = "irc.deploybell.test"
@@ -93,7 +96,7 @@ class NgircdServer:
     def start(self, timeout: float = 30.0) -> NgircdServer:
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [NGIRCD, "--nodaemon", "--config", str(self._dir / "ngircd.conf")],
+            [self.program, "--nodaemon", "--config", str(self._dir / "ngircd.conf")],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
