@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from tests.support.peers.apprise import AppriseJsonPeer
+from tests.support.peers.awssqs import AwssqsContract
 from tests.support.peers.azuredevops import AzureDevopsContract
 from tests.support.peers.bitbucket import BitbucketContract
 from tests.support.peers.bitbucketserver import BitbucketServerContract
@@ -69,4 +70,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "zoom": ZoomContract,
     "pushover": PushoverContract,
     "githubdispatch": GithubDispatchContract,
+    "awssqs": AwssqsContract,
 }

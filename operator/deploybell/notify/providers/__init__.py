@@ -16,6 +16,7 @@ from deploybell.api.notification import recipient_errors as _recipient_errors
 from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
     apprise,
+    awssqs,
     azuredevops,
     bitbucket,
     bitbucketserver,
@@ -75,6 +76,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     zoom.PROVIDER,
     pushover.PROVIDER,
     githubdispatch.PROVIDER,
+    awssqs.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
