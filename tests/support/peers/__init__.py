@@ -28,6 +28,7 @@ from tests.support.peers.github import GithubContract
 from tests.support.peers.githubdispatch import GithubDispatchContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.googlechat import GooglechatContract
+from tests.support.peers.googlepubsub import GooglepubsubContract
 from tests.support.peers.grafana import GrafanaContract
 from tests.support.peers.lark import LarkContract
 from tests.support.peers.matrix import MatrixPeer
@@ -71,4 +72,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "pushover": PushoverContract,
     "githubdispatch": GithubDispatchContract,
     "awssqs": AwssqsContract,
+    "googlepubsub": GooglepubsubContract,
 }

@@ -28,6 +28,7 @@ from deploybell.notify.providers import (
     githubdispatch,
     gitlab,
     googlechat,
+    googlepubsub,
     grafana,
     hipchat,
     irc,
@@ -77,6 +78,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     pushover.PROVIDER,
     githubdispatch.PROVIDER,
     awssqs.PROVIDER,
+    googlepubsub.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
