@@ -1,7 +1,8 @@
 """End to end: one DeployJob run through the real operator publishes its start and its success
 to the cloud message buses, each as the bus takes it: a SigV4-signed SendMessage to an SQS FIFO
-queue (one group per DeployJob, deduplicated by the idempotency key) and a Pub/Sub publish with
-a token for a service account key; both carry the webhook type's CloudEvent."""
+queue (one group per DeployJob, deduplicated by the idempotency key), a Pub/Sub publish with a
+token for a service account key and an Event Hubs send with a Shared Access Signature; each
+carries the webhook type's CloudEvent."""
 
 from __future__ import annotations
 
@@ -16,28 +17,32 @@ from tests.support.cluster import ClusterAccess
 from tests.support.deploybell import deployment, ledger, notifying, secret, wait_dj
 from tests.support.peers import awssqs
 from tests.support.peers.awssqs import SqsPeer
+from tests.support.peers.azureeventhub import EventHubPeer
 from tests.support.peers.googlepubsub import PubsubPeer
 
 pytestmark = pytest.mark.usefixtures("operator")
-TYPES = ("awssqs", "googlepubsub")
+TYPES = ("awssqs", "googlepubsub", "azureeventhub")
 
 
 @dataclass
 class Peers:
     sqs: SqsPeer
     pubsub: PubsubPeer
+    hub: EventHubPeer
 
     def events(self, type_: str) -> list[dict[str, Any]]:
         """The CloudEvents each bus holds, oldest first."""
         if type_ == "awssqs":
             return [json.loads(m["MessageBody"]) for m in self.sqs.delivered("deploys.fifo")]
-        return [json.loads(p.data) for p in self.pubsub.messages()]
+        if type_ == "googlepubsub":
+            return [json.loads(p.data) for p in self.pubsub.messages()]
+        return [json.loads(e.body) for e in self.hub.events()]
 
 
 @pytest.fixture(scope="module")
 def peers() -> Iterator[Peers]:
-    with SqsPeer() as sqs, PubsubPeer() as pubsub:
-        yield Peers(sqs, pubsub)
+    with SqsPeer() as sqs, PubsubPeer() as pubsub, EventHubPeer() as hub:
+        yield Peers(sqs, pubsub, hub)
 
 
 def notifications(peers: Peers) -> list[dict[str, Any]]:
@@ -49,9 +54,14 @@ def notifications(peers: Peers) -> list[dict[str, Any]]:
             "region": awssqs.REGION,
         },
         "googlepubsub": {"credentials": peers.pubsub.key(), "apiUrl": peers.pubsub.base_url},
+        "azureeventhub": {
+            "connectionString": peers.hub.connection_string(),
+            "apiUrl": peers.hub.base_url,
+        },
     }
     extra: dict[str, dict[str, Any]] = {
         "googlepubsub": {"recipients": ["deploys"], "googlepubsub": {"orderingKey": True}},
+        "azureeventhub": {"azureeventhub": {"partitionKey": True}},
     }
     out = []
     for type_ in TYPES:
@@ -95,3 +105,4 @@ def test_start_and_success_reach_every_bus(
         e["id"] for e in peers.events("awssqs")
     ]
     assert {p.ordering_key for p in peers.pubsub.messages()} == {f"{ns}/web"}
+    assert {e.partition_key for e in peers.hub.events()} == {f"{ns}/web"}

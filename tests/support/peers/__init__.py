@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from tests.support.peers.apprise import AppriseJsonPeer
 from tests.support.peers.awssqs import AwssqsContract
 from tests.support.peers.azuredevops import AzureDevopsContract
+from tests.support.peers.azureeventhub import AzureeventhubContract
 from tests.support.peers.bitbucket import BitbucketContract
 from tests.support.peers.bitbucketserver import BitbucketServerContract
 from tests.support.peers.contract import (
@@ -73,4 +74,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "githubdispatch": GithubDispatchContract,
     "awssqs": AwssqsContract,
     "googlepubsub": GooglepubsubContract,
+    "azureeventhub": AzureeventhubContract,
 }

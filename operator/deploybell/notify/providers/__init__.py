@@ -18,6 +18,7 @@ from deploybell.notify.providers import (
     apprise,
     awssqs,
     azuredevops,
+    azureeventhub,
     bitbucket,
     bitbucketserver,
     datadog,
@@ -79,6 +80,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     githubdispatch.PROVIDER,
     awssqs.PROVIDER,
     googlepubsub.PROVIDER,
+    azureeventhub.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
