@@ -81,7 +81,7 @@ class AzureeventhubProvider(_http.HttpProvider):
         fields = connection(out.destination.secret.get("connectionString", ""))
         out.hide(fields["SharedAccessKey"])
         hub = event_hub(fields, out.options)
-        base_url = out.url("apiUrl", "https://" + URL(fields["Endpoint"]).host_port_subcomponent)
+        base_url = out.url("apiUrl", f"https://{URL(fields['Endpoint']).host}")
         resource = base_url.with_path(f"/{hub}", encoded=False)
         url = resource.with_path(f"/{hub}/messages", encoded=False).with_query(
             timeout="60", **{"api-version": API_VERSION}
