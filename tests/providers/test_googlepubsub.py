@@ -15,7 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deploybell.notify.model import sample
 from deploybell.notify.providers import googlepubsub, webhook
-from deploybell.notify.providers.base import Destination, PermanentDeliveryError
+from deploybell.notify.providers.base import (
+    Destination,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from tests.support.peers.googlepubsub import ACCOUNT, MAX_REQUEST, PROJECT, PubsubPeer
 
 
@@ -122,3 +126,25 @@ async def test_the_peer_refuses_a_request_over_10_mb_and_a_forged_token(peer: Pu
             unauthenticated = (r.status, (await r.json())["error"]["status"])
     assert too_big == (400, "INVALID_ARGUMENT")
     assert unauthenticated == (401, "UNAUTHENTICATED")
+
+
+async def test_a_token_endpoint_that_is_down_is_temporary(
+    peer: PubsubPeer, provider: googlepubsub.GooglepubsubProvider
+) -> None:
+    key = json.loads(peer.key())
+    unreachable = json.dumps({**key, "token_uri": "http://127.0.0.1:9/token"})  # discard port
+    with pytest.raises(TemporaryDeliveryError, match="token endpoint failed"):
+        await provider.send(sample("start"), destination(peer, key=unreachable))
+    assert key["private_key"] not in str(peer.received)
+
+
+async def test_a_rate_limited_publish_waits_the_time_pubsub_asks(
+    peer: PubsubPeer, provider: googlepubsub.GooglepubsubProvider
+) -> None:
+    peer.rate_limit(5)
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        await provider.send(sample("start"), destination(peer))
+    assert caught.value.retry_after == 5
+    assert "HTTP 429" in caught.value.message
+    await provider.send(sample("start"), destination(peer))
+    assert len(peer.messages()) == 1

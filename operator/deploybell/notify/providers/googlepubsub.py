@@ -19,7 +19,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from google.auth.exceptions import GoogleAuthError
+from google.auth.exceptions import GoogleAuthError, TransportError
 from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
@@ -116,7 +116,16 @@ class GooglepubsubProvider(_http.HttpProvider):
                 self._tokens[name] = credentials
             if not credentials.valid:
                 try:
-                    await asyncio.to_thread(credentials.refresh, Request())
+                    # google-auth's token request waits up to 120 s; a send waits as long as
+                    # any other request (the thread ends on its own).
+                    await asyncio.wait_for(
+                        asyncio.to_thread(credentials.refresh, Request()), _http.TIMEOUT_SECONDS
+                    )
+                except TimeoutError:
+                    raise base.TemporaryDeliveryError(
+                        f"googlepubsub: the token endpoint gave no answer within "
+                        f"{_http.TIMEOUT_SECONDS:.0f}s"
+                    ) from None
                 except GoogleAuthError as e:
                     raise _auth_error(e) from None
             return str(credentials.token)
@@ -149,7 +158,7 @@ def _auth_error(error: GoogleAuthError) -> base.DeliveryError:
     said = re.sub(r"\s+", " ", text)[:200]
     # google-auth raises RefreshError with the endpoint's `error` (invalid_grant, ...); the
     # message never holds the key itself.
-    if getattr(error, "retryable", False):
+    if isinstance(error, TransportError) or getattr(error, "retryable", False):
         return base.TemporaryDeliveryError(f"googlepubsub: the token endpoint failed: {said}")
     return base.PermanentDeliveryError(f"googlepubsub: the token endpoint refused the key: {said}")
 
