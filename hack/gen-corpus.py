@@ -302,6 +302,17 @@ CASES: list[tuple[str, str, Any]] = [
         dj("a", source={"committedAt": "yesterday"}),
     ),
     ("dj-source-unknown-field", "rejected unknown field", dj("a", source={"branch": "main"})),
+    ("dj-source-pull-request-zero", "rejected pullRequest", dj("a", source={"pullRequest": 0})),
+    (
+        "dj-source-pull-request-text",
+        "rejected pullRequest",
+        dj("a", source={"pullRequest": "#42"}),
+    ),
+    (
+        "dj-source-pull-request-not-the-url",
+        "rejected spec.source.pullRequest must be the number spec.source.url names",
+        dj("a", source={"pullRequest": 7, "url": "https://github.com/acme/web/pull/42"}),
+    ),
     # --- DeployJob: a target cluster (spec.cluster) -------------------------------------------
     ("dj-cluster-no-kubeconfig", "rejected kubeConfig", dj("a", cluster={"name": "prod"})),
     (

@@ -3,8 +3,9 @@
 #
 #   hack/cluster/build.sh          build what is missing, print the bin directory on the last line
 #   hack/cluster/build.sh flux     the same for Flux (only `make bench` asks for it), its own directory
-#   hack/cluster/build.sh gitea    a real Gitea for the gitea provider's tests (built on demand by
-#                                  their fixture, never by the cluster), in $DEPLOYBELL_CACHE/test-tools
+#   hack/cluster/build.sh gitea|alertmanager|nats-server
+#                                  one provider test's server (built on demand by its test fixture,
+#                                  never by `make demo` or the cluster), in $DEPLOYBELL_CACHE/test-tools
 #
 # Output: $DEPLOYBELL_CACHE/<key>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
 # kubectl,etcd,kwok,helm,promtool}. The key is derived from the cluster's versions in versions.env,
@@ -246,17 +247,55 @@ build_gitea() { # version
   exec {lock}>&-
 }
 
+# Alertmanager embeds its web UI from ui/app/dist, which upstream builds with npm and which the
+# module does not ship, so `go build` of the module fails. Build in a copy of the module (its own
+# go.mod and go.sum) with a placeholder page there: the API and the server are upstream's.
+build_alertmanager() {
+  local version="$ALERTMANAGER_VERSION" name=alertmanager
+  local dir="$work/$name-$version" lock upstream d
+  mkdir -p "$dir"
+  exec {lock}>"$dir.lock"
+  flock "$lock"
+  if ! have "$name-$version"; then
+    step "$name $version: building (web UI replaced by a placeholder page)"
+    upstream="$(go mod download -json "github.com/prometheus/alertmanager@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [[ -n "$upstream" && -f "$upstream/go.mod" ]] || { echo "cannot download alertmanager $version" >&2; return 1; }
+    rm -rf "$dir/src"
+    cp -r "$upstream" "$dir/src"
+    chmod -R u+w "$dir/src"
+    for d in elm mantine; do
+      mkdir -p "$dir/src/ui/app/dist/$d"
+      printf '<!doctype html><title>Alertmanager</title><p>No web UI in this test build; use the API.\n' \
+        >"$dir/src/ui/app/dist/$d/index.html"
+    done
+    (cd "$dir/src" && go_build_with_progress "$name" go build -v -trimpath -ldflags "-s -w" \
+      -o "$bin/$name-$version.tmp" ./cmd/alertmanager)
+    mv -f "$bin/$name-$version.tmp" "$bin/$name-$version"
+  fi
+  ln -sfn "$name-$version" "$bin/$name"
+  exec {lock}>&-
+}
+
 # Servers that only a provider test runs, outside the cluster's cache key: a cluster version bump
 # does not rebuild them, and the cluster build (make demo, make cluster-up) never builds them.
-if [[ "${1:-}" == "gitea" ]]; then
-  bin="$cache_root/test-tools/bin"
-  work="$cache_root/test-tools/src"
-  mkdir -p "$bin" "$work"
-  build_gitea "$GITEA_VERSION"
-  step "gitea ready in $bin"
-  echo "$bin"
-  exit 0
-fi
+case "${1:-}" in
+  gitea | alertmanager | nats-server)
+    bin="$cache_root/test-tools/bin"
+    work="$cache_root/test-tools/src"
+    mkdir -p "$bin" "$work"
+    case "$1" in
+      gitea) build_gitea "$GITEA_VERSION" ;;
+      alertmanager) build_alertmanager ;;
+      nats-server)
+        build_versioned_tool nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" \
+          github.com/nats-io/nats-server/v2
+        ;;
+    esac
+    step "$1 ready in $bin"
+    echo "$bin"
+    exit 0
+    ;;
+esac
 
 if [[ "${1:-}" == "flux" ]]; then
   flux_key="flux_source-${FLUX_SOURCE_VERSION}_kustomize-${FLUX_KUSTOMIZE_VERSION}_notification-${FLUX_NOTIFICATION_VERSION}_git-${GITTESTSERVER_VERSION}"

@@ -3,6 +3,9 @@
 - every event reaches the destination; a type that edits in place turns the start message into
   the outcome, also when the outcome is sent by a new provider instance (an operator restart: the
   start message's references come from the ledger, as `Destination.previous`);
+- an alerting type (its contract says `alerting`: the destination pages on problems) shows a
+  failure as one open alert that a cancel leaves open and the job's next success resolves, and
+  shows nothing for runs that did not fail, across restarts between start and outcome;
 - a rate-limit answer becomes a retryable error that waits as long as the vendor asked;
 - whatever the message holds, the rendered body stays within the vendor's documented limits
   (long values are cut with a marker, never refused);
@@ -109,6 +112,9 @@ async def test_every_event_arrives_and_in_place_edits_survive_a_restart(
     contract: tuple[str, Contract],
 ) -> None:
     type_, peer = contract
+    if getattr(peer, "alerting", False):
+        await alert_lifecycle(type_, peer)
+        return
     rules = providers.TYPES[type_].rules
     for run, outcome in enumerate(OUTCOMES, start=1):
         before = providers.TYPES[type_].sender()
@@ -132,6 +138,31 @@ async def test_every_event_arrives_and_in_place_edits_survive_a_restart(
             assert still_started == [], f"the start message of run {run} was not edited: {shown}"
         else:
             assert still_started, f"the start message of run {run} is missing: {shown}"
+
+
+async def run_restarted(peer: Contract, type_: str, run: int, outcome: str) -> None:
+    """A run's start, then its outcome from a new sender (a restarted operator)."""
+    before = providers.TYPES[type_].sender()
+    refs = await send(before, peer, type_, "start", run)
+    await before.close()
+    after = providers.TYPES[type_].sender()
+    await send(after, peer, type_, outcome, run, previous=refs)
+    await after.close()
+
+
+async def alert_lifecycle(type_: str, peer: Contract) -> None:
+    """success (nothing open), failure (one alert), cancel (still open), success (resolved)."""
+    await run_restarted(peer, type_, 1, "success")
+    assert await wait_for_visible(peer, lambda texts: False, within=0.5) == []
+    await run_restarted(peer, type_, 2, "failure")
+    shown = await wait_for_visible(peer, lambda texts: len(texts) == 1)
+    assert len(shown) == 1, shown
+    assert VERBS["failure"] in shown[0], shown
+    assert "(run 2)" in shown[0], shown
+    await run_restarted(peer, type_, 3, "cancel")
+    assert await wait_for_visible(peer, lambda texts: False, within=0.5) == shown
+    await run_restarted(peer, type_, 4, "success")
+    assert await wait_for_visible(peer, lambda texts: texts == []) == []
 
 
 async def wait_for_visible(peer: Contract, done: Any, within: float = 30.0) -> list[str]:

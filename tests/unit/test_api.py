@@ -255,6 +255,19 @@ INVALID_DEPLOYJOBS = [
         "spec.source.environment",
         "control characters",
     ),
+    ("source pullRequest zero", job(source={"pullRequest": 0}), "spec.source.pullRequest", "1"),
+    (
+        "source pullRequest a string",
+        job(source={"pullRequest": "42"}),
+        "spec.source.pullRequest",
+        "integer",
+    ),
+    (
+        "source pullRequest not the url's",
+        job(source={"pullRequest": 7, "url": "https://github.com/acme/web/pull/42"}),
+        "spec.source.pullRequest",
+        "names pull/merge request 42",
+    ),
 ]
 
 
@@ -275,6 +288,28 @@ def test_source_is_parsed() -> None:
     )
     assert (parsed.committed_at, parsed.url) == (source["committedAt"], source["url"])
     assert parse_deployjob(job()).source is None
+    assert parsed.pull_request == 42
+
+
+@pytest.mark.parametrize(
+    ("source", "number"),
+    [
+        ({"url": "https://github.com/acme/web/pull/42"}, 42),
+        ({"url": "https://github.com/acme/web/pull/42/files?w=1"}, 42),
+        ({"url": "https://gitlab.example.com/group/sub/web/-/merge_requests/7"}, 7),
+        ({"url": "https://gitlab.com/acme/web/-/merge_requests/7#note_1"}, 7),
+        ({"url": "https://github.com/acme/web/commit/4f2c9e1d"}, 0),
+        ({"url": "https://github.com/acme/web/pull/x"}, 0),
+        ({"url": "https://github.com/acme/web/pull/42", "pullRequest": 42}, 42),
+        ({"url": "https://github.com/acme/web/commit/4f2c9e1d", "pullRequest": 9}, 9),
+        ({"pullRequest": 9}, 9),
+        ({}, 0),
+    ],
+)
+def test_the_pull_request_is_given_or_read_from_the_url(source: Any, number: int) -> None:
+    parsed = parse_deployjob(job(source=source)).source
+    assert parsed is not None
+    assert parsed.pull_request == number
 
 
 @pytest.mark.parametrize(

@@ -750,6 +750,7 @@ def test_the_runs_source_survives_status_and_history() -> None:
         "environment": "production",
         "committedAt": None,  # a merge patch removes what an earlier run had set
         "url": None,
+        "pullRequest": None,
     }
     stored = {k: v for k, v in written.items() if v is not None}
     stored["source"] = {k: v for k, v in written["source"].items() if v is not None}
@@ -757,6 +758,20 @@ def test_the_runs_source_survives_status_and_history() -> None:
     (entry,) = push_history([], began, 5)
     assert Source.from_status(entry["source"]) == source
     assert "source" not in push_history([], RunState(run=1), 5)[0]  # none recorded: none said
+
+
+def test_the_runs_pull_request_survives_status_and_history() -> None:
+    """The pull request a comment type writes on is read back by a restarted operator."""
+    source = Source("https://github.com/acme/web", "4f2c9e1d8a7b", "production", pull_request=42)
+    began = start(RunState(), Trigger(1, "", ""), T0, REVISION, source)
+    written = JobStatus(state=began).full(generation=1)
+    assert written["source"]["pullRequest"] == 42
+    stored = {k: v for k, v in written.items() if v is not None}
+    stored["source"] = {k: v for k, v in written["source"].items() if v is not None}
+    assert RunState.from_status(stored).source == source
+    (entry,) = push_history([], began, 5)
+    assert entry["source"]["pullRequest"] == 42
+    assert Source.from_status(entry["source"]) == source
 
 
 def test_a_run_recorded_by_an_older_version_takes_its_source_from_the_same_generation() -> None:

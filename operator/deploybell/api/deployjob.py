@@ -57,6 +57,11 @@ _HTTPS_URL = re.compile(r"https://[^\s/]+(/\S*)?")
 _LINK = re.compile(r"https?://\S+")
 _HEX = re.compile(r"[0-9a-fA-F]{7,64}")
 _ENVIRONMENT = re.compile(r"[^\x00-\x1f\x7f]+")
+# The number of a GitHub pull request or GitLab merge request link: the first
+# `/pull/N` or `/-/merge_requests/N` followed by `/`, `?`, `#` or the end (the CRD's CEL rule
+# reads it the same way).
+_CHANGE_NUMBER = re.compile(r"/(?:pull|-/merge_requests)/([0-9]+)(?:[/?#]|$)")
+MAX_PULL_REQUEST = 2147483647
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -69,6 +74,7 @@ class Source:
     environment: str = ""  # "" means the DeployJob's namespace
     committed_at: str = ""
     url: str = ""
+    pull_request: int = 0  # the PR/MR: spec.source.pullRequest, else from a /pull/N url; 0: none
 
     def resolved(self, namespace: str) -> "Source":
         """This source with its environment filled in by the one rule (`environment_of`)."""
@@ -78,16 +84,20 @@ class Source:
             environment_of(self, namespace),
             self.committed_at,
             self.url,
+            self.pull_request,
         )
 
     def as_status(self) -> dict[str, Any]:
         """The fields that are set, as status keeps a run's source (status.source, history)."""
-        fields = zip(_SOURCE_KEYS, self._values(), strict=True)
-        return {key: value for key, value in fields if value}
+        return {key: value for key, value in self.as_patch().items() if value}
 
     def as_patch(self) -> dict[str, Any]:
         """Every field for a merge patch: an unset one is removed (None), never left behind."""
-        return {key: value or None for key, value in zip(_SOURCE_KEYS, self._values(), strict=True)}
+        fields = zip(_SOURCE_KEYS, self._values(), strict=True)
+        return {
+            **{key: value or None for key, value in fields},
+            "pullRequest": self.pull_request or None,
+        }
 
     def _values(self) -> tuple[str, ...]:
         return (self.repository, self.revision, self.environment, self.committed_at, self.url)
@@ -97,10 +107,16 @@ class Source:
         """A run's source as status recorded it; None when none was recorded."""
         if not isinstance(raw, Mapping):
             return None
-        return cls(*(str(raw.get(key) or "") for key in _SOURCE_KEYS))
+        number = raw.get("pullRequest")
+        pull_request = number if isinstance(number, int) and not isinstance(number, bool) else 0
+        repository, revision, environment, committed_at, url = (
+            str(raw.get(key) or "") for key in _SOURCE_KEYS
+        )
+        return cls(repository, revision, environment, committed_at, url, pull_request)
 
 
-# spec.source's keys, in Source's field order (status uses the same names).
+# spec.source's string keys, in Source's field order (status uses the same names; pullRequest,
+# an integer, follows them).
 _SOURCE_KEYS: Final = ("repository", "revision", "environment", "committedAt", "url")
 
 
@@ -256,13 +272,16 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
     if spec.get("source") is None:
         return None
     block = as_mapping(spec["source"], "spec.source")
-    reject_unknown(block, set(_SOURCE_KEYS), "spec.source")
+    reject_unknown(block, {*_SOURCE_KEYS, "pullRequest"}, "spec.source")
     path = "spec.source"
     committed_at = get_str(block, "committedAt", path, max_length=64)
     if committed_at is not None and not _valid_time(committed_at):
         raise SpecError(
             f"{path}.committedAt", f"must be an RFC 3339 date-time, got {shown(committed_at)}"
         )
+    url = (
+        get_str(block, "url", path, max_length=2048, pattern=_LINK, expected="an http(s) URL") or ""
+    )
     return Source(
         repository=get_str(
             block, "repository", path, max_length=2048, pattern=_HTTPS_URL, expected="an https URL"
@@ -282,9 +301,31 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
         )
         or "",
         committed_at=committed_at or "",
-        url=get_str(block, "url", path, max_length=2048, pattern=_LINK, expected="an http(s) URL")
-        or "",
+        url=url,
+        pull_request=_pull_request(block, url, path),
     )
+
+
+def pull_request_of(url: str) -> int:
+    """The number of a GitHub `/pull/N` or GitLab `/-/merge_requests/N` URL; 0 for others."""
+    found = _CHANGE_NUMBER.search(url)
+    number = int(found.group(1)) if found else 0
+    return number if number <= MAX_PULL_REQUEST else 0
+
+
+def _pull_request(block: Mapping[str, Any], url: str, path: str) -> int:
+    """spec.source.pullRequest, else the number in spec.source.url; the two must agree (the
+    CRD's CEL rule says the same at admission)."""
+    from_url = pull_request_of(url)
+    if block.get("pullRequest") is None:
+        return from_url
+    number = get_int(block, "pullRequest", path, default=0, minimum=1, maximum=MAX_PULL_REQUEST)
+    if from_url and from_url != number:
+        raise SpecError(
+            f"{path}.pullRequest",
+            f"is {number} but spec.source.url names pull/merge request {from_url}",
+        )
+    return number
 
 
 def _valid_time(value: str) -> bool:

@@ -143,14 +143,16 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         )
         started, finished, revision = state.started_at, state.finished_at, state.revision
         recorded = state.source
+        verifying = state.verifying_at
     else:
         past = next((h for h in facts.history if h.get("run") == run), {})
         phase, reason, text = past.get("phase", ""), past.get("reason", ""), past.get("message", "")
         started, finished = past.get("startedAt", ""), past.get("finishedAt", "")
         revision = past.get("revision", "")
         recorded = Source.from_status(past.get("source"))
+        verifying = ""  # history keeps no phase times
     if event == "start":
-        phase, reason, text, finished = "Deploying", "Deploying", "", ""
+        phase, reason, text, finished, verifying = "Deploying", "Deploying", "", "", ""
     failed = event == "failure" and run == state.run
     source = recorded or Source()
     rolled_back = (
@@ -168,6 +170,7 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         message=str(text),
         started_at=str(started),
         finished_at=str(finished),
+        verifying_at=str(verifying),
         duration_seconds=_seconds(str(started), str(finished)),
         revision=str(revision),
         images=tuple(facts.images),
@@ -193,6 +196,7 @@ def message_for(entry: Mapping[str, Any], facts: RunFacts, presentation: Present
         repository=source.repository,
         change_url=source.url,
         committed_at=source.committed_at,
+        pull_request=source.pull_request,
     )
 
 

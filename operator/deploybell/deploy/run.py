@@ -62,6 +62,7 @@ class RunState:
     trigger: Trigger = field(default_factory=Trigger)
     started_at: str = ""
     finished_at: str = ""
+    verifying_at: str = ""  # when the run last entered Verifying (its stability window)
     reason: str = ""
     message: str = ""
     revision: str = ""
@@ -84,6 +85,7 @@ class RunState:
             trigger=Trigger.from_status(status.get("trigger")),
             started_at=str(status.get("startedAt") or ""),
             finished_at=str(status.get("finishedAt") or ""),
+            verifying_at=str(status.get("verifyingAt") or ""),
             reason=str(status.get("reason") or ""),
             message=str(status.get("message") or ""),
             revision=str(status.get("revision") or ""),

@@ -251,7 +251,7 @@ class JobRunner(Rollbacks, TargetSteps):
             return await self.healthy(live, observation.restarts, observation.all_pods_ready)
         if self.state.phase == Phase.VERIFYING:
             self.timers.verifying_since = None
-            self.state = replace(self.state, phase=Phase.DEPLOYING)
+            self.state = replace(self.state, phase=Phase.DEPLOYING, verifying_at="")
             changed = True
         changed = changed or self.state.reason == WAITING  # the cluster answers again: say so
         self.state = replace(self.state, reason="Progressing", message=verdict.message)
@@ -284,6 +284,7 @@ class JobRunner(Rollbacks, TargetSteps):
                 self.state = replace(
                     self.state,
                     phase=Phase.VERIFYING,
+                    verifying_at=utcnow(),
                     reason="Verifying",
                     message=f"rolled out; must stay healthy for {window}s{note}",
                 )

@@ -64,6 +64,7 @@ class JobStatus:
             "trigger": s.trigger.as_status(),
             "startedAt": s.started_at or None,
             "finishedAt": s.finished_at if not s.in_flight else None,
+            "verifyingAt": s.verifying_at or None,
             "reason": s.reason,
             "message": s.message[:1000],
             "revision": s.revision,

@@ -112,6 +112,7 @@ class Message:
     message: str
     started_at: str = ""
     finished_at: str = ""
+    verifying_at: str = ""  # when the run's stability window (Verifying) began, if it had one
     duration_seconds: float | None = None
     revision: str = ""
     images: tuple[str, ...] = ()
@@ -128,6 +129,7 @@ class Message:
     repository: str = ""
     change_url: str = ""
     committed_at: str = ""
+    pull_request: int = 0  # spec.source.pullRequest (or the number in its url); 0: none
     test: bool = False  # a `deploybell notify-test` message, labelled as such everywhere
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -258,6 +260,7 @@ def sample(event: str = "failure") -> Message:
         ),
         started_at="2026-11-27T10:00:00Z",
         finished_at="" if event == "start" else "2026-11-27T10:01:05Z",
+        verifying_at="2026-11-27T10:00:35Z" if event == "success" else "",
         duration_seconds=None if event == "start" else 65.0,
         revision="sha256:0123456789abcdef",
         images=("registry.example/web:1.4.3",),
@@ -272,6 +275,7 @@ def sample(event: str = "failure") -> Message:
         repository="https://github.com/acme/web",
         change_url="https://github.com/acme/web/pull/42",
         committed_at="2026-11-27T09:40:00Z",
+        pull_request=42,
         pods=(
             PodDiagnosis(
                 "web-7d9f8-x2kqp",

@@ -8,6 +8,8 @@ ledger refs of the run's start entry; the outcome updates that record (`Destinat
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,8 @@ from deploybell.notify.providers.base import PermanentDeliveryError, Title, head
 # How the outcome of a run reads in a record: the state, not the sentence.
 OUTCOME_WORDS = {"success": "succeeded", "failure": "failed", "cancel": "canceled"}
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
+# The repository part of a pull/merge request link: https://host/acme/web/pull/42 → …/acme/web.
+_CHANGE_REPOSITORY = re.compile(r"(https://[^\s/]+/\S+?)/(?:pull|-/merge_requests)/[0-9]+")
 
 
 def identity(message: Message) -> dict[str, Any]:
@@ -83,3 +87,12 @@ def repository(message: Message, kind: str, option: str, override: str) -> tuple
             f"must be owner/name, got {path!r}"
         )
     return url.host, path
+
+
+def with_change_repository(message: Message) -> Message:
+    """`message` with `spec.source.repository` taken from its pull/merge request link when the
+    DeployJob gives only `spec.source.url` (a comment needs the repository, not a commit)."""
+    found = _CHANGE_REPOSITORY.match(message.change_url)
+    if message.repository or not found:
+        return message
+    return dataclasses.replace(message, repository=found.group(1))

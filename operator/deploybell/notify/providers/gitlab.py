@@ -34,7 +34,8 @@ DEPLOYMENT_STATES = {
 # GitLab keeps a status's description and target URL in 255-character columns.
 MAX_DESCRIPTION = 255
 MAX_TARGET_URL = 255
-_PROJECT = r"[0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+"
+# Grouped: the schema anchors a pattern as ^…$, which an ungrouped | would split.
+_PROJECT = r"([0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)"
 
 RULES = ProviderRules(
     type="gitlab",
