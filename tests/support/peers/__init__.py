@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 
 from tests.support.peers.alertmanager import AlertmanagerContract
 from tests.support.peers.apprise import AppriseJsonPeer
+from tests.support.peers.awssqs import AwssqsContract
 from tests.support.peers.azuredevops import AzureDevopsContract
+from tests.support.peers.azureeventhub import AzureeventhubContract
 from tests.support.peers.bitbucket import BitbucketContract
 from tests.support.peers.bitbucketserver import BitbucketServerContract
 from tests.support.peers.contract import (
@@ -33,6 +35,7 @@ from tests.support.peers.githubdispatch import GithubDispatchContract
 from tests.support.peers.gitlab import GitlabContract
 from tests.support.peers.gitlab_notes import GitlabMergeRequestCommentContract
 from tests.support.peers.googlechat import GooglechatContract
+from tests.support.peers.googlepubsub import GooglepubsubContract
 from tests.support.peers.grafana import GrafanaContract
 from tests.support.peers.incidentio import IncidentioContract
 from tests.support.peers.lark import LarkContract
@@ -91,4 +94,7 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "githubcheckrun": GithubCheckRunContract,
     "sentry": SentryContract,
     "newrelic": NewrelicContract,
+    "awssqs": AwssqsContract,
+    "googlepubsub": GooglepubsubContract,
+    "azureeventhub": AzureeventhubContract,
 }

@@ -17,7 +17,9 @@ from deploybell.api.provider import Catalogue
 from deploybell.notify.providers import (
     alertmanager,
     apprise,
+    awssqs,
     azuredevops,
+    azureeventhub,
     bitbucket,
     bitbucketserver,
     datadog,
@@ -31,6 +33,7 @@ from deploybell.notify.providers import (
     gitlab,
     gitlabmergerequestcomment,
     googlechat,
+    googlepubsub,
     grafana,
     hipchat,
     incidentio,
@@ -95,6 +98,9 @@ REGISTRY: tuple[ProviderType, ...] = (
     githubcheckrun.PROVIDER,
     sentry.PROVIDER,
     newrelic.PROVIDER,
+    awssqs.PROVIDER,
+    googlepubsub.PROVIDER,
+    azureeventhub.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}
