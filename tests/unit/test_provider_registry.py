@@ -149,10 +149,15 @@ def _near(field: Field) -> st.SearchStrategy[Any]:
 
 
 def _draft7(schema: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI's boolean exclusiveMinimum as draft 7's number."""
-    out = dict(schema)
+    """OpenAPI's boolean exclusiveMinimum as draft 7's number, and patterns read as the API server
+    reads them: Go's `$` (no multi-line flag) is the end of the text, where Python's `$` also
+    matches before a final newline (so 'main\\n' passed here and no API server would admit it)."""
+    out = {k: _draft7(v) if isinstance(v, dict) else v for k, v in schema.items()}
     if out.pop("exclusiveMinimum", False):
         out["exclusiveMinimum"] = out.pop("minimum")
+    pattern = out.get("pattern")
+    if isinstance(pattern, str) and pattern.endswith("$") and not pattern.endswith("\\$"):
+        out["pattern"] = pattern[:-1] + r"\Z"
     return out
 
 
