@@ -6,14 +6,16 @@ lock), a CycloneDX SBOM, and that no host build input was left in it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import posixpath
 import re
 import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -169,9 +171,12 @@ def scan(
     members = tar.getmembers()
     bundle = next((m for m in members if m.name == "etc/ssl/certs/ca-certificates.crt"), None)
     host_only = host_certs - set(PEM.findall(read(bundle) if bundle else b""))
+    shipped = wheel_files(members, read)
     found = []
     for member in members:
         name, data = member.name, read(member)
+        if shipped.get(name) == _record_digest(data):
+            continue  # as its wheel shipped it (the lock pins the wheel's hash): e.g. a CA bundle
         if name.endswith("pip.conf") or name.startswith("run/secrets/"):
             found.append(f"{name}: a pip configuration or build secret")
         elif ca_digest and hashlib.sha256(data).hexdigest() == ca_digest:
@@ -181,6 +186,28 @@ def scan(
         elif any(cert in data for cert in host_only):
             found.append(f"{name}: a certificate only the host trusts")
     return found
+
+
+def wheel_files(
+    members: Iterable[tarfile.TarInfo], read: Callable[[tarfile.TarInfo], bytes]
+) -> dict[str, str]:
+    """Each file an installed wheel's RECORD lists, by its path in the image, with the digest the
+    wheel gave it (`sha256=` in RECORD's urlsafe base64)."""
+    out: dict[str, str] = {}
+    for member in members:
+        if not member.name.endswith(".dist-info/RECORD"):
+            continue
+        site = member.name.rsplit("/", 2)[0]
+        for line in read(member).decode(errors="replace").splitlines():
+            path, _, rest = line.partition(",")
+            digest = rest.partition(",")[0]
+            if digest.startswith("sha256=") and not path.startswith("/"):
+                out[posixpath.normpath(f"{site}/{path}")] = digest
+    return out
+
+
+def _record_digest(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 if __name__ == "__main__":

@@ -60,3 +60,16 @@ def test_a_clean_image_passes() -> None:
 )  # fmt: skip
 def test_each_leak_is_named(files: dict[str, bytes], found: str) -> None:
     assert scan(files) == [found]
+
+
+def test_a_file_as_its_wheel_shipped_it_is_no_host_input() -> None:
+    """A package's own CA bundle (botocore ships one) is what its hashed wheel holds, so a public
+    certificate in it that the image's Debian bundle lacks is not a leak; the same file changed
+    after installation is."""
+    site = "opt/venv/lib/python3.11/site-packages"
+    digest = image_report._record_digest(HOST_CERT)
+    record = f"pkg/cacert.pem,{digest},{len(HOST_CERT)}\n".encode()
+    shipped = {f"{site}/pkg/cacert.pem": HOST_CERT, f"{site}/pkg-1.0.dist-info/RECORD": record}
+    assert scan(shipped) == []
+    changed = {**shipped, f"{site}/pkg/cacert.pem": HOST_CERT + b"\n"}
+    assert scan(changed) == [f"{site}/pkg/cacert.pem: a certificate only the host trusts"]
