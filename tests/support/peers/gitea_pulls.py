@@ -75,6 +75,8 @@ class GiteaPullsPeer(GiteaPeer):
         self, request: web.Request, repository: str, rest: list[str], body: Any
     ) -> tuple[int, Any]:
         match request.method, rest:
+            case "GET", ["issues"]:
+                return 200, self._across(request, ["issues", "search"])
             case "POST", ["issues", n, "comments"] if n.isdigit():
                 return self._post(repository, int(n), body)
             case "GET", ["issues", n, "comments"] if n.isdigit():
