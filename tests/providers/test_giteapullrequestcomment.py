@@ -129,11 +129,11 @@ async def test_the_pull_request_comes_from_a_pulls_link_or_the_error_says_where(
 async def test_a_token_without_the_issue_scope_and_a_wrong_token_are_permanent(
     peer: GiteaPullsPeer, provider: GiteaPullRequestCommentProvider
 ) -> None:
-    with GiteaPullsPeer(
+    statuses_only = GiteaPullsPeer(
         repositories={"acme/web": {SAMPLE_SHA}}, scopes=frozenset({"write:repository"})
-    ) as statuses_only:
-        with pytest.raises(PermanentDeliveryError, match="HTTP 403") as scope:
-            await provider.send(message("start"), destination(statuses_only))
+    )
+    with statuses_only, pytest.raises(PermanentDeliveryError, match="HTTP 403") as scope:
+        await provider.send(message("start"), destination(statuses_only))
     assert "required=[read:issue]" in scope.value.message  # the search comes first
     with pytest.raises(PermanentDeliveryError, match="401") as refused:
         await provider.send(message("start"), destination(peer, token="gitea-wrong-token-123"))
