@@ -67,13 +67,15 @@ class PullRequestComment(_forge.ForgeProvider):
     def _sent(self, comment_id: str, repo: _forge.Repository, detail: str) -> base.Sent:
         return base.Sent(refs={self.comment_ref: comment_id, self.option: repo.path}, detail=detail)
 
-    @abc.abstractmethod
+    # GitHub and Gitea keep a pull request's comments as the issue's of the same number.
+
     def comments_url(self, repo: _forge.Repository, number: str) -> URL:
         """Where the pull request's comments are listed and a new one is posted."""
+        return self.url(repo, "issues", number, "comments")
 
-    @abc.abstractmethod
     def comment_url(self, repo: _forge.Repository, number: str, comment_id: str) -> URL:
         """Where one comment is edited."""
+        return self.url(repo, "issues", "comments", comment_id)
 
     @abc.abstractmethod
     def search_query(self, message: Message) -> dict[str, str]:

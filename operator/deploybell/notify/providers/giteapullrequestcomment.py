@@ -63,12 +63,6 @@ class GiteaPullRequestCommentProvider(_prcomment.PullRequestComment, gitea.Gitea
     def whoami(self, root: URL) -> URL:
         return root.joinpath("repos", "issues", "search").with_query({"limit": "1"})
 
-    def comments_url(self, repo: _forge.Repository, number: str) -> URL:
-        return self.url(repo, "issues", number, "comments")
-
-    def comment_url(self, repo: _forge.Repository, number: str, comment_id: str) -> URL:
-        return self.url(repo, "issues", "comments", comment_id)
-
     def search_query(self, message: Message) -> dict[str, str]:
         # Gitea lists every comment of the issue (no pages); `since` keeps those updated after.
         return {"since": message.started_at} if message.started_at else {}

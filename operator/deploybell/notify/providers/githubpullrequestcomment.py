@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from yarl import URL
-
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _forge, _http, _prcomment, base, github
+from deploybell.notify.providers import _http, _prcomment, base, github
 
 # GitHub refuses a comment body over 65536 characters ("body is too long").
 MAX_BODY = 65536
@@ -55,12 +53,6 @@ class GithubPullRequestCommentProvider(_prcomment.PullRequestComment, github.Git
 
     rules = RULES
     max_body = MAX_BODY
-
-    def comments_url(self, repo: _forge.Repository, number: str) -> URL:
-        return self.url(repo, "issues", number, "comments")
-
-    def comment_url(self, repo: _forge.Repository, number: str, comment_id: str) -> URL:
-        return self.url(repo, "issues", "comments", comment_id)
 
     def search_query(self, message: Message) -> dict[str, str]:
         query = {"per_page": "100"}
