@@ -76,15 +76,10 @@ PEER_TYPES: Mapping[str, tuple[str, str]] = {
     "awssqs": ("", "awssqs"),
     "googlepubsub": ("googlepubsub", "pubsub"),
     "azureeventhub": ("azureeventhub", ""),
+    "giteapullrequestcomment": ("giteapullrequestcomment", ""),
 }
 # What the tools reach and deploybell does not, and why.
 PEER_ONLY: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "Gitea pull-request comments",
-        "giteapullrequestcomment",
-        "",
-        "not yet: `spec.source.pullRequest` exists; the type is the next to add",
-    ),
     (
         "Microsoft Teams Office 365 connectors",
         "",

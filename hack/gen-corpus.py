@@ -313,6 +313,11 @@ CASES: list[tuple[str, str, Any]] = [
         "rejected spec.source.pullRequest must be the number spec.source.url names",
         dj("a", source={"pullRequest": 7, "url": "https://github.com/acme/web/pull/42"}),
     ),
+    (
+        "dj-source-pull-request-not-the-gitea-url",
+        "rejected spec.source.pullRequest must be the number spec.source.url names",
+        dj("a", source={"pullRequest": 7, "url": "https://gitea.example.com/acme/web/pulls/42"}),
+    ),
     # --- DeployJob: a target cluster (spec.cluster) -------------------------------------------
     ("dj-cluster-no-kubeconfig", "rejected kubeConfig", dj("a", cluster={"name": "prod"})),
     (

@@ -5,6 +5,7 @@ made with an initial commit."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -160,6 +161,34 @@ class GiteaServer:
         self.api("POST", "/user/repos", {"name": name, "auto_init": True, "default_branch": "main"})
         branch = self.api("GET", f"/repos/{OWNER}/{name}/branches/main")
         return str(branch["commit"]["id"])
+
+    def pull_request(self, name: str) -> int:
+        """A pull request on `acme/<name>` from a new branch with one change; its index."""
+        change = base64.b64encode(b"a change\n").decode()
+        self.api(
+            "POST",
+            f"/repos/{OWNER}/{name}/contents/change.txt",
+            {"content": change, "message": "a change", "branch": "main", "new_branch": "change"},
+        )
+        pull = self.api(
+            "POST", f"/repos/{OWNER}/{name}/pulls", {"head": "change", "base": "main", "title": "A"}
+        )
+        return int(pull["number"])
+
+    def comments(self, name: str, index: int) -> list[dict[str, Any]]:
+        """The comments of issue (pull request) `index`, oldest first."""
+        listed: list[dict[str, Any]] = self.api(
+            "GET", f"/repos/{OWNER}/{name}/issues/{index}/comments"
+        )
+        return listed
+
+    def edits(self, name: str, index: int, comment: int) -> int:
+        """How often a comment was edited, as Gitea's page counts it ("edited"): its content
+        history, which keeps the first text beside each edit."""
+        url = f"{self.base_url}/{OWNER}/{name}/issues/{index}/content-history/overview"
+        with urllib.request.urlopen(f"{url}?comment_id={comment}", timeout=30) as answer:  # noqa: S310
+            counts = json.loads(answer.read())["editedHistoryCountMap"]
+        return max(int(counts.get(str(comment), 0)) - 1, 0)
 
     def statuses(self, name: str, sha: str) -> list[dict[str, Any]]:
         """Every status of the commit, oldest first, as Gitea lists them."""

@@ -298,6 +298,12 @@ def test_source_is_parsed() -> None:
         ({"url": "https://github.com/acme/web/pull/42/files?w=1"}, 42),
         ({"url": "https://gitlab.example.com/group/sub/web/-/merge_requests/7"}, 7),
         ({"url": "https://gitlab.com/acme/web/-/merge_requests/7#note_1"}, 7),
+        ({"url": "https://gitea.example.com/acme/web/pulls/5"}, 5),
+        ({"url": "https://codeberg.org/acme/web/pulls/5/files"}, 5),
+        ({"url": "https://gitea.example.com/acme/pulls/pulls/5"}, 5),  # a repository "pulls"
+        ({"url": "https://github.com/acme/pull/pull/6"}, 6),
+        ({"url": "https://bitbucket.org/acme/web/pull-requests/8"}, 0),
+        ({"url": "https://dev.azure.com/acme/web/_git/web/pullrequest/8"}, 0),
         ({"url": "https://github.com/acme/web/commit/4f2c9e1d"}, 0),
         ({"url": "https://github.com/acme/web/pull/x"}, 0),
         ({"url": "https://github.com/acme/web/pull/42", "pullRequest": 42}, 42),

@@ -57,10 +57,11 @@ _HTTPS_URL = re.compile(r"https://[^\s/]+(/\S*)?")
 _LINK = re.compile(r"https?://\S+")
 _HEX = re.compile(r"[0-9a-fA-F]{7,64}")
 _ENVIRONMENT = re.compile(r"[^\x00-\x1f\x7f]+")
-# The number of a GitHub pull request or GitLab merge request link: the first
-# `/pull/N` or `/-/merge_requests/N` followed by `/`, `?`, `#` or the end (the CRD's CEL rule
-# reads it the same way).
-_CHANGE_NUMBER = re.compile(r"/(?:pull|-/merge_requests)/([0-9]+)(?:[/?#]|$)")
+# The number of a GitHub or Gitea/Forgejo pull request or GitLab merge request link: the first
+# `/pull/N`, `/pulls/N` or `/-/merge_requests/N` followed by `/`, `?`, `#` or the end (the CRD's
+# CEL rule reads it the same way). None is a prefix of another (`/pull/` needs the `/` right
+# after `pull`), and Bitbucket's `/pull-requests/N` and Azure's `/pullrequest/N` match none.
+_CHANGE_NUMBER = re.compile(r"/(?:pulls?|-/merge_requests)/([0-9]+)(?:[/?#]|$)")
 MAX_PULL_REQUEST = 2147483647
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -307,7 +308,8 @@ def _parse_source_block(spec: Mapping[str, Any]) -> Source | None:
 
 
 def pull_request_of(url: str) -> int:
-    """The number of a GitHub `/pull/N` or GitLab `/-/merge_requests/N` URL; 0 for others."""
+    """The number of a GitHub `/pull/N`, Gitea `/pulls/N` or GitLab `/-/merge_requests/N` URL;
+    0 for others."""
     found = _CHANGE_NUMBER.search(url)
     number = int(found.group(1)) if found else 0
     return number if number <= MAX_PULL_REQUEST else 0

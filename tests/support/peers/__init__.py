@@ -26,6 +26,7 @@ from tests.support.peers.contract import (
 from tests.support.peers.datadog import DatadogContract
 from tests.support.peers.discord import DiscordContract
 from tests.support.peers.gitea import GiteaContract
+from tests.support.peers.gitea_pulls import GiteaPullRequestCommentContract
 from tests.support.peers.github import GithubContract
 from tests.support.peers.github_pulls import (
     GithubCheckRunContract,
@@ -97,4 +98,5 @@ CONTRACTS: Mapping[str, Callable[[], Contract]] = {
     "awssqs": AwssqsContract,
     "googlepubsub": GooglepubsubContract,
     "azureeventhub": AzureeventhubContract,
+    "giteapullrequestcomment": GiteaPullRequestCommentContract,
 }

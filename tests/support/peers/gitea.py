@@ -7,8 +7,8 @@ of a real Gitea built here from its Go module (tests/providers/test_gitea_server
 provider against one):
 - `Authorization: token <token>` (or `Bearer`): none 401 "token is required", a wrong one 401
   "invalid username, password or token"; a token without the `write:repository` scope 403
-  "token does not have at least one of required scope(s), required=[write:repository], …"; an
-  unknown repository 404 "not found".
+  "token does not have at least one of required scope(s), required=[write:repository], token
+  scope=…"; an unknown repository 404 "not found".
 - a status: Gitea stores whatever `state` it is given (the UI knows pending, success, error,
   failure, warning: the contract holds the renderer to those); a commit the repository does
   not have is a 500 "GetCommit[…]: object does not exist"; `context`, `description` and
@@ -63,23 +63,44 @@ class GiteaPeer(StatusPeer):
             return 200, {"id": 1, "login": "deploybell", "is_admin": False}, {}
         if len(path) < 3 or path[0] != "repos":
             return 404, self._error(_NOT_FOUND), {}
-        wanted = "write:repository" if request.method != "GET" else "read:repository"
-        if wanted not in self.scopes and "write:repository" not in self.scopes:
-            return (
-                403,
-                self._error(f"token does not have at least one of required scope(s): [{wanted}]"),
-                {},
-            )
+        refused = self._refused(request.method, self._category(path[1:]))
+        if refused:
+            return 403, self._error(refused), {}
         repository = f"{path[1]}/{path[2]}"
+        if (across := self._across(request, path[1:])) is not None:
+            return 200, across, {}
         if repository not in self.repositories:
             return 404, self._error(_NOT_FOUND), {}
-        match request.method, path[3:]:
+        status, answer = self._route(request, repository, path[3:], body)
+        return status, answer, {}
+
+    def _refused(self, method: str, category: str) -> str:
+        """Gitea's 403 for a token without the scope (a `write:` scope includes `read:`)."""
+        wanted = f"{'read' if method == 'GET' else 'write'}:{category}"
+        if wanted in self.scopes or f"write:{category}" in self.scopes:
+            return ""
+        return (
+            f"token does not have at least one of required scope(s), required=[{wanted}], "
+            f"token scope={','.join(sorted(self.scopes))}"
+        )
+
+    def _category(self, path: list[str]) -> str:
+        """The scope category of `/repos/<path>` (the pull-request peer adds `issue`)."""
+        return "repository"
+
+    def _across(self, request: web.Request, path: list[str]) -> Any:
+        """The answer of a `/repos/…` route that spans repositories (None: not one)."""
+        return None
+
+    def _route(
+        self, request: web.Request, repository: str, rest: list[str], body: Any
+    ) -> tuple[int, Any]:
+        match request.method, rest:
             case "GET", []:
-                return 200, {"id": 7, "full_name": repository, "private": True}, {}
+                return 200, {"id": 7, "full_name": repository, "private": True}
             case "POST", ["statuses", sha]:
-                status, answer = self._status(repository, sha, body)
-                return status, answer, {}
-        return 404, self._error(_NOT_FOUND), {}
+                return self._status(repository, sha, body)
+        return 404, self._error(_NOT_FOUND)
 
     def _status(self, repository: str, sha: str, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):

@@ -26,6 +26,7 @@ from deploybell.notify.providers import (
     discord,
     email,
     gitea,
+    giteapullrequestcomment,
     github,
     githubcheckrun,
     githubdispatch,
@@ -101,6 +102,7 @@ REGISTRY: tuple[ProviderType, ...] = (
     awssqs.PROVIDER,
     googlepubsub.PROVIDER,
     azureeventhub.PROVIDER,
+    giteapullrequestcomment.PROVIDER,
 )
 
 TYPES: Mapping[str, ProviderType] = {p.type: p for p in REGISTRY}

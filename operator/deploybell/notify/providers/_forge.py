@@ -62,7 +62,7 @@ class ForgeProvider(_http.HttpProvider):
     async def _check(self, out: _http.Outgoing, repo: Repository) -> base.Sent:
         """`deploybell notify-test`: the token (and the repository it names); a test records no
         deployment."""
-        where = self.url(repo) if repo.path else self.whoami(repo.root)
+        where = self.readable(repo) if repo.path else self.whoami(repo.root)
         reply = await out.request("GET", where)
         self.answer(out, reply, repo.path or "the token")
         if repo.path:
@@ -133,6 +133,10 @@ class ForgeProvider(_http.HttpProvider):
     @abc.abstractmethod
     def url(self, repo: Repository, *segments: str) -> URL:
         """The API URL of the repository (and the path segments below it)."""
+
+    def readable(self, repo: Repository) -> URL:
+        """What notify-test reads of the repository (the token's scopes must allow it)."""
+        return self.url(repo)
 
     @abc.abstractmethod
     def whoami(self, root: URL) -> URL:

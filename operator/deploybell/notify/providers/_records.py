@@ -21,8 +21,9 @@ from deploybell.notify.providers.base import PermanentDeliveryError, Title, head
 # How the outcome of a run reads in a record: the state, not the sentence.
 OUTCOME_WORDS = {"success": "succeeded", "failure": "failed", "cancel": "canceled"}
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
-# The repository part of a pull/merge request link: https://host/acme/web/pull/42 → …/acme/web.
-_CHANGE_REPOSITORY = re.compile(r"(https://[^\s/]+/\S+?)/(?:pull|-/merge_requests)/[0-9]+")
+# The repository part of a pull/merge request link: https://host/acme/web/pull/42 → …/acme/web
+# (Gitea: …/pulls/42; GitLab: …/-/merge_requests/42).
+_CHANGE_REPOSITORY = re.compile(r"(https://[^\s/]+/\S+?)/(?:pulls?|-/merge_requests)/[0-9]+")
 
 
 def identity(message: Message) -> dict[str, Any]:

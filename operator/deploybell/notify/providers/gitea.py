@@ -24,6 +24,8 @@ STATES = {"start": "pending", "success": "success", "failure": "failure", "cance
 # status list shows about this much.
 MAX_DESCRIPTION = 255
 _NAME = r"[A-Za-z0-9_.-]+"
+# What Gitea's 500s for a missing object say, and what is missing.
+_MISSING = {"object does not exist": "commit", "issue does not exist": "pull request"}
 
 RULES = ProviderRules(
     type="gitea",
@@ -93,13 +95,16 @@ class GiteaProvider(_commitstatus.CommitStatusForge):
         return root.joinpath("user")
 
     def answer(self, out: _http.Outgoing, reply: _answers.Reply, context: str) -> base.Sent:
-        """Gitea answers a commit the repository does not have with a 500 ("GetCommit[…]:
-        object does not exist"): no retry mends that."""
+        """Gitea answers a commit (an issue or pull request) the repository does not have with
+        a 500 ("GetCommit[…]: object does not exist", "issue does not exist [… index: N]"): no
+        retry mends that."""
         said = _answers.vendor_message(reply.json())
-        if reply.status == 500 and "object does not exist" in said:
-            raise base.PermanentDeliveryError(
-                f"gitea: HTTP 500 for {context}: the repository has no such commit ({said})"
-            )
+        for words, missing in _MISSING.items():
+            if reply.status == 500 and words in said:
+                raise base.PermanentDeliveryError(
+                    f"{self.rules.type}: HTTP 500 for {context}: the repository has no such "
+                    f"{missing} ({said})"
+                )
         return super().answer(out, reply, context)
 
     def commit_status_body(self, draft: base.Draft) -> dict[str, Any]:

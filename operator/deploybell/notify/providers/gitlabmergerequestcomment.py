@@ -4,21 +4,19 @@ at start (`POST /projects/:id/merge_requests/:iid/notes`) and edited with the ou
 (`PUT …/notes/:note_id`).
 
 A type of its own, like `githubpullrequestcomment` (and Flux's `gitlabmergerequestcomment`).
-The note id is kept in the ledger; a note posted just before a crash is found again by the
-hidden marker in its body among the merge request's newest notes, so a restart never posts a
-second one.
-The repository is the option, else `spec.source.repository`, else the part of the pull request
-link before `/pull/N` (`/-/merge_requests/N`).
+What they share (the note id in the ledger, the marker that finds a note posted just before a
+crash among the merge request's newest notes) is `_prcomment`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from yarl import URL
+
 from deploybell.api.provider import ProviderRules, Recipients, SecretKey
 from deploybell.notify.model import Message
-from deploybell.notify.providers import _forge, _http, _markdown, _records, base, gitlab
-from deploybell.notify.providers.githubpullrequestcomment import pull_request
+from deploybell.notify.providers import _forge, _http, _prcomment, base, gitlab
 
 # GitLab refuses a note over 1,000,000 characters ("Note is too long").
 MAX_BODY = 1_000_000
@@ -48,63 +46,32 @@ RULES = ProviderRules(
 )
 
 
-class GitlabMergeRequestCommentProvider(gitlab.GitlabProvider):
+class GitlabMergeRequestCommentProvider(_prcomment.PullRequestComment, gitlab.GitlabProvider):
     """Posts the run's note at start and edits it at every later event."""
 
     rules = RULES
+    max_body = MAX_BODY
+    comment_ref = "note"
+    noun = "note"
+    change = "merge request"
+    sign = "!"
+    edit_verb = "PUT"
 
-    async def deliver(self, out: _http.Outgoing) -> base.Sent:
-        if out.message.test:
-            return await self._check(out, self._repository(out, None))
-        repo = self._repository(out, _records.with_change_repository(out.message))
-        iid = str(pull_request(out.message, self.rules.type))
-        body = {"body": note(out.message, out.override)}
-        where = f"merge request {repo.path}!{iid}"
-        note_id = str(out.previous.get("note") or "") or await self._find(out, repo, iid)
-        if note_id:
-            url = self.url(repo, "merge_requests", iid, "notes", note_id)
-            reply = await out.request("PUT", url, json=body)
-            if reply.status != 404:  # 404: deleted by someone; post the run's note again
-                self.answer(out, reply, f"note {note_id} on {where}")
-                return _sent(note_id, repo, f"note {note_id} on {where} edited")
-        url = self.url(repo, "merge_requests", iid, "notes")
-        reply = await out.request("POST", url, json=body)
-        self.answer(out, reply, where)
-        created = reply.json()
-        if not isinstance(created, dict) or "id" not in created:
-            raise base.PermanentDeliveryError(f"{self.rules.type}: no note id for {where}")
-        note_id = str(created["id"])
-        return _sent(note_id, repo, f"note {note_id} posted on {where}")
+    def comments_url(self, repo: _forge.Repository, number: str) -> URL:
+        return self.url(repo, "merge_requests", number, "notes")
 
-    async def _find(self, out: _http.Outgoing, repo: _forge.Repository, iid: str) -> str:
-        """The id of this run's note, posted before a crash lost it ("" when none)."""
-        query = {"sort": "desc", "order_by": "created_at", "per_page": str(SEARCHED)}
-        url = self.url(repo, "merge_requests", iid, "notes").with_query(query)
-        reply = await out.request("GET", url)
-        self.answer(out, reply, f"the notes of {repo.path}!{iid}")
-        wanted = _markdown.marker(out.message)
-        for listed in reply.json() if isinstance(reply.json(), list) else ():
-            if isinstance(listed, dict) and str(listed.get("body", "")).startswith(wanted):
-                return str(listed.get("id", ""))
-        return ""
+    def comment_url(self, repo: _forge.Repository, number: str, comment_id: str) -> URL:
+        return self.url(repo, "merge_requests", number, "notes", comment_id)
 
-
-def _sent(note_id: str, repo: _forge.Repository, detail: str) -> base.Sent:
-    return base.Sent(refs={"note": note_id, "project": repo.path}, detail=detail)
+    def search_query(self, message: Message) -> dict[str, str]:
+        return {"sort": "desc", "order_by": "created_at", "per_page": str(SEARCHED)}
 
 
 # request bodies (pure)
 
 
-def note(message: Message, override: base.Title | None) -> str:
-    """The note's Markdown: the hidden marker, then the run's report within GitLab's limit."""
-    return _markdown.report(
-        message, override, lambda text: len(text) <= MAX_BODY, _markdown.marker(message)
-    )
-
-
 def _render(preview: base.Preview) -> dict[str, Any]:
-    return {"body": note(preview.message, preview.override)}
+    return _prcomment.render(preview.message, preview.override, MAX_BODY)
 
 
 def _preview(preview: base.Preview) -> list[str]:
