@@ -116,7 +116,15 @@ def test_operator_restart_mid_run_resumes_without_a_second_start(
 ) -> None:
     ns = notification_ns
     cluster.apply(subscribed("web", [deployment("web", 2)], stabilitySeconds=8), ns)
-    wait_dj(cluster, ns, "web", "Verifying", finished(1, "Verifying"))
+    # Killed once the start is recorded as sent: a kill between the send and that record is the
+    # at-least-once window (the same CloudEvent id; test_faults counts it), not this promise.
+    wait_dj(
+        cluster,
+        ns,
+        "web",
+        "Verifying with the start recorded as sent",
+        lambda s: finished(1, "Verifying")(s) and (1, "start", NOTE, "Sent") in ledger(s),
+    )
     operator.kill()
     operator.start()
     status = wait_dj(cluster, ns, "web", "run 1 Succeeded", finished(1, "Succeeded"))["status"]
