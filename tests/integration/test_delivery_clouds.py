@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import ClusterAccess
-from tests.support.deploybell import deployment, ledger, notifying, secret, wait_dj
+from tests.support.deploybell import (
+    delivered,
+    deployment,
+    notifying,
+    typed_notifications,
+    wait_dj,
+)
 from tests.support.peers import awssqs
 from tests.support.peers.awssqs import SqsPeer
 from tests.support.peers.azureeventhub import EventHubPeer
@@ -63,21 +69,7 @@ def notifications(peers: Peers) -> list[dict[str, Any]]:
         "googlepubsub": {"recipients": ["deploys"], "googlepubsub": {"orderingKey": True}},
         "azureeventhub": {"azureeventhub": {"partitionKey": True}},
     }
-    out = []
-    for type_ in TYPES:
-        spec = {"type": type_, "secretRef": {"name": type_}, **extra.get(type_, {})}
-        notification = {
-            "apiVersion": "deploybell.io/v1alpha1",
-            "kind": "Notification",
-            "metadata": {"name": type_},
-            "spec": spec,
-        }
-        out += [secret(type_, keys[type_]), notification]
-    return out
-
-
-def sent_to_all(status: dict[str, Any], event: str) -> bool:
-    return set(TYPES) <= {e[2] for e in ledger(status, 1) if e[1] == event and e[3] == "Sent"}
+    return typed_notifications({type_: keys[type_] for type_ in TYPES}, extra)
 
 
 def test_start_and_success_reach_every_bus(
@@ -88,7 +80,12 @@ def test_start_and_success_reach_every_bus(
     cluster.apply(notifying(TYPES, "web", [deployment("web")]), ns)
 
     status = wait_dj(
-        cluster, ns, "web", "success sent to every bus", lambda s: sent_to_all(s, "success"), 120
+        cluster,
+        ns,
+        "web",
+        "success sent to every bus",
+        lambda s: set(TYPES) <= delivered(s, 1, "success"),
+        120,
     )
     assert status["status"]["phase"] == "Succeeded"
     for type_ in TYPES:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tests.support.cluster import ClusterAccess, wait_for
@@ -116,6 +116,24 @@ def notification(name: str = "deploy-notification", type_: str = "webhook") -> d
         "metadata": {"name": name},
         "spec": spec,
     }
+
+
+def typed_notifications(
+    keys: Mapping[str, dict[str, str]], extra: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """For each type in `keys`, a Secret with those keys and a Notification of that type, both
+    named after it (its spec completed by `extra[type]`)."""
+    out = []
+    for type_, data in keys.items():
+        spec = {"type": type_, "secretRef": {"name": type_}, **extra.get(type_, {})}
+        notification = {
+            "apiVersion": "deploybell.io/v1alpha1",
+            "kind": "Notification",
+            "metadata": {"name": type_},
+            "spec": spec,
+        }
+        out += [secret(type_, data), notification]
+    return out
 
 
 def get_dj(cluster: ClusterAccess, namespace: str, name: str) -> dict[str, Any] | None:
