@@ -109,8 +109,9 @@ NEEDS = (
     ),
     Need(
         "git",
-        "`make fresh-check` copies HEAD with git archive; bench's Flux lab serves git",
-        ("fresh-check", "bench"),
+        "the gitea tests' real Gitea runs git; `make fresh-check` copies HEAD with git archive; "
+        "bench's Flux lab serves git",
+        ("test", "fresh-check", "bench"),
         ("git",),
     ),
 )

@@ -38,7 +38,7 @@ def test_without_root_one_sentence_names_the_packages_and_the_command(
     monkeypatch.setattr(deps.os, "geteuid", lambda: 1000)
     assert deps.main(["deps", "test"]) == 2
     out, err = capsys.readouterr()
-    names = "openssl ngircd inspircd atheme-services mmdebstrap podman runc netavark"
+    names = "openssl ngircd inspircd atheme-services mmdebstrap podman runc netavark git"
     assert err.count("\n") == 1, err  # one sentence, no traceback
     assert f"`make test` needs {names}, missing here, and installing them needs root" in err
     assert f"`sudo apt-get install -y {names}`" in err
